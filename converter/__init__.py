@@ -1,0 +1,1 @@
+"""Workstation side of craft-edge: CRAFT weights -> ONNX -> verified TFLite variants + manifest."""
