@@ -1,0 +1,168 @@
+"""``manifest.json``: the contract between the converter (writes it) and the device (reads it).
+
+One model folder holds the models of one input size and one manifest describing them. The format
+is documented in the README ("Manifest format"); bump ``FORMAT_VERSION`` on any incompatible
+change. Loading is strict: a missing or mistyped field is refused with its path in the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+TARGETS = ("cpu", "edgetpu")
+
+
+class ManifestError(ValueError):
+    """The manifest is missing, malformed, or does not describe the files beside it."""
+
+
+@dataclass
+class Quantization:
+    scale: float
+    zero_point: int
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: list[int]
+    dtype: str  # numpy name: "uint8", "int8", "float32"
+    layout: str  # "NHWC"
+    quantization: Quantization | None = None
+
+
+@dataclass
+class Agreement:
+    """How closely a variant reproduces the PyTorch fp32 model on the validation images."""
+
+    reference: str  # "pytorch-fp32"
+    images: int
+    region_max_abs_diff: float
+    region_mean_abs_diff: float
+    affinity_max_abs_diff: float
+    affinity_mean_abs_diff: float
+    min_iou: float
+    boxes_reference: int
+    boxes_variant: int
+    box_precision: float
+    box_recall: float
+
+
+@dataclass
+class Variant:
+    name: str  # fp32, fp16, dynamic, int8, int8-tpu, edgetpu
+    file: str  # relative to the manifest's folder
+    sha256: str
+    bytes: int
+    target: str  # one of TARGETS
+    input: TensorInfo
+    output: TensorInfo
+    op_counts: dict[str, int]
+    transpose_count: int
+    agreement: Agreement | None = None
+    edgetpu: dict[str, Any] | None = None  # readiness check and compiler report, when relevant
+
+
+@dataclass
+class Manifest:
+    format_version: int
+    created: str  # UTC ISO-8601
+    converter_version: str
+    source_weights: str
+    source_sha256: str
+    input_size: list[int]  # [height, width]
+    input_normalization: str
+    toolchain: dict[str, str]
+    validation_images: list[str]
+    variants: list[Variant] = field(default_factory=list)
+
+    def variant(self, name: str) -> Variant:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        known = ", ".join(v.name for v in self.variants)
+        raise ManifestError(f"no variant {name!r} in the manifest (has: {known})")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    def write(self, folder: Path) -> Path:
+        path = folder / MANIFEST_NAME
+        path.write_text(self.to_json())
+        return path
+
+
+def _build(kind: Any, value: Any, where: str) -> Any:
+    """Check ``value`` against the type annotation ``kind`` and build dataclasses from dicts."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        return _build(next(o for o in options if o is not type(None)), value, where)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ManifestError(f"{where}: expected an object")
+        hints = typing.get_type_hints(kind)
+        fields = {f.name: f for f in dataclasses.fields(kind)}
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise ManifestError(f"{where}.{unknown[0]}: unknown field")
+        built = {}
+        for name, spec in fields.items():
+            if name not in value:
+                if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                    raise ManifestError(f"{where}.{name}: missing")
+                continue
+            built[name] = _build(hints[name], value[name], f"{where}.{name}")
+        return kind(**built)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ManifestError(f"{where}: expected a list")
+        (item,) = typing.get_args(kind)
+        return [_build(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ManifestError(f"{where}: expected an object")
+        _, item = typing.get_args(kind)
+        return {str(k): _build(item, v, f"{where}.{k}") for k, v in value.items()}
+    if kind is Any:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ManifestError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    if isinstance(data, dict) and data.get("format_version") != FORMAT_VERSION:
+        raise ManifestError(
+            f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads {FORMAT_VERSION}"
+        )
+    manifest = _build(Manifest, data, where)
+    for index, variant in enumerate(manifest.variants):
+        if variant.target not in TARGETS:
+            raise ManifestError(f"{where}.variants[{index}].target: {variant.target!r} is not one of {TARGETS}")
+    return manifest
+
+
+def load_manifest(folder: Path) -> Manifest:
+    path = folder / MANIFEST_NAME
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return parse_manifest(text, str(path))

@@ -1,0 +1,52 @@
+"""Frame -> model input: letterbox an RGB frame into the model's fixed input size.
+
+CRAFT's official pre-processing resizes keeping the aspect ratio and pads the bottom/right with
+black (raw 0) pixels before normalising; our models normalise inside the graph, so the device
+only resizes and pads uint8 pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """A letterboxed frame and how to map model-input pixels back to the source frame."""
+
+    pixels: np.ndarray  # (H, W, 3) uint8 RGB, the model's input size
+    scale: float  # source pixel * scale = model-input pixel
+    source_hw: tuple[int, int]
+
+
+def letterbox(rgb: np.ndarray, input_hw: tuple[int, int], scale: float | None = None) -> Letterbox:
+    """Resize ``rgb`` (H, W, 3 uint8) to fit ``input_hw`` keeping its aspect ratio; pad with 0.
+
+    ``scale`` overrides the fitted scale (used to reproduce CRAFT's canvas/mag-ratio rule).
+    """
+    height, width = rgb.shape[:2]
+    in_h, in_w = input_hw
+    if scale is None:
+        scale = min(in_h / height, in_w / width)
+    target_h = min(in_h, max(1, int(height * scale)))
+    target_w = min(in_w, max(1, int(width * scale)))
+    canvas = np.zeros((in_h, in_w, 3), dtype=np.uint8)
+    interpolation = cv2.INTER_LINEAR
+    canvas[:target_h, :target_w] = cv2.resize(rgb, (target_w, target_h), interpolation=interpolation)
+    return Letterbox(pixels=canvas, scale=scale, source_hw=(height, width))
+
+
+def craft_canvas(source_hw: tuple[int, int], canvas_size: int, mag_ratio: float) -> tuple[tuple[int, int], float]:
+    """The input size and scale CRAFT's official ``resize_aspect_ratio`` would use for a frame.
+
+    The long side becomes ``mag_ratio * long side`` capped at ``canvas_size``; both sides are then
+    padded up to a multiple of 32.
+    """
+    height, width = source_hw
+    long_side = max(height, width)
+    scale = min(mag_ratio * long_side, canvas_size) / long_side
+    target_h, target_w = int(height * scale), int(width * scale)
+    return (-(-target_h // 32) * 32, -(-target_w // 32) * 32), scale
