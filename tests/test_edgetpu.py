@@ -1,0 +1,109 @@
+"""Edge TPU: readiness check, compiler log parsing, and running the compiler when it exists."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from converter import edgetpu
+from converter.tflite_graph import GraphFacts, OpFacts, TensorFacts
+
+# Lines in the layout edgetpu_compiler -s prints.
+COMPILER_LOG = """Edge TPU Compiler version 16.0.384591198
+Started a compilation timeout timer of 180 seconds.
+
+Model compiled successfully in 2210 ms.
+
+Input model: craft_480x640_int8-tpu.tflite
+Input size: 20.03MiB
+Output model: craft_480x640_int8-tpu_edgetpu.tflite
+Output size: 20.41MiB
+On-chip memory used for caching model parameters: 7.08MiB
+On-chip memory remaining for caching model parameters: 0.00B
+Off-chip memory used for streaming uncached model parameters: 12.89MiB
+Number of Edge TPU subgraphs: 1
+Total number of operations: 46
+Operation log: craft_480x640_int8-tpu_edgetpu.log
+
+Operator                       Count      Status
+
+CONV_2D                        27         Mapped to Edge TPU
+DEPTHWISE_CONV_2D              3          Mapped to Edge TPU
+QUANTIZE                       2          Mapped to Edge TPU
+Number of operations that will run on Edge TPU: 46
+Number of operations that will run on CPU: 0
+"""
+
+
+def test_parse_compiler_log() -> None:
+    facts = edgetpu.parse_compiler_log(COMPILER_LOG)
+    assert facts["version"] == "16.0.384591198"
+    assert facts["ops_on_tpu"] == 46 and facts["ops_on_cpu"] == 0
+    assert facts["on_chip_memory"] == "7.08MiB" and facts["off_chip_memory"] == "12.89MiB"
+    assert {"op": "DEPTHWISE_CONV_2D", "count": 3, "status": "Mapped to Edge TPU"} in facts["operators"]
+    assert len(facts["operators"]) == 3
+
+
+def _graph(ops: list[OpFacts], tensors: list[TensorFacts]) -> GraphFacts:
+    return GraphFacts(ops=ops, tensors=tensors, subgraphs=1)
+
+
+def test_readiness_flags_each_trap_by_index() -> None:
+    tensors = [
+        TensorFacts(0, "in", "uint8", (1, 8, 8, 3), False),
+        TensorFacts(1, "bias", "int32", (8,), True),
+        TensorFacts(2, "act", "float32", (1, -1, 8, 8), False),
+    ]
+    ops = [
+        OpFacts(0, "CONV_2D", (0, 1), (2,), None),
+        OpFacts(1, "RESIZE_BILINEAR", (2,), (0,), True),
+        OpFacts(2, "GATHER_ND", (2,), (0,), None),
+    ]
+    result = edgetpu.check_readiness(_graph(ops, tensors))
+    assert not result.ready
+    text = "\n".join(result.problems)
+    assert "tensor 2 (act): dynamic shape" in text
+    assert "tensor 2 (act): float32, not int8/uint8" in text
+    assert "op 1 RESIZE_BILINEAR: half_pixel_centers=true" in text
+    assert "op 2 GATHER_ND: not supported" in text
+    assert "tensor 1" not in text  # int32 bias constants are fine
+
+
+def test_clean_graph_is_ready() -> None:
+    tensors = [TensorFacts(0, "in", "uint8", (1, 8, 8, 3), False), TensorFacts(1, "out", "int8", (1, 16, 16, 3), False)]
+    ops = [OpFacts(0, "RESIZE_NEAREST_NEIGHBOR", (0,), (1,), False)]
+    assert edgetpu.check_readiness(_graph(ops, tensors)).ready
+
+
+def test_without_compiler_says_how(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    report = edgetpu.compile_model(tmp_path / "m.tflite", tmp_path)
+    assert not report.compiled
+    assert "edgetpu_compiler not installed here" in report.message
+    assert report.command == "edgetpu_compiler -s -o . m.tflite"
+
+
+def test_with_compiler_records_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in compiler (the real one cannot be installed here) that behaves like it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "log.txt"
+    log.write_text(COMPILER_LOG)
+    fake = bin_dir / "edgetpu_compiler"
+    fake.write_text(
+        "#!/bin/sh\n# args: -s -o OUT MODEL\nname=$(basename \"$4\" .tflite)\n"
+        f"cp \"$4\" \"$3/${{name}}_edgetpu.tflite\"\ncat {log}\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"model")
+    out = tmp_path / "out"
+    out.mkdir()
+    report = edgetpu.compile_model(model, out)
+    assert report.compiled and report.output_file == "m_edgetpu.tflite"
+    assert (out / "m_edgetpu.tflite").read_bytes() == b"model"
+    assert report.ops_on_tpu == 46 and report.off_chip_memory == "12.89MiB"
