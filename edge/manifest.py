@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edge.typed import SchemaError, from_dict
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -100,49 +100,6 @@ class Manifest:
         return path
 
 
-def _build(kind: Any, value: Any, where: str) -> Any:
-    """Check ``value`` against the type annotation ``kind`` and build dataclasses from dicts."""
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(kind)
-        if value is None and type(None) in options:
-            return None
-        return _build(next(o for o in options if o is not type(None)), value, where)
-    if dataclasses.is_dataclass(kind):
-        if not isinstance(value, dict):
-            raise ManifestError(f"{where}: expected an object")
-        hints = typing.get_type_hints(kind)
-        fields = {f.name: f for f in dataclasses.fields(kind)}
-        unknown = sorted(set(value) - set(fields))
-        if unknown:
-            raise ManifestError(f"{where}.{unknown[0]}: unknown field")
-        built = {}
-        for name, spec in fields.items():
-            if name not in value:
-                if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                    raise ManifestError(f"{where}.{name}: missing")
-                continue
-            built[name] = _build(hints[name], value[name], f"{where}.{name}")
-        return kind(**built)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ManifestError(f"{where}: expected a list")
-        (item,) = typing.get_args(kind)
-        return [_build(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ManifestError(f"{where}: expected an object")
-        _, item = typing.get_args(kind)
-        return {str(k): _build(item, v, f"{where}.{k}") for k, v in value.items()}
-    if kind is Any:
-        return value
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ManifestError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
 def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
     try:
         data = json.loads(text)
@@ -152,7 +109,10 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
         raise ManifestError(
             f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads {FORMAT_VERSION}"
         )
-    manifest = _build(Manifest, data, where)
+    try:
+        manifest = from_dict(Manifest, data, where)
+    except SchemaError as exc:
+        raise ManifestError(str(exc)) from exc
     for index, variant in enumerate(manifest.variants):
         if variant.target not in TARGETS:
             raise ManifestError(f"{where}.variants[{index}].target: {variant.target!r} is not one of {TARGETS}")

@@ -8,6 +8,7 @@ models on XNNPACK), ``tflite_runtime`` (frozen at 2.14, numpy < 2, int8 not on X
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-# (name reported in logs and stats, module holding Interpreter and load_delegate)
+# (name reported in logs and stats = its PyPI distribution, module holding Interpreter and load_delegate)
 RUNTIME_MODULES = (
     ("ai-edge-litert", "ai_edge_litert.interpreter"),
     ("tflite-runtime", "tflite_runtime.interpreter"),
-    ("tensorflow", "tensorflow.lite"),
+    ("tensorflow", "tensorflow.lite.python.interpreter"),
 )
 
 
@@ -43,6 +44,16 @@ class Runtime:
 
     def load_delegate(self, library: str, options: dict | None = None) -> Any:
         return self.module.load_delegate(library, options or {})
+
+    @property
+    def version(self) -> str:
+        try:
+            return importlib.metadata.version(self.name)
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version}"
 
 
 def find_runtime(preferred: str | None = None) -> Runtime:

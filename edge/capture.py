@@ -1,0 +1,139 @@
+"""Capture side of the pipeline: a thread that keeps the newest frame in a one-frame slot.
+
+Capture never waits for inference: each new frame replaces the one in the slot, and a frame that
+is replaced before inference took it is dropped and counted. A lost source is reopened with
+exponential backoff while the daemon keeps running; its state is reported in status.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from edge.sources import BadFrame, Frame, FrameSource, SourceLost
+
+log = logging.getLogger(__name__)
+
+
+class LatestFrame:
+    """A slot holding at most one frame; ``put`` replaces, ``take`` waits for a new one."""
+
+    def __init__(self) -> None:
+        self._frame: Frame | None = None
+        self._seq = 0
+        self._condition = threading.Condition()
+        self.dropped = 0
+        self.finished = False
+
+    def put(self, frame: Frame) -> None:
+        with self._condition:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._condition.notify_all()
+
+    def finish(self) -> None:
+        """No more frames will come (a finite source ended)."""
+        with self._condition:
+            self.finished = True
+            self._condition.notify_all()
+
+    def take(self, timeout: float) -> Frame | None:
+        with self._condition:
+            if self._frame is None and not self.finished:
+                self._condition.wait(timeout)
+            frame, self._frame = self._frame, None
+            self._condition.notify_all()  # a paced producer may be waiting for the slot to empty
+            return frame
+
+    def wait_until_empty(self, timeout: float) -> bool:
+        """For finite sources: block the producer until inference has taken the frame."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._frame is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
+
+@dataclass
+class SourceState:
+    state: str = "starting"  # starting, ok, lost, ended
+    detail: str = ""
+    reopens: int = 0
+    bad_frames: int = 0
+    frames: int = 0
+
+
+class CaptureThread(threading.Thread):
+    """Reads ``source`` into ``slot`` until ``stop`` is set or a finite source ends."""
+
+    def __init__(self, source: FrameSource, slot: LatestFrame, stop: threading.Event, backoff_max: float,
+                 max_fps: float = 0.0, pace_to_consumer: bool = False) -> None:
+        super().__init__(name="capture", daemon=True)
+        self.source = source
+        self.slot = slot
+        self.stop_event = stop
+        self.backoff_max = backoff_max
+        self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
+        # File sources have no real-time clock: wait for inference instead of dropping frames.
+        self.pace_to_consumer = pace_to_consumer
+        self.status = SourceState()
+
+    def _open_with_backoff(self) -> bool:
+        delay = 0.5
+        while not self.stop_event.is_set():
+            try:
+                self.source.open()
+                if self.status.state == "lost":
+                    log.info("source %s back after %d reopen attempts", self.source.kind, self.status.reopens)
+                self.status.state, self.status.detail = "ok", ""
+                return True
+            except SourceLost as exc:
+                self._lost(str(exc))
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, self.backoff_max)
+                self.status.reopens += 1
+        return False
+
+    def _lost(self, detail: str) -> None:
+        if self.status.state != "lost" or self.status.detail != detail:
+            log.warning("source %s lost: %s; reopening with backoff", self.source.kind, detail)
+        self.status.state, self.status.detail = "lost", detail
+
+    def run(self) -> None:
+        if not self._open_with_backoff():
+            return
+        last = 0.0
+        while not self.stop_event.is_set():
+            if self.min_interval:
+                wait = last + self.min_interval - time.monotonic()
+                if wait > 0 and self.stop_event.wait(wait):
+                    break
+            try:
+                frame = self.source.read()
+            except BadFrame as exc:
+                self.status.bad_frames += 1
+                log.warning("skipped a frame: %s", exc)
+                continue
+            except SourceLost as exc:
+                self._lost(str(exc))
+                self.source.close()
+                if not self._open_with_backoff():
+                    break
+                continue
+            if frame is None:
+                self.status.state = "ended"
+                self.slot.finish()
+                break
+            last = time.monotonic()
+            self.status.frames += 1
+            if self.pace_to_consumer:
+                while not self.slot.wait_until_empty(0.5) and not self.stop_event.is_set():
+                    pass
+            self.slot.put(frame)
+        self.source.close()

@@ -1,0 +1,178 @@
+"""config.yaml: the daemon's settings, validated on load.
+
+``config.yaml`` at the repository root is the documented default (every key commented). A bad
+file (unknown key, wrong type, out-of-range value, bad YAML) is refused with one line naming the
+key and the file; the daemon then exits with status 2. The MQTT password never comes from the
+YAML: it is read from the environment variable named by ``mqtt.password_env``, or from the file
+``mqtt-password`` in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from edge.typed import SchemaError, from_dict
+
+DEFAULT_CONFIG_PATH = Path("/etc/craft-edge/config.yaml")
+DEFAULT_STATE_DIR = Path("/var/lib/craft-edge")
+CREDENTIAL_NAME = "mqtt-password"
+SOURCE_KINDS = ("picamera2", "opencv", "files")
+MODEL_CHOICES = ("auto", "fp32", "fp16", "dynamic", "int8", "int8-tpu", "edgetpu")
+FORBIDDEN_ID_CHARACTERS = ("+", "#", "/")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key and the file."""
+
+
+@dataclass
+class SourceConfig:
+    kind: str = field(default="files", metadata={"choices": SOURCE_KINDS})
+    name: str = "camera"  # the camera's name in payloads (file sources report the file name)
+    # opencv: device index, /dev/videoN, rtsp:// or http:// URL, or a video file
+    device: str = "0"
+    # files: a file, a folder or a glob pattern
+    path: str = ""
+    loop: bool = False
+    width: int = field(default=1280, metadata={"min": 16, "max": 8192})
+    height: int = field(default=720, metadata={"min": 16, "max": 8192})
+    max_fps: float = field(default=0.0, metadata={"min": 0.0, "max": 120.0})  # 0: as fast as inference goes
+    picamera2_format: str = field(default="RGB888", metadata={"choices": ("RGB888", "BGR888", "XRGB8888", "XBGR8888")})
+    reopen_backoff_max_seconds: float = field(default=30.0, metadata={"min": 0.1, "max": 3600.0})
+
+
+@dataclass
+class EdgeTpuConfig:
+    device: str = ""  # "" = any; else as pycoral: usb, usb:N, pci, pci:N, :N
+    retry_seconds: float = field(default=60.0, metadata={"min": 1.0, "max": 86400.0})
+
+
+@dataclass
+class ModelConfig:
+    dir: str = "/var/lib/craft-edge/models/480x640"
+    prefer: str = field(default="auto", metadata={"choices": MODEL_CHOICES})
+    # auto only picks CPU variants whose recorded box recall and precision against PyTorch reach this
+    min_agreement: float = field(default=0.95, metadata={"min": 0.0, "max": 1.0})
+    num_threads: int = field(default=0, metadata={"min": 0, "max": 64})  # 0: one per core
+    edgetpu: EdgeTpuConfig = field(default_factory=EdgeTpuConfig)
+
+
+@dataclass
+class DetectionConfig:
+    text_threshold: float = field(default=0.7, metadata={"min": 0.0, "max": 1.0})
+    link_threshold: float = field(default=0.4, metadata={"min": 0.0, "max": 1.0})
+    low_text: float = field(default=0.4, metadata={"min": 0.0, "max": 1.0})
+
+
+@dataclass
+class TlsConfig:
+    enabled: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+
+@dataclass
+class HomeAssistantConfig:
+    enabled: bool = False
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass
+class MqttConfig:
+    host: str = "localhost"
+    port: int = field(default=1883, metadata={"min": 1, "max": 65535})
+    client_id: str = ""  # default: craft-edge-<device_id>
+    username: str = ""
+    password_env: str = "CRAFT_EDGE_MQTT_PASSWORD"
+    topic_prefix: str = ""  # default: craft-edge/<device_id>
+    qos: int = field(default=1, metadata={"choices": (0, 1, 2)})
+    keepalive: int = field(default=30, metadata={"min": 5, "max": 3600})
+    publish: str = field(default="every_frame", metadata={"choices": ("every_frame", "on_change")})
+    heartbeat_seconds: float = field(default=30.0, metadata={"min": 1.0, "max": 86400.0})
+    stats_interval_seconds: float = field(default=30.0, metadata={"min": 1.0, "max": 86400.0})
+    reconnect_max_seconds: float = field(default=60.0, metadata={"min": 1.0, "max": 3600.0})
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    home_assistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
+
+
+@dataclass
+class Config:
+    device_id: str = "craft-edge"
+    source: SourceConfig = field(default_factory=SourceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    state_dir: str = str(DEFAULT_STATE_DIR)  # $STATE_DIRECTORY (systemd) wins
+    log_level: str = field(default="info", metadata={"choices": ("debug", "info", "warning", "error")})
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.mqtt.topic_prefix or f"craft-edge/{self.device_id}"
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"craft-edge-{self.device_id}"
+
+
+def check_device_id(device_id: str, where: str) -> None:
+    if not device_id.strip() or any(c in device_id for c in FORBIDDEN_ID_CHARACTERS):
+        raise ConfigError(f"{where}: device_id {device_id!r} must be non-empty without '+', '#' or '/'")
+
+
+def _check(config: Config, where: str) -> None:
+    check_device_id(config.device_id, where)
+    if any(c in config.topic_prefix for c in ("+", "#")) or config.topic_prefix.endswith("/"):
+        raise ConfigError(f"{where}: mqtt.topic_prefix {config.topic_prefix!r} must not hold '+' or '#' or end in '/'")
+    if config.source.kind == "files" and not config.source.path:
+        raise ConfigError(f"{where}: source.path is required when source.kind is files")
+    tls = config.mqtt.tls
+    if tls.enabled and bool(tls.cert_file) != bool(tls.key_file):
+        raise ConfigError(f"{where}: mqtt.tls.cert_file and mqtt.tls.key_file go together")
+
+
+def parse_config(text: str, where: str) -> Config:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}:{line} not valid YAML ({getattr(exc, 'problem', None) or exc})") from exc
+    try:
+        config = from_dict(Config, data if data is not None else {}, "config")
+    except SchemaError as exc:
+        raise ConfigError(f"{where}: {str(exc).removeprefix('config.')}") from exc
+    _check(config, where)
+    return config
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from exc
+    return parse_config(text, str(path))
+
+
+def mqtt_password(config: MqttConfig, environ: dict[str, str] | None = None) -> str | None:
+    """The password from the environment, or from systemd's credentials directory; else None."""
+    environ = os.environ if environ is None else environ
+    if config.password_env and environ.get(config.password_env):
+        return environ[config.password_env]
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        path = Path(credentials) / CREDENTIAL_NAME
+        if path.is_file():
+            return path.read_text().rstrip("\n")
+    return None
+
+
+def state_dir(config: Config, environ: dict[str, str] | None = None) -> Path:
+    """systemd's ``$STATE_DIRECTORY`` (first entry) if set, else ``state_dir`` from the config."""
+    environ = os.environ if environ is None else environ
+    from_systemd = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(from_systemd or config.state_dir)

@@ -1,0 +1,250 @@
+"""The daemon: capture thread -> latest-frame slot -> inference + post-processing -> publish thread.
+
+Signals: SIGTERM/SIGINT stop cleanly (offline published, queued messages flushed, exit 0);
+SIGHUP reloads the configuration and the model. Under systemd it sends READY=1 once camera,
+model and broker are up, WATCHDOG=1 while frames are processed, and STATUS= lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge import __version__
+from edge.boxes import match_boxes
+from edge.capture import CaptureThread, LatestFrame
+from edge.config import Config, mqtt_password, state_dir
+from edge.detector import boxes_in_source
+from edge.hardware import cpu_info, find_tpus
+from edge.inference import ModelRunner
+from edge.manifest import load_manifest
+from edge.notify import Watchdog, notify
+from edge.payload import Timing, detection_message, utc_iso
+from edge.postprocess import Box, Thresholds
+from edge.preprocess import letterbox
+from edge.publisher import Publisher
+from edge.runtime import default_threads, find_runtime
+from edge.selection import ModelSelector
+from edge.sources import Frame, make_source
+from edge.stats import RollingStats
+
+log = logging.getLogger(__name__)
+
+PUBLISH_QUEUE_SIZE = 64
+ACK_TIMEOUT_SECONDS = 60.0
+UNCHANGED_IOU = 0.7
+
+
+@dataclass
+class Components:
+    """What a (re)load builds from a configuration."""
+
+    config: Config
+    runner: ModelRunner
+    slot: LatestFrame
+    capture: CaptureThread
+    capture_stop: threading.Event
+
+
+def boxes_changed(new: list[Box], old: list[Box] | None) -> bool:
+    if old is None or len(new) != len(old):
+        return True
+    return match_boxes([b.points for b in new], [b.points for b in old], UNCHANGED_IOU).matched != len(new)
+
+
+class Daemon:
+    def __init__(self, load: Callable[[], Config], max_frames: int | None = None) -> None:
+        self.load = load  # re-run on SIGHUP: reads the file and applies command-line overrides
+        self.max_frames = max_frames
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.stats = RollingStats()
+        self.watchdog = Watchdog()
+        self.seq = 0
+        self._publish_queue: queue.Queue[dict | None] = queue.Queue(maxsize=PUBLISH_QUEUE_SIZE)
+        self._last_boxes: list[Box] | None = None
+        self._last_published = 0.0
+        self._last_stats = time.monotonic()
+        self._ready_sent = False
+        self._status_text = ""
+        self._last_summary: tuple | None = None
+        self.publisher: Publisher | None = None
+
+    # -- building --------------------------------------------------------------------------
+    def _build(self, config: Config) -> Components:
+        runtime = find_runtime()
+        model_dir = Path(config.model.dir)
+        manifest = load_manifest(model_dir)
+        threads = config.model.num_threads or default_threads()
+        selector = ModelSelector(model_dir, manifest, config.model, runtime, cpu_info(), threads, state_dir(config))
+        runner = ModelRunner(selector, find_tpus, config.model.edgetpu.retry_seconds)
+        runner.start()
+        slot = LatestFrame()
+        stop = threading.Event()
+        capture = CaptureThread(
+            make_source(config.source), slot, stop, config.source.reopen_backoff_max_seconds,
+            max_fps=config.source.max_fps, pace_to_consumer=config.source.kind == "files",
+        )
+        return Components(config, runner, slot, capture, stop)
+
+    # -- main loop -------------------------------------------------------------------------
+    def run(self) -> int:
+        config = self.load()
+        logging.getLogger().setLevel(config.log_level.upper())
+        parts = self._build(config)
+        publisher = self.publisher = Publisher(config, mqtt_password(config.mqtt))
+        publisher.start()
+        publish_thread = threading.Thread(target=self._publish_loop, name="publish", daemon=True)
+        publish_thread.start()
+        parts.capture.start()
+        self._install_signals()
+        self._publish_status(parts, publisher)
+        exit_code = 0
+        try:
+            while not self.stop_event.is_set():
+                if self.reload_event.is_set():
+                    self.reload_event.clear()
+                    parts, publisher = self._reload(parts, publisher)
+                frame = parts.slot.take(timeout=0.5)
+                if frame is None:
+                    if parts.slot.finished:
+                        log.info("source ended after %d frames", self.seq)
+                        break
+                    self._periodic(parts, publisher)
+                    continue
+                self._process(frame, parts, publisher)
+                self._periodic(parts, publisher)
+                if self.max_frames is not None and self.seq >= self.max_frames:
+                    log.info("processed %d frames (--max-frames)", self.seq)
+                    break
+        finally:
+            parts.capture_stop.set()
+            self._publish_queue.put(None)
+            publish_thread.join(timeout=10)
+            if self.max_frames is not None and not publisher.wait_for_acks(ACK_TIMEOUT_SECONDS):
+                log.error("%d detections not acknowledged by the broker", publisher.unacknowledged())
+                exit_code = 1
+            notify("STOPPING=1")
+            publisher.stop()
+            parts.capture.join(timeout=5)
+        return exit_code
+
+    def _process(self, frame: Frame, parts: Components, publisher: Publisher) -> None:
+        config = parts.config
+        thresholds = Thresholds(config.detection.text_threshold, config.detection.link_threshold,
+                                config.detection.low_text)
+        start = time.perf_counter()
+        boxed = letterbox(frame.rgb, parts.runner.input_hw)
+        after_pre = time.perf_counter()
+        scores = parts.runner(boxed.pixels)
+        after_inference = time.perf_counter()
+        boxes = boxes_in_source(scores, boxed, thresholds)
+        done = time.perf_counter()
+        timing = Timing((after_pre - start) * 1e3, (after_inference - after_pre) * 1e3, (done - after_inference) * 1e3)
+        self.seq += 1
+        self.stats.record(timing.inference)
+        self.watchdog.frame_done()
+        choice = parts.runner.choice
+        assert choice is not None
+        heartbeat_due = time.monotonic() - self._last_published >= config.mqtt.heartbeat_seconds
+        if config.mqtt.publish == "every_frame" or heartbeat_due or boxes_changed(boxes, self._last_boxes):
+            message = detection_message(
+                device_id=config.device_id, source_kind=config.source.kind,
+                source_name=frame.name, seq=self.seq, captured=frame.captured, frame_hw=frame.rgb.shape[:2],
+                variant=choice.variant, backend=choice.backend, runtime=parts.runner.selector.runtime.name,
+                input_hw=parts.runner.input_hw, timing=timing, boxes=boxes,
+            )
+            self._publish_queue.put(message)
+            self._last_published = time.monotonic()
+            self._last_boxes = boxes
+        if not self._ready_sent and publisher.connected.is_set():
+            self._ready_sent = notify("READY=1") or True
+            log.info("ready: camera, model and broker are up")
+
+    def _publish_loop(self) -> None:
+        while True:
+            message = self._publish_queue.get()
+            if message is None:
+                return
+            assert self.publisher is not None
+            self.publisher.publish_detection(message)
+
+    # -- status and stats ------------------------------------------------------------------
+    def _status(self, parts: Components) -> dict:
+        choice = parts.runner.choice
+        capture = parts.capture.status
+        return {
+            "state": "running", "version": __version__, "device_id": parts.config.device_id,
+            "backend": choice.backend if choice else None, "variant": choice.variant if choice else None,
+            "runtime": parts.runner.selector.runtime.describe(), "choice": choice.reason if choice else None,
+            "source": {"kind": parts.config.source.kind, "name": parts.config.source.name, "state": capture.state,
+                       "detail": capture.detail, "reopens": capture.reopens},
+            "tpu": parts.runner.tpu_state, "since": utc_iso(time.time()),
+        }
+
+    def _publish_status(self, parts: Components, publisher: Publisher) -> None:
+        status = self._status(parts)
+        publisher.publish_status(status)
+        text = f"{status['variant']} on {status['backend']}, source {status['source']['state']}"
+        if text != self._status_text:
+            self._status_text = text
+            notify(f"STATUS={text}")
+
+    def _periodic(self, parts: Components, publisher: Publisher) -> None:
+        summary = (parts.runner.choice, parts.capture.status.state, parts.runner.tpu_state)
+        if summary != self._last_summary:
+            self._last_summary = summary
+            self._publish_status(parts, publisher)
+        if time.monotonic() - self._last_stats >= parts.config.mqtt.stats_interval_seconds:
+            self._last_stats = time.monotonic()
+            publisher.publish_stats(self._stats(parts, publisher))
+
+    def _stats(self, parts: Components, publisher: Publisher) -> dict:
+        choice = parts.runner.choice
+        return {
+            "version": __version__, "uptime_s": self.stats.uptime(), "frames": self.stats.frames,
+            "fps": round(self.stats.fps(), 2), "inference_ms": self.stats.inference_ms(),
+            "frames_dropped": parts.slot.dropped, "bad_frames": parts.capture.status.bad_frames,
+            "backend": choice.backend if choice else None, "variant": choice.variant if choice else None,
+            "runtime": parts.runner.selector.runtime.describe(), "source_state": parts.capture.status.state,
+            "tpu_state": parts.runner.tpu_state, "unacknowledged": publisher.unacknowledged(),
+            "ignored_messages": publisher.ignored_messages,
+        }
+
+    # -- signals and reload ----------------------------------------------------------------
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("received %s; shutting down", signal.Signals(signum).name)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
+
+    def _reload(self, parts: Components, publisher: Publisher) -> tuple[Components, Publisher]:
+        notify("RELOADING=1")
+        try:
+            config = self.load()
+            fresh = self._build(config)
+        except Exception as exc:  # a bad edit must not take the running daemon down
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            notify("READY=1")
+            return parts, publisher
+        parts.capture_stop.set()
+        parts.capture.join(timeout=5)
+        if config.mqtt != parts.config.mqtt or config.topic_prefix != parts.config.topic_prefix:
+            publisher.stop()
+            publisher = self.publisher = Publisher(config, mqtt_password(config.mqtt))
+            publisher.start()
+        fresh.capture.start()
+        logging.getLogger().setLevel(config.log_level.upper())
+        log.info("reloaded configuration and model")
+        notify("READY=1")
+        self._publish_status(fresh, publisher)
+        return fresh, publisher

@@ -1,0 +1,44 @@
+"""systemd notifications over $NOTIFY_SOCKET (plain socket, no extra dependency).
+
+READY=1 once camera, model and broker are up; WATCHDOG=1 only while frames are being processed,
+so a stuck pipeline gets restarted by systemd; STATUS= lines for ``systemctl status``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+
+def notify(message: str, environ: dict[str, str] | None = None) -> bool:
+    """Send one notification; False when not running under systemd (no NOTIFY_SOCKET)."""
+    address = (environ if environ is not None else os.environ).get("NOTIFY_SOCKET", "")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract namespace
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode(), address)
+        except OSError:
+            return False
+    return True
+
+
+class Watchdog:
+    """Pings at half of WatchdogSec, and only when ``frame_done`` says work is progressing."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        self.environ = environ if environ is not None else dict(os.environ)
+        usec = self.environ.get("WATCHDOG_USEC", "")
+        self.interval = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else None
+        self._last = 0.0
+
+    def frame_done(self) -> None:
+        if self.interval is None:
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            notify("WATCHDOG=1", self.environ)

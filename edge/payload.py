@@ -1,0 +1,58 @@
+"""The detections message (schema 1): what MQTT subscribers depend on.
+
+The JSON Schema ships in ``edge/schema/detections-v1.schema.json`` and is documented in the
+README. Any incompatible change gets a new ``schema`` number.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.postprocess import Box
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "detections-v1.schema.json"
+
+
+@dataclass(frozen=True)
+class Timing:
+    preprocess: float
+    inference: float
+    postprocess: float
+
+    @property
+    def total(self) -> float:
+        return self.preprocess + self.inference + self.postprocess
+
+
+def utc_iso(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def box_json(box: Box) -> dict:
+    return {"points": [[round(float(x), 1), round(float(y), 1)] for x, y in box.points], "score": round(box.score, 3)}
+
+
+def detection_message(
+    *, device_id: str, source_kind: str, source_name: str, seq: int, captured: float, frame_hw: tuple[int, int],
+    variant: str, backend: str, runtime: str, input_hw: tuple[int, int], timing: Timing, boxes: list[Box],
+) -> dict:
+    return {
+        "schema": SCHEMA_VERSION,
+        "device_id": device_id,
+        "source": {"kind": source_kind, "name": source_name},
+        "frame": {"seq": seq, "timestamp": utc_iso(captured), "width": frame_hw[1], "height": frame_hw[0]},
+        "model": {"variant": variant, "backend": backend, "runtime": runtime, "input": list(input_hw)},
+        "timing_ms": {
+            "preprocess": round(timing.preprocess, 2), "inference": round(timing.inference, 2),
+            "postprocess": round(timing.postprocess, 2), "total": round(timing.total, 2),
+        },
+        "boxes": [box_json(box) for box in boxes],
+    }
+
+
+def load_schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())

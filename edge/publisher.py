@@ -1,0 +1,186 @@
+"""MQTT side: topics, availability (retained + last will), status, stats, Home Assistant discovery.
+
+paho-mqtt 2.x with ``CallbackAPIVersion.VERSION2`` and MQTT v5. The network loop runs in paho's
+own thread with automatic reconnects (exponential backoff); ``publish`` only queues, so
+publishing never blocks capture or inference. Incoming messages (Home Assistant's birth message)
+are parsed defensively: anything unexpected is ignored and counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge import __version__
+from edge.config import Config
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_SECONDS = 3600
+MAX_INCOMING_BYTES = 1024
+ONLINE, OFFLINE = "online", "offline"
+
+
+@dataclass(frozen=True)
+class Topics:
+    detections: str
+    availability: str
+    status: str
+    stats: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> Topics:
+        return cls(f"{prefix}/detections", f"{prefix}/availability", f"{prefix}/status", f"{prefix}/stats")
+
+
+def discovery_message(config: Config, topics: Topics) -> tuple[str, dict]:
+    """Home Assistant MQTT discovery: a sensor counting text boxes, attributes from the payload."""
+    object_id = f"craft_edge_{config.device_id}".replace("-", "_").replace(" ", "_")
+    topic = f"{config.mqtt.home_assistant.discovery_prefix}/sensor/{object_id}/text_boxes/config"
+    return topic, {
+        "name": "Text boxes",
+        "unique_id": f"{object_id}_text_boxes",
+        "state_topic": topics.detections,
+        "value_template": "{{ value_json.boxes | count }}",
+        "json_attributes_topic": topics.detections,
+        "json_attributes_template": "{{ {'boxes': value_json.boxes, 'seq': value_json.frame.seq, "
+        "'variant': value_json.model.variant} | tojson }}",
+        "availability_topic": topics.availability,
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+        "unit_of_measurement": "boxes",
+        "state_class": "measurement",
+        "device": {"identifiers": [object_id], "name": f"craft-edge {config.device_id}", "model": "craft-edge",
+                   "sw_version": __version__},
+    }
+
+
+class Publisher:
+    def __init__(self, config: Config, password: str | None) -> None:
+        self.config = config
+        self.topics = Topics.for_prefix(config.topic_prefix)
+        self.connected = threading.Event()
+        self.last_error = ""
+        self.ignored_messages = 0
+        self._pending: list[mqtt.MQTTMessageInfo] = []
+        self._lock = threading.Lock()
+        self._status: dict[str, Any] = {}
+        settings = config.mqtt
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
+        client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=int(settings.reconnect_max_seconds))
+        client.max_queued_messages_set(0)
+        if settings.username:
+            client.username_pw_set(settings.username, password)
+        if settings.tls.enabled:
+            client.tls_set(
+                ca_certs=settings.tls.ca_file or None, certfile=settings.tls.cert_file or None,
+                keyfile=settings.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED,
+            )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+
+    # -- connection ------------------------------------------------------------------------
+    def start(self) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        self.client.connect_async(
+            self.config.mqtt.host, self.config.mqtt.port, keepalive=self.config.mqtt.keepalive,
+            clean_start=False, properties=properties,
+        )
+        self.client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            self.last_error = str(reason)
+            log.error("MQTT broker %s:%s refused the connection: %s", self.config.mqtt.host, self.config.mqtt.port,
+                      reason)
+            return
+        log.info("connected to MQTT broker %s:%s", self.config.mqtt.host, self.config.mqtt.port)
+        self.last_error = ""
+        client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
+        with self._lock:
+            status = dict(self._status)
+        if status:
+            client.publish(self.topics.status, json.dumps(status), qos=1, retain=True)
+        if self.config.mqtt.home_assistant.enabled:
+            client.subscribe(f"{self.config.mqtt.home_assistant.discovery_prefix}/status", qos=1)
+            self._publish_discovery()
+        self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected.clear()
+        if reason.is_failure:
+            self.last_error = str(reason)
+            log.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        expected = f"{self.config.mqtt.home_assistant.discovery_prefix}/status"
+        try:
+            if message.topic != expected or len(message.payload) > MAX_INCOMING_BYTES:
+                raise ValueError("unexpected topic or size")
+            text = message.payload.decode("utf-8").strip()
+        except (ValueError, UnicodeDecodeError):
+            self.ignored_messages += 1
+            return
+        if text == ONLINE:
+            log.info("Home Assistant is online; republishing discovery")
+            self._publish_discovery()
+        elif text != OFFLINE:
+            self.ignored_messages += 1
+
+    def _publish_discovery(self) -> None:
+        topic, payload = discovery_message(self.config, self.topics)
+        self.client.publish(topic, json.dumps(payload), qos=1, retain=True)
+
+    # -- publishing ------------------------------------------------------------------------
+    def publish_detection(self, message: dict) -> None:
+        info = self.client.publish(self.topics.detections, json.dumps(message, separators=(",", ":")),
+                                   qos=self.config.mqtt.qos)
+        with self._lock:
+            self._pending = [i for i in self._pending if not i.is_published()]
+            self._pending.append(info)
+
+    def publish_status(self, status: dict) -> None:
+        with self._lock:
+            self._status = status
+        self.client.publish(self.topics.status, json.dumps(status), qos=1, retain=True)
+
+    def publish_stats(self, stats: dict) -> None:
+        self.client.publish(self.topics.stats, json.dumps(stats), qos=0)
+
+    def unacknowledged(self) -> int:
+        with self._lock:
+            self._pending = [i for i in self._pending if not i.is_published()]
+            return len(self._pending)
+
+    def wait_for_acks(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.unacknowledged():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish ``offline`` (retained), flush what can be flushed, disconnect."""
+        if self.connected.is_set():
+            info = self.client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout)
+            self.wait_for_acks(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,49 @@
+"""OpenCV ``VideoCapture``: a device index, /dev/videoN, an RTSP/HTTP URL or a video file."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+
+from edge.sources import Frame, SourceLost
+from edge.sources.frames import to_rgb
+
+
+def capture_target(device: str) -> int | str:
+    """``"0"`` -> 0 (device index); anything else is passed to OpenCV as a path or URL."""
+    return int(device) if device.strip().isdigit() else device
+
+
+class OpenCvSource:
+    kind = "opencv"
+
+    def __init__(self, device: str, name: str, width: int, height: int) -> None:
+        self.device = device
+        self.name = name
+        self.width = width
+        self.height = height
+        self._capture: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        capture = cv2.VideoCapture(capture_target(self.device))
+        if not capture.isOpened():
+            capture.release()
+            raise SourceLost(f"cannot open video source {self.device!r}")
+        capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # we want the newest frame, not a backlog
+        self._capture = capture
+
+    def read(self) -> Frame | None:
+        if self._capture is None:
+            raise SourceLost("video source is not open")
+        ok, image = self._capture.read()
+        if not ok or image is None:
+            raise SourceLost(f"video source {self.device!r} stopped delivering frames")
+        return Frame(rgb=to_rgb(image, "BGR"), name=self.name, captured=time.time())
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None

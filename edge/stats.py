@@ -1,0 +1,38 @@
+"""Rolling numbers for the stats topic: frames per second and inference latency."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+WINDOW = 200
+
+
+class RollingStats:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.frames = 0
+        self._inference_ms: deque[float] = deque(maxlen=WINDOW)
+        self._done_at: deque[float] = deque(maxlen=WINDOW)
+
+    def record(self, inference_ms: float) -> None:
+        self.frames += 1
+        self._inference_ms.append(inference_ms)
+        self._done_at.append(time.monotonic())
+
+    def fps(self) -> float:
+        if len(self._done_at) < 2:
+            return 0.0
+        span = self._done_at[-1] - self._done_at[0]
+        return (len(self._done_at) - 1) / span if span > 0 else 0.0
+
+    def inference_ms(self) -> dict[str, float]:
+        if not self._inference_ms:
+            return {"median": 0.0, "p95": 0.0}
+        values = np.array(self._inference_ms)
+        return {"median": round(float(np.median(values)), 2), "p95": round(float(np.percentile(values, 95)), 2)}
+
+    def uptime(self) -> float:
+        return round(time.monotonic() - self.started, 1)
