@@ -64,7 +64,7 @@ class LatestFrame:
 class SourceState:
     state: str = "starting"  # starting, ok, lost, ended
     detail: str = ""
-    reopens: int = 0
+    reopens: int = 0  # open attempts after the first one
     bad_frames: int = 0
     frames: int = 0
 
@@ -83,10 +83,14 @@ class CaptureThread(threading.Thread):
         # File sources have no real-time clock: wait for inference instead of dropping frames.
         self.pace_to_consumer = pace_to_consumer
         self.status = SourceState()
+        self._opened_before = False
 
     def _open_with_backoff(self) -> bool:
         delay = 0.5
         while not self.stop_event.is_set():
+            if self._opened_before:
+                self.status.reopens += 1
+            self._opened_before = True
             try:
                 self.source.open()
                 if self.status.state == "lost":
@@ -97,7 +101,6 @@ class CaptureThread(threading.Thread):
                 self._lost(str(exc))
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.backoff_max)
-                self.status.reopens += 1
         return False
 
     def _lost(self, detail: str) -> None:

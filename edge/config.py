@@ -31,7 +31,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class SourceConfig:
-    kind: str = field(default="files", metadata={"choices": SOURCE_KINDS})
+    kind: str = field(default="opencv", metadata={"choices": SOURCE_KINDS})
     name: str = "camera"  # the camera's name in payloads (file sources report the file name)
     # opencv: device index, /dev/videoN, rtsp:// or http:// URL, or a video file
     device: str = "0"

@@ -39,3 +39,12 @@ def model_dir(converted: Path) -> Path:
 def sample_words(name: str) -> list[dict]:
     """Ground-truth word quads of a project-made sample image."""
     return json.loads((SAMPLES / f"{Path(name).stem}.json").read_text())["words"]
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    """A real mosquitto on a free port with its own config file, stopped after the test."""
+    from tests.mqtt_helpers import mosquitto
+
+    with mosquitto(tmp_path) as running:
+        yield running

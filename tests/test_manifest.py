@@ -53,7 +53,7 @@ def test_wrong_type_is_named() -> None:
 def test_unknown_field_and_target() -> None:
     data = json.loads(example().to_json())
     data["variants"][0]["colour"] = "blue"
-    with pytest.raises(ManifestError, match="colour: unknown field"):
+    with pytest.raises(ManifestError, match="colour: unknown key"):
         parse_manifest(json.dumps(data))
     data = json.loads(example().to_json())
     data["variants"][0]["target"] = "gpu"

@@ -1,0 +1,86 @@
+"""config.yaml: the shipped default loads; every kind of bad input is one line naming key and file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.config import Config, ConfigError, load_config, mqtt_password, parse_config, state_dir
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_config_documents_the_builtin_defaults() -> None:
+    """config.yaml states every default; any drift between file and code fails here."""
+    assert load_config(REPO / "config.yaml") == Config()
+    lines = (REPO / "config.yaml").read_text().splitlines()
+
+    def is_setting(line: str) -> bool:
+        return bool(line.strip()) and not line.lstrip().startswith("#") and not line.rstrip().endswith(":")
+
+    for index, line in enumerate(lines):
+        if is_setting(line):  # a setting, or a group of settings, sits under a comment or its section
+            above = index - 1
+            while is_setting(lines[above]):
+                above -= 1
+            assert lines[above].lstrip().startswith("#") or lines[above].rstrip().endswith(":"), line
+    assert Config().topic_prefix == "craft-edge/craft-edge" and Config().client_id == "craft-edge-craft-edge"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("bogus: 1", "c.yaml: bogus: unknown key"),
+    ("mqtt: {port: '1883'}", "c.yaml: mqtt.port: expected int"),
+    ("mqtt: {port: 0}", "c.yaml: mqtt.port: 0 is below the minimum 1"),
+    ("detection: {text_threshold: 1.5}", "c.yaml: detection.text_threshold: 1.5 is above the maximum 1.0"),
+    ("detection: {low_text: -0.1}", "below the minimum"),
+    ("source: {kind: webcam}", "source.kind: 'webcam' is not one of picamera2, opencv, files"),
+    ("source: {kind: files, path: ''}", "source.path is required"),
+    ("device_id: 'a+b'", "device_id 'a+b' must be non-empty without"),
+    ("device_id: ''", "must be non-empty"),
+    ("mqtt: {topic_prefix: 'x/#'}", "mqtt.topic_prefix 'x/#'"),
+    ("mqtt: {tls: {enabled: true, cert_file: c.pem}}", "cert_file and mqtt.tls.key_file go together"),
+    ("mqtt: [1, 2]", "mqtt: expected a mapping"),
+    ("model: {prefer: fastest}", "model.prefer: 'fastest' is not one of"),
+    ("source: {kind: files\n  path: x", "c.yaml: line 2 not valid YAML"),
+])
+def test_bad_config_is_one_line(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "c.yaml")
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize("content", ["mqtt: {port: seventy}", "unknown_section: {}", "{{{"])
+def test_run_exits_2_with_one_line(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(content)
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(path)],
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith(f"craft-edge: error: {path}"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_password_from_environment_or_credentials(tmp_path: Path) -> None:
+    mqtt = parse_config("mqtt: {username: cam}", "c").mqtt
+    assert mqtt_password(mqtt, {"CRAFT_EDGE_MQTT_PASSWORD": "s3cret"}) == "s3cret"
+    (tmp_path / "mqtt-password").write_text("from-systemd\n")
+    assert mqtt_password(mqtt, {"CREDENTIALS_DIRECTORY": str(tmp_path)}) == "from-systemd"
+    assert mqtt_password(mqtt, {}) is None
+    with pytest.raises(ConfigError, match="password: unknown key"):
+        parse_config("mqtt: {password: s3cret}", "c")
+
+
+def test_state_directory_from_systemd() -> None:
+    config = parse_config("state_dir: /tmp/x", "c")
+    assert state_dir(config, {}) == Path("/tmp/x")
+    assert state_dir(config, {"STATE_DIRECTORY": "/var/lib/craft-edge:/other"}) == Path("/var/lib/craft-edge")

@@ -1,0 +1,97 @@
+"""craft-edge run with real parts: converted real weights, real mosquitto, real JSON on the wire."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from edge.boxes import match_boxes
+from edge.payload import load_schema
+from tests.conftest import SAMPLES, TEST_SIZE, sample_words
+from tests.mqtt_helpers import Broker, Subscriber
+
+pytestmark = pytest.mark.conversion
+REPO = Path(__file__).resolve().parent.parent
+PREFIX = "craft-edge/e2e"
+
+
+def start_daemon(broker: Broker, model_dir: Path, state: Path, *extra: str) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "edge.cli", "run", "--config", str(REPO / "config.yaml"), "--model", str(model_dir),
+        "--broker", broker.address, "--device-id", "e2e", "--source", str(SAMPLES), *extra,
+    ]
+    env = {**os.environ, "STATE_DIRECTORY": str(state), "NOTIFY_SOCKET": ""}
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def detections(subscriber: Subscriber) -> list[dict]:
+    return [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/detections")]
+
+
+def test_messages_arrive_valid_and_on_the_words(broker: Broker, model_dir: Path, tmp_path: Path) -> None:
+    subscriber = Subscriber(broker, f"{PREFIX}/#")
+    daemon = start_daemon(broker, model_dir, tmp_path, "--max-frames", "9")
+    _, stderr = daemon.communicate(timeout=300)
+    assert daemon.returncode == 0, stderr
+    assert subscriber.wait_for(lambda: len(detections(subscriber)) == 9, timeout=10)
+    messages = detections(subscriber)
+    schema = load_schema()
+    for message in messages:
+        jsonschema.validate(message, schema)
+    assert [m["frame"]["seq"] for m in messages] == list(range(1, 10))
+    assert all(m["model"]["input"] == list(TEST_SIZE) for m in messages)
+    by_name = {m["source"]["name"]: m for m in messages}
+    assert by_name["astronaut_00.jpg"]["frame"]["width"] == 640
+    for name in ("astronaut_00.jpg", "coffee_01.jpg", "rocket_03.jpg"):
+        truth = [np.array(w["poly"]) for w in sample_words(name)]
+        found = [np.array(b["points"]) for b in by_name[name]["boxes"]]
+        count = match_boxes(found, truth, min_iou=0.3)
+        assert count.recall >= 0.6, (name, count)
+    availability = [m.payload for m in subscriber.on(f"{PREFIX}/availability")]
+    assert availability[0] == b"online" and availability[-1] == b"offline"
+    status = json.loads(subscriber.on(f"{PREFIX}/status")[-1].payload)
+    assert status["backend"] == "cpu" and status["variant"] == messages[0]["model"]["variant"]
+    subscriber.close()
+
+
+def test_sigterm_publishes_offline_and_exits_0(broker: Broker, model_dir: Path, tmp_path: Path) -> None:
+    watcher = Subscriber(broker, f"{PREFIX}/detections")
+    daemon = start_daemon(broker, model_dir, tmp_path, "--loop")
+    try:
+        assert watcher.wait_for(lambda: len(watcher.messages) >= 2, timeout=120), "no detections"
+        late = Subscriber(broker, f"{PREFIX}/availability")  # joins late: sees the retained value
+        assert late.wait_for(lambda: late.messages != [], timeout=10)
+        assert late.messages[0].payload == b"online" and late.messages[0].retain
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+        assert late.wait_for(lambda: late.messages[-1].payload == b"offline", timeout=10)
+    finally:
+        daemon.kill()
+        daemon.communicate()
+    again = Subscriber(broker, f"{PREFIX}/availability")
+    assert again.wait_for(lambda: again.messages != [], timeout=10)
+    assert again.messages[0].payload == b"offline" and again.messages[0].retain
+
+
+def test_sigkill_delivers_the_last_will(broker: Broker, model_dir: Path, tmp_path: Path) -> None:
+    subscriber = Subscriber(broker, f"{PREFIX}/#")
+    daemon = start_daemon(broker, model_dir, tmp_path, "--loop")
+    try:
+        assert subscriber.wait_for(lambda: len(detections(subscriber)) >= 1, timeout=120), "no detections"
+        assert subscriber.on(f"{PREFIX}/availability")[-1].payload == b"online"
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+        assert subscriber.wait_for(
+            lambda: subscriber.on(f"{PREFIX}/availability")[-1].payload == b"offline", timeout=30
+        ), "the last will was not delivered"
+    finally:
+        daemon.kill()
+        daemon.communicate()

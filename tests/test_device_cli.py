@@ -1,0 +1,88 @@
+"""craft-edge detect / probe / bench, and the payload schema refusing what it should."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from edge.boxes import match_boxes
+from edge.cli import source_kind
+from edge.payload import load_schema
+from tests.conftest import SAMPLES, sample_words
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def craft_edge(*args: str, state: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args, "--state-dir", str(state)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+@pytest.mark.conversion
+def test_detect_json_lines_in_source_pixels(model_dir: Path, tmp_path: Path) -> None:
+    images = [SAMPLES / "chelsea_02.jpg", SAMPLES / "rocket_07.jpg"]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"nope")
+    result = craft_edge("detect", *map(str, images), str(broken), "--model", str(model_dir), "--variant", "int8",
+                        "--json", "--draw", str(tmp_path / "drawn"), state=tmp_path)
+    assert result.returncode == 1  # one image was unreadable
+    assert f"craft-edge: {broken}: not a readable image" in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(line["image"]).name for line in lines] == ["chelsea_02.jpg", "rocket_07.jpg"]
+    for line in lines:
+        truth = [np.array(w["poly"]) for w in sample_words(line["image"])]
+        found = [np.array(b["points"]) for b in line["boxes"]]
+        assert match_boxes(found, truth, min_iou=0.3).recall >= 0.5
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["chelsea_02_boxes.png", "rocket_07_boxes.png"]
+
+
+@pytest.mark.conversion
+def test_probe_says_what_it_would_run_and_why(model_dir: Path, tmp_path: Path) -> None:
+    result = craft_edge("probe", "--model", str(model_dir), state=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "runtime: ai-edge-litert" in result.stdout
+    assert "edge tpu: none found" in result.stdout
+    assert "would use: " in result.stdout and "because fastest measured on this device" in result.stdout
+
+
+def test_missing_model_folder_is_one_line(tmp_path: Path) -> None:
+    result = craft_edge("detect", str(SAMPLES / "chelsea_02.jpg"), "--model", str(tmp_path / "none"), state=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"craft-edge: error: {tmp_path / 'none'}/manifest.json: cannot read "
+                                                  "(No such file or directory)"]
+
+
+def test_source_kind_guess(tmp_path: Path) -> None:
+    assert source_kind("picamera2") == "picamera2"
+    assert source_kind(str(SAMPLES)) == "files" and source_kind("/data/*.jpg") == "files"
+    assert source_kind("frame.png") == "files"
+    assert source_kind("0") == "opencv" and source_kind("rtsp://cam/1") == "opencv"
+    assert source_kind("clip.mp4") == "opencv"
+
+
+def test_schema_refuses_malformed_messages() -> None:
+    schema = load_schema()
+    good = {
+        "schema": 1, "device_id": "porch", "source": {"kind": "files", "name": "a.jpg"},
+        "frame": {"seq": 1, "timestamp": "2026-01-01T00:00:00.000+00:00", "width": 640, "height": 480},
+        "model": {"variant": "int8", "backend": "cpu", "runtime": "ai-edge-litert", "input": [480, 640]},
+        "timing_ms": {"preprocess": 1.0, "inference": 2.0, "postprocess": 3.0, "total": 6.0},
+        "boxes": [{"points": [[0, 0], [1, 0], [1, 1], [0, 1]], "score": 0.9}],
+    }
+    jsonschema.validate(good, schema)
+    for path, value in [(("schema",), 2), (("device_id",), "a/b"), (("model", "backend"), "gpu"),
+                        (("boxes",), [{"points": [[0, 0]], "score": 1}]), (("frame", "seq"), 0)]:
+        bad = copy.deepcopy(good)
+        target = bad
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)

@@ -1,0 +1,77 @@
+"""sd_notify on a real socket; Home Assistant discovery; defensive parsing of incoming messages."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.cli import watch_line
+from edge.config import parse_config
+from edge.notify import Watchdog, notify
+from edge.publisher import Publisher, Topics, discovery_message
+from tests.mqtt_helpers import Broker, Subscriber
+
+
+def test_notify_and_watchdog_on_a_unix_socket(tmp_path: Path) -> None:
+    path = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(path))
+    server.settimeout(2)
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "200000"}
+    assert notify("READY=1", env)
+    assert server.recv(100) == b"READY=1"
+    watchdog = Watchdog(env)
+    assert watchdog.interval == pytest.approx(0.1)
+    watchdog.frame_done()
+    watchdog.frame_done()  # within the interval: not sent again
+    assert server.recv(100) == b"WATCHDOG=1"
+    time.sleep(0.12)
+    watchdog.frame_done()
+    assert server.recv(100) == b"WATCHDOG=1"
+    assert not notify("READY=1", {})
+    server.close()
+
+
+def test_home_assistant_discovery_wires_availability() -> None:
+    config = parse_config("device_id: porch\nmqtt: {home_assistant: {enabled: true}}", "c")
+    topic, payload = discovery_message(config, Topics.for_prefix(config.topic_prefix))
+    assert topic == "homeassistant/sensor/craft_edge_porch/text_boxes/config"
+    assert payload["state_topic"] == payload["json_attributes_topic"] == "craft-edge/porch/detections"
+    assert payload["availability_topic"] == "craft-edge/porch/availability"
+    assert payload["value_template"] == "{{ value_json.boxes | count }}"
+
+
+def test_discovery_republished_on_ha_birth_and_junk_ignored(broker: Broker) -> None:
+    config = parse_config(
+        f"device_id: porch\nmqtt: {{host: 127.0.0.1, port: {broker.port}, home_assistant: {{enabled: true}}}}", "c"
+    )
+    discovery = Subscriber(broker, "homeassistant/sensor/#")
+    publisher = Publisher(config, None)
+    publisher.start()
+    try:
+        assert publisher.connected.wait(10)
+        assert discovery.wait_for(lambda: len(discovery.messages) == 1, timeout=10)
+        ha = Subscriber(broker, "unused/#")
+        ha.client.publish("homeassistant/status", b"\xff\xfe" * 10, qos=1)  # not UTF-8
+        ha.client.publish("homeassistant/status", b"x" * 5000, qos=1)  # oversized
+        ha.client.publish("homeassistant/status", b"restarting", qos=1)  # unknown word
+        ha.client.publish("homeassistant/status", b"online", qos=1)
+        assert discovery.wait_for(lambda: len(discovery.messages) == 2, timeout=10)
+        assert publisher.ignored_messages == 3
+        assert json.loads(discovery.messages[-1].payload)["unique_id"] == "craft_edge_porch_text_boxes"
+    finally:
+        publisher.stop()
+
+
+def test_watch_line_summarises_a_message() -> None:
+    message = {
+        "schema": 1, "device_id": "porch", "source": {"kind": "files", "name": "a.jpg"},
+        "frame": {"seq": 7, "timestamp": "2026-01-01T00:00:00.000+00:00", "width": 640, "height": 480},
+        "model": {"variant": "int8", "backend": "cpu", "runtime": "ai-edge-litert", "input": [480, 640]},
+        "timing_ms": {"preprocess": 1, "inference": 120, "postprocess": 3, "total": 124.4}, "boxes": [{}, {}],
+    }
+    assert watch_line(message) == "porch #7 2026-01-01T00:00:00.000+00:00 a.jpg 640x480 int8/cpu 124 ms: 2 boxes"

@@ -1,0 +1,180 @@
+"""Frame sources: format handling, file sources, OpenCV targets, the latest-frame slot, reopening."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.capture import CaptureThread, LatestFrame
+from edge.config import SourceConfig
+from edge.sources import BadFrame, Frame, SourceLost, make_source
+from edge.sources import picamera2 as picam
+from edge.sources.files import FileSource
+from edge.sources.frames import to_rgb
+from edge.sources.opencv import OpenCvSource, capture_target
+from tests.conftest import SAMPLES
+
+RED_RGB = (255, 0, 0)
+
+
+@pytest.mark.parametrize(("fmt", "pixel"), [
+    ("RGB888", (0, 0, 255)), ("BGR888", (255, 0, 0)), ("XRGB8888", (0, 0, 255, 255)), ("XBGR8888", (255, 0, 0, 255)),
+])
+def test_picamera2_byte_orders_and_stride(fmt: str, pixel: tuple) -> None:
+    """A red pixel as picamera2 lays each format out in memory, in rows padded to 64 px."""
+    array = np.zeros((4, 64, len(pixel)), np.uint8)
+    array[:, :48] = pixel
+    array[:, 48:] = 7  # stride padding
+    rgb = picam.to_rgb(array, fmt, width=48)
+    assert rgb.shape == (4, 48, 3) and rgb.flags.c_contiguous
+    assert tuple(rgb[0, 0]) == RED_RGB and (rgb != 7).all()
+
+
+def test_picamera2_source_with_a_standin_camera() -> None:
+    class Camera:
+        def create_video_configuration(self, main: dict) -> dict:
+            return main
+
+        def configure(self, config: dict) -> None:
+            self.config = config
+
+        def start(self) -> None:
+            pass
+
+        def capture_array(self, stream: str) -> np.ndarray:
+            return np.zeros((self.config["size"][1], 64, 3), np.uint8)
+
+        def stop(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    source = picam.Picamera2Source("porch", 40, 30, "RGB888", camera_factory=Camera)
+    source.open()
+    frame = source.read()
+    assert frame.rgb.shape == (30, 40, 3) and frame.name == "porch"
+    source.close()
+
+
+def test_picamera2_missing_is_a_lost_source() -> None:
+    source = make_source(SourceConfig(kind="picamera2"))
+    with pytest.raises(SourceLost, match="picamera2 is not installed"):
+        source.open()
+
+
+@pytest.mark.parametrize(("image", "message"), [
+    (None, "empty frame"), (np.zeros((0, 5, 3), np.uint8), "empty frame"),
+    (np.zeros((4, 4, 3), np.uint8), "smaller than"), (np.zeros((20, 20, 2), np.uint8), "not an image"),
+    (np.zeros((20, 20, 3), np.float32), "dtype float32"),
+])
+def test_bad_frames_are_refused(image: np.ndarray | None, message: str) -> None:
+    with pytest.raises(BadFrame, match=message):
+        to_rgb(image)
+
+
+def test_grayscale_and_bgra_become_rgb() -> None:
+    assert to_rgb(np.full((10, 12), 9, np.uint8)).shape == (10, 12, 3)
+    bgra = np.zeros((10, 12, 4), np.uint8)
+    bgra[..., 2] = 255
+    assert tuple(to_rgb(bgra)[0, 0]) == RED_RGB
+
+
+def test_file_source_lists_folders_and_globs_and_loops(tmp_path: Path) -> None:
+    source = FileSource(str(SAMPLES / "coffee_*.jpg"), loop=True)
+    source.open()
+    names = [source.read().name for _ in range(3)]
+    assert names == ["coffee_01.jpg", "coffee_05.jpg", "coffee_01.jpg"]
+    once = FileSource(str(SAMPLES / "skimage_text.png"))
+    once.open()
+    assert once.read().rgb.shape == (172, 448, 3) and once.read() is None
+    with pytest.raises(SourceLost, match="no image files"):
+        FileSource(str(tmp_path / "*.jpg")).open()
+
+
+def test_file_source_skips_a_broken_image(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"not an image")
+    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((20, 20, 3), np.uint8))
+    source = FileSource(str(tmp_path))
+    source.open()
+    with pytest.raises(BadFrame, match=r"a\.jpg: empty frame"):
+        source.read()
+    assert source.read().name == "b.png"
+
+
+def test_opencv_targets_and_a_video_file(tmp_path: Path) -> None:
+    assert capture_target("0") == 0 and capture_target("/dev/video2") == "/dev/video2"
+    assert capture_target("rtsp://cam/stream") == "rtsp://cam/stream"
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for _ in range(3):
+        writer.write(np.full((48, 64, 3), 200, np.uint8))
+    writer.release()
+    source = OpenCvSource(str(video), "clip", 64, 48)
+    source.open()
+    assert source.read().rgb.shape == (48, 64, 3)
+    source.read()
+    source.read()
+    with pytest.raises(SourceLost, match="stopped delivering"):
+        source.read()
+    with pytest.raises(SourceLost, match="cannot open"):
+        OpenCvSource(str(tmp_path / "missing.avi"), "x", 64, 48).open()
+
+
+def frame(name: str) -> Frame:
+    return Frame(rgb=np.zeros((8, 8, 3), np.uint8), name=name, captured=time.time())
+
+
+def test_latest_frame_slot_drops_stale_frames() -> None:
+    slot = LatestFrame()
+    for name in ("a", "b", "c"):
+        slot.put(frame(name))
+    assert slot.take(0.1).name == "c" and slot.dropped == 2
+    assert slot.take(0.05) is None
+
+
+class FlakySource:
+    """Fails to open twice, delivers two frames, loses the stream, then delivers again."""
+
+    kind = "files"
+
+    def __init__(self) -> None:
+        self.opens = 0
+        self.reads = 0
+
+    def open(self) -> None:
+        self.opens += 1
+        if self.opens <= 2:
+            raise SourceLost("camera unplugged")
+
+    def read(self) -> Frame | None:
+        self.reads += 1
+        if self.reads == 3:
+            raise SourceLost("stream dropped")
+        time.sleep(0.01)
+        return frame(f"f{self.reads}")
+
+    def close(self) -> None:
+        pass
+
+
+def test_capture_reopens_a_lost_source_with_backoff() -> None:
+    slot, stop, source = LatestFrame(), threading.Event(), FlakySource()
+    thread = CaptureThread(source, slot, stop, backoff_max=0.2)
+    thread.start()
+    seen = []
+    deadline = time.monotonic() + 15
+    while len(seen) < 4 and time.monotonic() < deadline:
+        got = slot.take(0.2)
+        if got is not None:
+            seen.append(got.name)
+    stop.set()
+    thread.join(5)
+    assert len(seen) >= 4, seen
+    assert source.opens == 4  # two failures, first success, reopen after the drop
+    assert thread.status.reopens == 3 and thread.status.state == "ok"
