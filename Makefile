@@ -1,5 +1,6 @@
 # craft-edge: two commands on a fresh machine (Python 3.11, Debian/Ubuntu x86-64).
-#   make demo   set up and convert the real CRAFT weights into every model variant (models/)
+#   make demo   set up, convert the real CRAFT weights (models/), start mosquitto if needed,
+#               run the daemon on the shipped sample frames and show what a subscriber receives
 #   make test   set up and run the linter and the whole test suite
 # Both create .venv/ on first use; `make setup` alone only installs.
 
@@ -20,9 +21,10 @@ $(VENV)/.installed: $(BIN)/pip setup.cfg pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/convert-for-device --out models --force
+	scripts/demo.sh
 
 test: setup
+	scripts/ensure-mosquitto.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -30,4 +32,4 @@ bench: setup
 	$(BIN)/python bench/latency.py --model models/480x640 --threads 2
 
 clean:
-	rm -rf $(VENV) models
+	rm -rf $(VENV) models .state .demo-message.json .demo-daemon.log

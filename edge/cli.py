@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -189,6 +190,11 @@ def watch_line(message: dict) -> str:
             f"{message['timing_ms']['total']:.0f} ms: {len(boxes)} boxes")
 
 
+def pretty_json(message: dict) -> str:
+    """Indented JSON with each [x, y] point on one line."""
+    return re.sub(r"\[\s+(-?[\d.]+),\s+(-?[\d.]+)\s+\]", r"[\1, \2]", json.dumps(message, indent=2))
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -200,11 +206,18 @@ def cmd_watch(args: argparse.Namespace) -> int:
         client.subscribe(topic, qos=1)
         print(f"watching {topic} on {args.broker[0]}:{args.broker[1]}", file=sys.stderr, flush=True)
 
+    received = [0]
+
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         try:
-            print(watch_line(json.loads(message.payload)), flush=True)
+            payload = json.loads(message.payload)
+            print(pretty_json(payload) if args.json else watch_line(payload), flush=True)
         except (ValueError, KeyError, TypeError) as exc:
             print(f"{PROG}: ignored a malformed message on {message.topic}: {exc}", file=sys.stderr, flush=True)
+            return
+        received[0] += 1
+        if args.count and received[0] >= args.count:
+            client.disconnect()
 
     client.on_connect = on_connect
     client.on_message = on_message
@@ -263,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch = commands.add_parser("watch", help="subscribe and print one line per detections message")
     watch.add_argument("--broker", type=parse_broker, required=True, metavar="HOST:PORT")
     watch.add_argument("--device-id", help="only this device (default: all)")
+    watch.add_argument("--count", type=int, default=0, metavar="N", help="exit after N messages")
+    watch.add_argument("--json", action="store_true", help="print each message as indented JSON")
     watch.set_defaults(func=cmd_watch)
     return parser
 

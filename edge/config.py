@@ -167,7 +167,7 @@ def mqtt_password(config: MqttConfig, environ: dict[str, str] | None = None) -> 
     if credentials:
         path = Path(credentials) / CREDENTIAL_NAME
         if path.is_file():
-            return path.read_text().rstrip("\n")
+            return path.read_text().rstrip("\n") or None
     return None
 
 

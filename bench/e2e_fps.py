@@ -1,0 +1,77 @@
+"""Daemon end-to-end frames per second against the raw interpreter rate of the same model.
+
+    python bench/e2e_fps.py --model models/480x640 [--variant int8] [--frames 40]
+
+Both in one run: first the bare interpreter on one letterboxed frame, then ``craft-edge run`` on
+the shipped sample images (looping) publishing to a local mosquitto, timed by a subscriber from
+the first to the last message. The ratio is what pre-processing, post-processing, capture and
+publishing cost on top of inference. Figures are for the machine it runs on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from edge.imageio import read_rgb  # noqa: E402
+from edge.manifest import load_manifest  # noqa: E402
+from edge.preprocess import letterbox  # noqa: E402
+from edge.runtime import default_threads, find_runtime, load_model  # noqa: E402
+from tests.mqtt_helpers import Subscriber, mosquitto  # noqa: E402
+
+SAMPLES = REPO / "edge" / "samples"
+
+
+def raw_fps(model_dir: Path, variant: str, frames: int) -> float:
+    manifest = load_manifest(model_dir)
+    model = load_model(model_dir / manifest.variant(variant).file, find_runtime(), default_threads())
+    pixels = letterbox(read_rgb(SAMPLES / "astronaut_00.jpg"), model.input_hw).pixels
+    model(pixels)
+    start = time.perf_counter()
+    for _ in range(frames):
+        model(pixels)
+    return frames / (time.perf_counter() - start)
+
+
+def daemon_fps(model_dir: Path, variant: str, frames: int) -> float:
+    with tempfile.TemporaryDirectory() as scratch, mosquitto(Path(scratch)) as broker:
+        subscriber = Subscriber(broker, "craft-edge/bench/detections")
+        arrivals: list[float] = []
+        subscriber.client.on_message = lambda *_: arrivals.append(time.perf_counter())
+        command = [sys.executable, "-m", "edge.cli", "run", "--model", str(model_dir), "--variant", variant,
+                   "--source", str(SAMPLES), "--loop", "--broker", broker.address, "--device-id", "bench",
+                   "--max-frames", str(frames + 1)]
+        env = {**os.environ, "STATE_DIRECTORY": scratch}
+        subprocess.run(command, cwd=REPO, env=env, check=True, stderr=subprocess.DEVNULL)
+        subscriber.wait_for(lambda: len(arrivals) >= frames + 1, timeout=30)
+        subscriber.close()
+    return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=REPO / "models" / "480x640")
+    parser.add_argument("--variant", default="int8")
+    parser.add_argument("--frames", type=int, default=40)
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {args.model.name} {args.variant}, "
+          f"{args.frames} frames, {default_threads()} threads")
+    raw = raw_fps(args.model, args.variant, args.frames)
+    e2e = daemon_fps(args.model, args.variant, args.frames)
+    print(f"raw interpreter      {raw:6.2f} fps")
+    print(f"craft-edge run e2e   {e2e:6.2f} fps")
+    print(f"ratio e2e / raw      {e2e / raw:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
