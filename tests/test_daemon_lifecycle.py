@@ -1,0 +1,127 @@
+"""The daemon as systemd sees it: READY/WATCHDOG/STATUS on a real socket, SIGHUP reload, stats,
+and on_change publishing. Real weights, real mosquitto."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLES
+from tests.mqtt_helpers import Broker, Subscriber
+
+pytestmark = pytest.mark.conversion
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_config(path: Path, broker: Broker, model_dir: Path, source: Path, **overrides: str) -> None:
+    settings = {"prefer": "fp16", "publish": "every_frame", **overrides}
+    path.write_text(
+        f"device_id: life\n"
+        f"source: {{kind: files, path: '{source}', loop: true}}\n"
+        f"model: {{dir: '{model_dir}', prefer: {settings['prefer']}}}\n"
+        f"mqtt: {{host: 127.0.0.1, port: {broker.port}, stats_interval_seconds: 1, publish: {settings['publish']},"
+        f" heartbeat_seconds: 3600}}\n"
+        f"state_dir: '{path.parent / 'state'}'\n"
+    )
+
+
+class NotifySocket:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.received: list[str] = []
+
+    def wait_for(self, text: str, timeout: float = 120) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in message for message in self.received):
+                return True
+            try:
+                self.received.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+        return False
+
+
+def start(config: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=REPO,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_systemd_notifications_stats_and_sighup_reload(broker: Broker, model_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    write_config(config, broker, model_dir, SAMPLES)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    subscriber = Subscriber(broker, "craft-edge/life/#")
+    daemon = start(config, {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"})
+    try:
+        assert notify.wait_for("READY=1"), notify.received
+        assert notify.wait_for("WATCHDOG=1", timeout=30)
+        assert any(m.startswith("STATUS=fp16 on cpu") for m in notify.received), notify.received
+
+        def stats() -> list[dict]:
+            return [json.loads(m.payload) for m in subscriber.on("craft-edge/life/stats")]
+
+        assert subscriber.wait_for(lambda: any(s["frames"] > 0 for s in stats()), timeout=30)
+        latest = stats()[-1]
+        assert latest["variant"] == "fp16" and latest["runtime"].startswith("ai-edge-litert")
+        assert latest["source_state"] == "ok" and latest["inference_ms"]["median"] > 0
+        assert latest["tpu_state"] == "not used" and latest["fps"] > 0  # no edgetpu variant in the folder
+
+        write_config(config, broker, model_dir, SAMPLES, prefer="int8")
+        daemon.send_signal(signal.SIGHUP)
+        assert notify.wait_for("RELOADING=1", timeout=30)
+
+        def variants() -> set[str]:
+            return {json.loads(m.payload)["model"]["variant"] for m in subscriber.on("craft-edge/life/detections")}
+
+        assert subscriber.wait_for(lambda: "int8" in variants(), timeout=60), variants()
+        status = json.loads(subscriber.on("craft-edge/life/status")[-1].payload)
+        assert status["variant"] == "int8" and status["choice"] == "forced by model.prefer"
+
+        config.write_text("mqtt: {port: nonsense}\n")  # a bad edit: logged, the running config kept
+        daemon.send_signal(signal.SIGHUP)
+        count = len(subscriber.on("craft-edge/life/detections"))
+        assert subscriber.wait_for(lambda: len(subscriber.on("craft-edge/life/detections")) > count + 2, timeout=60)
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=30)
+        assert daemon.returncode == 0
+        assert "reload failed, keeping the running configuration" in stderr and "mqtt.port" in stderr
+        assert notify.wait_for("STOPPING=1", timeout=5)
+    finally:
+        daemon.kill()
+
+
+def test_on_change_publishes_only_when_boxes_change(broker: Broker, model_dir: Path, tmp_path: Path) -> None:
+    still = tmp_path / "still"
+    still.mkdir()
+    shutil.copy(SAMPLES / "coffee_01.jpg", still / "frame.jpg")  # the same view, frame after frame
+    config = tmp_path / "config.yaml"
+    write_config(config, broker, model_dir, still, prefer="int8", publish="on_change")
+    subscriber = Subscriber(broker, "craft-edge/life/#")
+    daemon = start(config, {"NOTIFY_SOCKET": ""})
+    try:
+        def frames() -> int:
+            stats = subscriber.on("craft-edge/life/stats")
+            return json.loads(stats[-1].payload)["frames"] if stats else 0
+
+        assert subscriber.wait_for(lambda: frames() >= 5, timeout=120)
+        assert len(subscriber.on("craft-edge/life/detections")) == 1
+        shutil.copy(SAMPLES / "rocket_03.jpg", still / "frame.jpg")  # the view changes
+        assert subscriber.wait_for(lambda: len(subscriber.on("craft-edge/life/detections")) == 2, timeout=60)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        daemon.kill()
+        daemon.communicate()
