@@ -109,7 +109,7 @@ class SizeConverter:
         model = load_pixel_model(request.weights)
         self.progress("exporting ONNX and checking parity")
         onnx_path = export_onnx(model, request.input_hw, self.folder / f"{self.stem}.onnx")
-        check_parity(model, onnx_path, self.validation[:PARITY_IMAGES], request.threads)
+        parity = check_parity(model, onnx_path, self.validation[:PARITY_IMAGES], request.threads)
         self.progress("running PyTorch on the validation images")
         references = _references(model, self.validation, request.thresholds)
         self.sheet_boxes["pytorch"] = [r.boxes for r in references[:SHEET_IMAGES]]
@@ -134,6 +134,7 @@ class SizeConverter:
             toolchain={**toolchain_versions(), "runtime": self.runtime.name},
             validation_images=[frame.name for frame in request.validation],
             variants=variants,
+            onnx_max_abs_diff=parity.max_abs_diff,
         )
         manifest.write(self.folder)
         return SizeResult(manifest, self.folder, self.validation[:SHEET_IMAGES], self.sheet_boxes)

@@ -123,6 +123,8 @@ def write_report(results: list[SizeResult], out_dir: Path) -> Path:
         lines += [
             f"## {size} (folder `{result.folder.name}/`)", "",
             f"Validation images ({len(manifest.validation_images)}): " + ", ".join(manifest.validation_images), "",
+            f"ONNX (ONNX Runtime) against PyTorch: max abs diff {manifest.onnx_max_abs_diff:.1e} "
+            "(required: rtol 1e-3, atol 1e-5).", "",
             markdown_table(manifest), "", "### Edge TPU", "", *_edgetpu_section(manifest), "",
             f"![boxes per variant]({sheet_name})", "",
         ]

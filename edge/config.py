@@ -96,6 +96,10 @@ class MqttConfig:
     heartbeat_seconds: float = field(default=30.0, metadata={"min": 1.0, "max": 86400.0})
     stats_interval_seconds: float = field(default=30.0, metadata={"min": 1.0, "max": 86400.0})
     reconnect_max_seconds: float = field(default=60.0, metadata={"min": 1.0, "max": 3600.0})
+    # Detections not yet acknowledged by the broker wait in a spool on disk (state directory).
+    spool_max_messages: int = field(default=10000, metadata={"min": 10, "max": 10_000_000})
+    spool_full_policy: str = field(default="drop_oldest", metadata={"choices": ("drop_oldest", "drop_newest")})
+    message_expiry_seconds: int = field(default=0, metadata={"min": 0, "max": 31_536_000})
     tls: TlsConfig = field(default_factory=TlsConfig)
     home_assistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
 

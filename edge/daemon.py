@@ -8,7 +8,6 @@ model and broker are up, WATCHDOG=1 while frames are processed, and STATUS= line
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
@@ -20,6 +19,7 @@ from edge import __version__
 from edge.boxes import match_boxes
 from edge.capture import CaptureThread, LatestFrame
 from edge.config import Config, mqtt_password, state_dir
+from edge.delivery import Delivery
 from edge.detector import boxes_in_source
 from edge.hardware import cpu_info, find_tpus
 from edge.inference import ModelRunner
@@ -32,11 +32,11 @@ from edge.publisher import Publisher
 from edge.runtime import default_threads, find_runtime
 from edge.selection import ModelSelector
 from edge.sources import Frame, make_source
+from edge.spool import Spool
 from edge.stats import RollingStats
 
 log = logging.getLogger(__name__)
 
-PUBLISH_QUEUE_SIZE = 64
 ACK_TIMEOUT_SECONDS = 60.0
 UNCHANGED_IOU = 0.7
 
@@ -67,14 +67,13 @@ class Daemon:
         self.stats = RollingStats()
         self.watchdog = Watchdog()
         self.seq = 0
-        self._publish_queue: queue.Queue[dict | None] = queue.Queue(maxsize=PUBLISH_QUEUE_SIZE)
         self._last_boxes: list[Box] | None = None
         self._last_published = 0.0
         self._last_stats = time.monotonic()
         self._ready_sent = False
         self._status_text = ""
         self._last_summary: tuple | None = None
-        self.publisher: Publisher | None = None
+        self.delivery: Delivery | None = None
 
     # -- building --------------------------------------------------------------------------
     def _build(self, config: Config) -> Components:
@@ -94,14 +93,22 @@ class Daemon:
         return Components(config, runner, slot, capture, stop)
 
     # -- main loop -------------------------------------------------------------------------
+    def _start_delivery(self, config: Config, spool: Spool) -> tuple[Publisher, Delivery]:
+        publisher = Publisher(config, mqtt_password(config.mqtt))
+        delivery = self.delivery = Delivery(publisher, spool, memory_limit=config.mqtt.spool_max_messages)
+        delivery.start()
+        publisher.start()
+        return publisher, delivery
+
     def run(self) -> int:
         config = self.load()
         logging.getLogger().setLevel(config.log_level.upper())
         parts = self._build(config)
-        publisher = self.publisher = Publisher(config, mqtt_password(config.mqtt))
-        publisher.start()
-        publish_thread = threading.Thread(target=self._publish_loop, name="publish", daemon=True)
-        publish_thread.start()
+        spool = Spool(state_dir(config), config.mqtt.spool_max_messages, config.mqtt.spool_full_policy)
+        self.seq = spool.last_seq()
+        if spool.count():
+            log.info("spool holds %d detections from an earlier run; sending them first", spool.count())
+        publisher, delivery = self._start_delivery(config, spool)
         parts.capture.start()
         self._install_signals()
         self._publish_status(parts, publisher)
@@ -125,13 +132,15 @@ class Daemon:
                     break
         finally:
             parts.capture_stop.set()
-            self._publish_queue.put(None)
-            publish_thread.join(timeout=10)
-            if self.max_frames is not None and not publisher.wait_for_acks(ACK_TIMEOUT_SECONDS):
-                log.error("%d detections not acknowledged by the broker", publisher.unacknowledged())
+            delivery = self.delivery or delivery
+            publisher = delivery.publisher
+            if self.max_frames is not None and not delivery.wait_until_delivered(ACK_TIMEOUT_SECONDS):
+                log.error("%d detections not acknowledged by the broker (kept in the spool)", delivery.undelivered())
                 exit_code = 1
+            delivery.stop()
             notify("STOPPING=1")
             publisher.stop()
+            spool.close()
             parts.capture.join(timeout=5)
         return exit_code
 
@@ -160,20 +169,13 @@ class Daemon:
                 variant=choice.variant, backend=choice.backend, runtime=parts.runner.selector.runtime.name,
                 input_hw=parts.runner.input_hw, timing=timing, boxes=boxes,
             )
-            self._publish_queue.put(message)
+            assert self.delivery is not None
+            self.delivery.submit(message, self.seq)
             self._last_published = time.monotonic()
             self._last_boxes = boxes
         if not self._ready_sent and publisher.connected.is_set():
             self._ready_sent = notify("READY=1") or True
             log.info("ready: camera, model and broker are up")
-
-    def _publish_loop(self) -> None:
-        while True:
-            message = self._publish_queue.get()
-            if message is None:
-                return
-            assert self.publisher is not None
-            self.publisher.publish_detection(message)
 
     # -- status and stats ------------------------------------------------------------------
     def _status(self, parts: Components) -> dict:
@@ -213,9 +215,17 @@ class Daemon:
             "frames_dropped": parts.slot.dropped, "bad_frames": parts.capture.status.bad_frames,
             "backend": choice.backend if choice else None, "variant": choice.variant if choice else None,
             "runtime": parts.runner.selector.runtime.describe(), "source_state": parts.capture.status.state,
-            "tpu_state": parts.runner.tpu_state, "unacknowledged": publisher.unacknowledged(),
-            "ignored_messages": publisher.ignored_messages,
+            "tpu_state": parts.runner.tpu_state, "ignored_messages": publisher.ignored_messages,
+            "broker": "connected" if publisher.connected.is_set() else f"disconnected: {publisher.last_error}",
+            "spool": self._spool_stats(),
         }
+
+    def _spool_stats(self) -> dict:
+        delivery = self.delivery
+        if delivery is None:
+            return {}
+        return {"pending": delivery.undelivered(), "dropped": delivery.spool.dropped + delivery.memory_dropped,
+                "write_failures": delivery.spool.write_failures}
 
     # -- signals and reload ----------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -239,9 +249,11 @@ class Daemon:
         parts.capture_stop.set()
         parts.capture.join(timeout=5)
         if config.mqtt != parts.config.mqtt or config.topic_prefix != parts.config.topic_prefix:
+            assert self.delivery is not None
+            spool = self.delivery.spool
+            self.delivery.stop()
             publisher.stop()
-            publisher = self.publisher = Publisher(config, mqtt_password(config.mqtt))
-            publisher.start()
+            publisher, _ = self._start_delivery(config, spool)
         fresh.capture.start()
         logging.getLogger().setLevel(config.log_level.upper())
         log.info("reloaded configuration and model")

@@ -83,6 +83,7 @@ class Manifest:
     toolchain: dict[str, str]
     validation_images: list[str]
     variants: list[Variant] = field(default_factory=list)
+    onnx_max_abs_diff: float | None = None  # ONNX Runtime against PyTorch on validation images
 
     def variant(self, name: str) -> Variant:
         for variant in self.variants:

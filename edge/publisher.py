@@ -12,8 +12,9 @@ import contextlib
 import json
 import logging
 import ssl
+import sys
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,9 +72,10 @@ class Publisher:
         self.config = config
         self.topics = Topics.for_prefix(config.topic_prefix)
         self.connected = threading.Event()
+        self.connections = 0  # successful connections so far
         self.last_error = ""
         self.ignored_messages = 0
-        self._pending: list[mqtt.MQTTMessageInfo] = []
+        self.on_ack: Callable[[int], None] = lambda mid: None
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {}
         settings = config.mqtt
@@ -89,8 +91,14 @@ class Publisher:
                 keyfile=settings.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED,
             )
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = lambda _client, _userdata, mid, _reason, _properties: self.on_ack(mid)
+        self._publish_properties: Properties | None = None
+        if settings.message_expiry_seconds:
+            self._publish_properties = Properties(PacketTypes.PUBLISH)
+            self._publish_properties.MessageExpiryInterval = settings.message_expiry_seconds
         self.client = client
 
     # -- connection ------------------------------------------------------------------------
@@ -105,12 +113,11 @@ class Publisher:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
-            self.last_error = str(reason)
-            log.error("MQTT broker %s:%s refused the connection: %s", self.config.mqtt.host, self.config.mqtt.port,
-                      reason)
+            self._report_failure(f"the broker refused the connection: {reason}")
             return
         log.info("connected to MQTT broker %s:%s", self.config.mqtt.host, self.config.mqtt.port)
         self.last_error = ""
+        self.connections += 1
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
         with self._lock:
             status = dict(self._status)
@@ -121,10 +128,21 @@ class Publisher:
             self._publish_discovery()
         self.connected.set()
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this inside its ``except OSError`` block: the exception says why.
+        error = sys.exc_info()[1]
+        self._report_failure(f"cannot connect ({type(error).__name__}: {error})" if error else "cannot connect")
+
+    def _report_failure(self, reason: str) -> None:
+        """One log line per distinct failure (not per retry); retries go on with backoff."""
+        if reason != self.last_error:
+            log.error("MQTT %s:%s: %s; retrying with backoff up to %ss", self.config.mqtt.host,
+                      self.config.mqtt.port, reason, int(self.config.mqtt.reconnect_max_seconds))
+        self.last_error = reason
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()
-        if reason.is_failure:
-            self.last_error = str(reason)
+        if reason.is_failure and self.last_error == "":
             log.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -147,12 +165,11 @@ class Publisher:
         self.client.publish(topic, json.dumps(payload), qos=1, retain=True)
 
     # -- publishing ------------------------------------------------------------------------
-    def publish_detection(self, message: dict) -> None:
-        info = self.client.publish(self.topics.detections, json.dumps(message, separators=(",", ":")),
-                                   qos=self.config.mqtt.qos)
-        with self._lock:
-            self._pending = [i for i in self._pending if not i.is_published()]
-            self._pending.append(info)
+    def publish_detection(self, payload: str) -> int:
+        """Queue one detections message with paho; returns its message id (for the PUBACK)."""
+        info = self.client.publish(self.topics.detections, payload, qos=self.config.mqtt.qos,
+                                   properties=self._publish_properties)
+        return info.mid
 
     def publish_status(self, status: dict) -> None:
         with self._lock:
@@ -162,25 +179,11 @@ class Publisher:
     def publish_stats(self, stats: dict) -> None:
         self.client.publish(self.topics.stats, json.dumps(stats), qos=0)
 
-    def unacknowledged(self) -> int:
-        with self._lock:
-            self._pending = [i for i in self._pending if not i.is_published()]
-            return len(self._pending)
-
-    def wait_for_acks(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.unacknowledged():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
-
     def stop(self, timeout: float = 5.0) -> None:
         """Publish ``offline`` (retained), flush what can be flushed, disconnect."""
         if self.connected.is_set():
             info = self.client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout)
-            self.wait_for_acks(timeout)
         self.client.disconnect()
         self.client.loop_stop()

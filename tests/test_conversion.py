@@ -26,6 +26,7 @@ def test_every_variant_is_in_the_manifest(model_dir: Path) -> None:
     assert [v.name for v in manifest.variants] == list(VARIANTS)
     assert manifest.input_size == list(TEST_SIZE)
     assert manifest.toolchain["onnx2tf"] == "1.29.24"
+    assert manifest.onnx_max_abs_diff is not None and manifest.onnx_max_abs_diff < 1e-3
     assert len(manifest.validation_images) == len([p for p in SAMPLES.iterdir() if p.suffix in (".jpg", ".png")])
 
 
