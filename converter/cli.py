@@ -112,6 +112,39 @@ def _check_out_dir(out: Path, force: bool) -> None:
         raise CliError(f"output folder {out} is not empty; use --force to write into it")
 
 
+def _convert(args: argparse.Namespace, sizes: list[tuple[int, int]], weights: Path, calibration: list,
+             validation: list, log: Path, terminal: TextIO) -> list:
+    """Every size in turn, with a progress bar on the terminal; the toolchain's own output goes to ``log``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from tqdm import tqdm
+
+    from converter.model import CheckpointError
+    from converter.onnx_export import ParityError
+    from converter.pipeline import Request, SizeConverter, VerificationError, size_name, step_count
+
+    results = []
+    total = step_count(args.variants) * len(sizes)
+    with tqdm(total=total, unit="step", file=terminal, dynamic_ncols=True) as bar:
+        for size in sizes:
+            def progress(step: str, advance: bool = True, size: tuple[int, int] = size) -> None:
+                bar.set_description(f"{size_name(size)}: {step}")
+                bar.update(1 if advance else 0)
+
+            folder = args.out / size_name(size)
+            folder.mkdir(exist_ok=True)
+            request = Request(weights=weights, input_hw=size, variants=args.variants, calibration=calibration,
+                              validation=validation, threads=args.threads)
+            try:
+                results.append(SizeConverter(request, folder, progress).run())
+            except (CheckpointError, ParityError, VerificationError) as exc:
+                raise CliError(str(exc)) from exc
+            except Exception as exc:  # a toolchain failure: the traceback goes to the log, one line to the user
+                traceback.print_exc()
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise CliError(f"{size_name(size)}: {type(exc).__name__}: {first_line} (details in {log})") from exc
+    return results
+
+
 def run(args: argparse.Namespace) -> int:
     from converter.calibration import FramesError, read_frames
     from converter.model import CheckpointError, default_weights_path, load_craft
@@ -126,35 +159,14 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, FramesError) as exc:
         raise CliError(str(exc)) from exc
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from tqdm import tqdm
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "convert.log"
+    with native_stderr_to(log) as terminal:
+        results = _convert(args, sizes, weights, calibration, validation, log, terminal)
 
-    from converter.onnx_export import ParityError
-    from converter.pipeline import Request, SizeConverter, VerificationError, size_name, step_count
+    from converter.pipeline import size_name
     from converter.report import terminal_table, write_report
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = []
-    total = step_count(args.variants) * len(sizes)
-    log = args.out / "convert.log"
-    with native_stderr_to(log) as terminal, tqdm(total=total, unit="step", file=terminal, dynamic_ncols=True) as bar:
-        def progress(step: str, advance: bool = True) -> None:
-            bar.set_description(f"{size_name(size)}: {step}")
-            bar.update(1 if advance else 0)
-
-        for size in sizes:
-            folder = args.out / size_name(size)
-            folder.mkdir(exist_ok=True)
-            request = Request(weights=weights, input_hw=size, variants=args.variants, calibration=calibration,
-                              validation=validation, threads=args.threads)
-            try:
-                results.append(SizeConverter(request, folder, progress).run())
-            except (CheckpointError, ParityError, VerificationError) as exc:
-                raise CliError(str(exc)) from exc
-            except Exception as exc:  # a toolchain failure: the traceback goes to the log, one line to the user
-                traceback.print_exc()
-                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                raise CliError(f"{size_name(size)}: {type(exc).__name__}: {first_line} (details in {log})") from exc
     report = write_report(results, args.out)
     for result in results:
         size = size_name(tuple(result.manifest.input_size))

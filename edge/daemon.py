@@ -113,6 +113,7 @@ class Daemon:
         self._install_signals()
         self._publish_status(parts, publisher)
         exit_code = 0
+        source_ended = False
         try:
             while not self.stop_event.is_set():
                 if self.reload_event.is_set():
@@ -121,20 +122,23 @@ class Daemon:
                 frame = parts.slot.take(timeout=0.5)
                 if frame is None:
                     if parts.slot.finished:
-                        log.info("source ended after %d frames", self.seq)
+                        log.info("source ended after %d frames", self.stats.frames)
+                        source_ended = True
                         break
                     self._periodic(parts, publisher)
                     continue
                 self._process(frame, parts, publisher)
                 self._periodic(parts, publisher)
-                if self.max_frames is not None and self.seq >= self.max_frames:
-                    log.info("processed %d frames (--max-frames)", self.seq)
+                if self.max_frames is not None and self.stats.frames >= self.max_frames:
+                    log.info("processed %d frames (--max-frames)", self.stats.frames)
                     break
         finally:
             parts.capture_stop.set()
             delivery = self.delivery or delivery
             publisher = delivery.publisher
-            if self.max_frames is not None and not delivery.wait_until_delivered(ACK_TIMEOUT_SECONDS):
+            # A finished run (--max-frames, or a finite source) delivers everything before it exits.
+            finished = self.max_frames is not None or source_ended
+            if finished and not delivery.wait_until_delivered(ACK_TIMEOUT_SECONDS):
                 log.error("%d detections not acknowledged by the broker (kept in the spool)", delivery.undelivered())
                 exit_code = 1
             delivery.stop()
@@ -248,7 +252,8 @@ class Daemon:
             return parts, publisher
         parts.capture_stop.set()
         parts.capture.join(timeout=5)
-        if config.mqtt != parts.config.mqtt or config.topic_prefix != parts.config.topic_prefix:
+        mqtt_changed = config.mqtt != parts.config.mqtt or config.topic_prefix != parts.config.topic_prefix
+        if mqtt_changed or mqtt_password(config.mqtt) != publisher.password:
             assert self.delivery is not None
             spool = self.delivery.spool
             self.delivery.stop()

@@ -70,6 +70,7 @@ def discovery_message(config: Config, topics: Topics) -> tuple[str, dict]:
 class Publisher:
     def __init__(self, config: Config, password: str | None) -> None:
         self.config = config
+        self.password = password
         self.topics = Topics.for_prefix(config.topic_prefix)
         self.connected = threading.Event()
         self.connections = 0  # successful connections so far

@@ -71,6 +71,15 @@ def measure_ms(model: CraftModel, runs: int = MEASURE_RUNS) -> float:
     return statistics.median(samples)
 
 
+def check_shapes(variant: Variant, model: CraftModel) -> None:
+    """A manifest that lies about a file's tensors is refused for that variant."""
+    for kind, recorded, actual in (("input", variant.input.shape, model.input.shape),
+                                   ("output", variant.output.shape, model.output.shape)):
+        if list(recorded) != list(actual):
+            raise NoUsableModel(f"{variant.name}: the manifest says {kind} {list(recorded)} but the file takes "
+                                f"{list(actual)}")
+
+
 class ModelSelector:
     """Applies the rules above for one model folder on this device."""
 
@@ -148,9 +157,11 @@ class ModelSelector:
 
     def _load(self, variant: Variant) -> CraftModel:
         try:
-            return load_cpu(self.model_dir, variant, self.runtime, self.threads)
+            model = load_cpu(self.model_dir, variant, self.runtime, self.threads)
         except ModelLoadError as exc:
             raise NoUsableModel(str(exc)) from exc
+        check_shapes(variant, model)
+        return model
 
     def _measure(self, candidates: list[Variant]) -> tuple[CraftModel, Choice]:
         measured: dict[str, float] = {}

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 
 def free_port() -> int:
@@ -22,39 +24,62 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@dataclass
 class Broker:
-    host: str
-    port: int
-    process: subprocess.Popen
+    """A mosquitto process on a fixed port that a test can stop and start again.
+
+    Persistence is on, so sessions and queued QoS 1 messages survive a restart, as on a real
+    installation. ``extra_config`` adds listener options (TLS, passwords, ACLs).
+    """
+
+    def __init__(self, folder: Path, extra_config: str = "", listener_options: str = "allow_anonymous true") -> None:
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log = folder / "mosquitto.log"
+        self.config = folder / "mosquitto.conf"
+        # As root, mosquitto would drop to its own user and could not write its log and persistence
+        # file in the test's folder; "user root" keeps it as the invoking user (ignored otherwise).
+        self.config.write_text(
+            f"user root\nper_listener_settings true\nlistener {self.port} 127.0.0.1\n{listener_options}\n"
+            f"persistence true\npersistence_location {folder}/\nlog_dest file {self.log}\n"
+            f"log_type error\nlog_type warning\nlog_type notice\nlog_type information\n{extra_config}"
+        )
+        self.process: subprocess.Popen | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen([binary, "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    detail = self.process.stderr.read().decode() if self.process.stderr else ""
+                    raise RuntimeError(f"mosquitto did not start: {detail}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
 
 @contextmanager
-def mosquitto(folder: Path, extra_config: str = "") -> Iterator[Broker]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
-    config = folder / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_config}")
-    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                detail = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"mosquitto did not start: {detail}") from None
-            time.sleep(0.05)
+def mosquitto(folder: Path, extra_config: str = "", listener_options: str = "allow_anonymous true") -> Iterator[Broker]:
+    broker = Broker(folder, extra_config, listener_options)
+    broker.start()
     try:
-        yield Broker("127.0.0.1", port, process)
+        yield broker
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        broker.stop()
 
 
 @dataclass
@@ -70,16 +95,22 @@ class Subscriber:
 
     broker: Broker
     topic: str
+    client_id: str = ""  # set: a persistent session that survives disconnects and broker restarts
     messages: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
         self.client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
-        self.client.connect(self.broker.host, self.broker.port)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        properties = None
+        if self.client_id:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 3600
+        self.client.connect(self.broker.host, self.broker.port, clean_start=not self.client_id, properties=properties)
         self.client.loop_start()
         assert self._subscribed.wait(10), "subscriber did not subscribe"
 

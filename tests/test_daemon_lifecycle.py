@@ -4,34 +4,25 @@ and on_change publishing. Real weights, real mosquitto."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests import daemon_helpers
 from tests.conftest import SAMPLES
 from tests.mqtt_helpers import Broker, Subscriber
 
 pytestmark = pytest.mark.conversion
-REPO = Path(__file__).resolve().parent.parent
 
 
-def write_config(path: Path, broker: Broker, model_dir: Path, source: Path, **overrides: str) -> None:
-    settings = {"prefer": "fp16", "publish": "every_frame", **overrides}
-    path.write_text(
-        f"device_id: life\n"
-        f"source: {{kind: files, path: '{source}', loop: true}}\n"
-        f"model: {{dir: '{model_dir}', prefer: {settings['prefer']}}}\n"
-        f"mqtt: {{host: 127.0.0.1, port: {broker.port}, stats_interval_seconds: 1, publish: {settings['publish']},"
-        f" heartbeat_seconds: 3600}}\n"
-        f"state_dir: '{path.parent / 'state'}'\n"
-    )
+def write_config(path: Path, broker: Broker, model_dir: Path, source: Path, prefer: str = "fp16",
+                 publish: str = "every_frame") -> Path:
+    return daemon_helpers.write_config(path, broker.port, model_dir, source, device_id="life",
+                                       model={"prefer": prefer}, mqtt={"publish": publish, "heartbeat_seconds": 3600})
 
 
 class NotifySocket:
@@ -54,9 +45,8 @@ class NotifySocket:
         return False
 
 
-def start(config: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=REPO,
-                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(config: Path, env: dict[str, str]):
+    return daemon_helpers.start_daemon(config, env=env)
 
 
 def test_systemd_notifications_stats_and_sighup_reload(broker: Broker, model_dir: Path, tmp_path: Path) -> None:

@@ -36,6 +36,10 @@ def load_edgetpu(
     except (ValueError, OSError, RuntimeError) as exc:
         raise TpuUnavailable(f"{EDGETPU_LIBRARY} did not load for {device.state} ({exc})") from exc
     try:
-        return load_model(model_dir / variant.file, runtime, 1, [delegate])
+        model = load_model(model_dir / variant.file, runtime, 1, [delegate])
     except ModelLoadError as exc:
         raise TpuUnavailable(f"{variant.file} did not load on the Edge TPU ({exc})") from exc
+    if list(model.input.shape) != list(variant.input.shape):
+        raise TpuUnavailable(f"the manifest says input {variant.input.shape} but {variant.file} takes "
+                             f"{list(model.input.shape)}")
+    return model

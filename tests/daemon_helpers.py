@@ -1,0 +1,45 @@
+"""Running ``craft-edge run`` as a real process in tests: its config file, its environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def write_config(path: Path, port: int, model_dir: Path, frames: Path, **sections: Any) -> Path:
+    """A config for a files source looping over ``frames``, the broker on ``port``; ``sections`` override."""
+    config = {
+        "device_id": "test",
+        "source": {"kind": "files", "path": str(frames), "loop": True},
+        "model": {"dir": str(model_dir), "prefer": "int8"},
+        "mqtt": {"host": "127.0.0.1", "port": port, "stats_interval_seconds": 1, "reconnect_max_seconds": 2},
+        "state_dir": str(path.parent / "state"),
+    }
+    path.write_text(yaml.safe_dump(merge(config, sections)))
+    return path
+
+
+def start_daemon(config: Path, *args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
+    command = [sys.executable, "-m", "edge.cli", "run", "--config", str(config), *args]
+    environment = {**os.environ, "NOTIFY_SOCKET": "", **(env or {})}
+    return subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **popen)
+
+
+def seqs(messages: list) -> list[int]:
+    return [json.loads(m.payload)["frame"]["seq"] for m in messages]
