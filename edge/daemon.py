@@ -220,6 +220,7 @@ class Daemon:
             "backend": choice.backend if choice else None, "variant": choice.variant if choice else None,
             "runtime": parts.runner.selector.runtime.describe(), "source_state": parts.capture.status.state,
             "tpu_state": parts.runner.tpu_state, "ignored_messages": publisher.ignored_messages,
+            "rejected_by_broker": publisher.rejected,
             "broker": "connected" if publisher.connected.is_set() else f"disconnected: {publisher.last_error}",
             "spool": self._spool_stats(),
         }

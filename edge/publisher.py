@@ -76,6 +76,7 @@ class Publisher:
         self.connections = 0  # successful connections so far
         self.last_error = ""
         self.ignored_messages = 0
+        self.rejected = 0  # publishes the broker refused in its PUBACK (e.g. not authorised by its ACL)
         self.on_ack: Callable[[int], None] = lambda mid: None
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {}
@@ -95,7 +96,7 @@ class Publisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_publish = lambda _client, _userdata, mid, _reason, _properties: self.on_ack(mid)
+        client.on_publish = self._on_publish
         self._publish_properties: Properties | None = None
         if settings.message_expiry_seconds:
             self._publish_properties = Properties(PacketTypes.PUBLISH)
@@ -128,6 +129,14 @@ class Publisher:
             client.subscribe(f"{self.config.mqtt.home_assistant.discovery_prefix}/status", qos=1)
             self._publish_discovery()
         self.connected.set()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        if reason is not None and reason.is_failure:
+            self.rejected += 1
+            if self.rejected == 1 or self.rejected % 100 == 0:
+                log.error("the broker refused a detections message (%s); %d refused so far; check its ACL",
+                          reason, self.rejected)
+        self.on_ack(mid)  # refused or not, resending would not help
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho calls this inside its ``except OSError`` block: the exception says why.
