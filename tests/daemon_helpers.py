@@ -37,8 +37,8 @@ def write_config(path: Path, port: int, model_dir: Path, frames: Path, **section
 def start_daemon(config: Path, *args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
     command = [sys.executable, "-m", "edge.cli", "run", "--config", str(config), *args]
     environment = {**os.environ, "NOTIFY_SOCKET": "", **(env or {})}
-    return subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **popen)
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
+    return subprocess.Popen(command, cwd=REPO, env=environment, text=True, **streams)
 
 
 def seqs(messages: list) -> list[int]:
