@@ -84,3 +84,12 @@ def test_state_directory_from_systemd() -> None:
     config = parse_config("state_dir: /tmp/x", "c")
     assert state_dir(config, {}) == Path("/tmp/x")
     assert state_dir(config, {"STATE_DIRECTORY": "/var/lib/craft-edge:/other"}) == Path("/var/lib/craft-edge")
+
+
+def test_run_with_a_missing_config_file_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(missing)],
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"craft-edge: error: {missing}: cannot read config (No such file or directory)"]
