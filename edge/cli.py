@@ -107,21 +107,27 @@ def _selector(model_dir: Path, prefer: str | None, threads: int, state: Path):
     return ModelSelector(model_dir, load_manifest(model_dir), config, find_runtime(), cpu_info(), threads, state)
 
 
+def _runner(model_dir: Path, variant: str | None, threads: int, state: Path):
+    from edge.hardware import find_tpus
+    from edge.inference import ModelRunner
+    from edge.runtime import default_threads
+
+    runner = ModelRunner(_selector(model_dir, variant, threads or default_threads(), state), find_tpus,
+                         retry_seconds=3600)
+    runner.start()
+    return runner
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
     from edge.detector import detect
-    from edge.hardware import find_tpus
     from edge.imageio import ImageError, read_rgb
-    from edge.inference import ModelRunner
     from edge.payload import box_json
     from edge.postprocess import Thresholds
-    from edge.runtime import default_threads
 
-    selector = _selector(args.model, args.variant, args.threads or default_threads(), args.state_dir)
-    runner = ModelRunner(selector, find_tpus, retry_seconds=3600)
-    runner.start()
+    runner = _runner(args.model, args.variant, args.threads, args.state_dir)
     if args.draw:
         args.draw.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -143,6 +149,72 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 cv2.polylines(canvas, [np.round(box.points).astype(np.int32)], True, (0, 255, 0), 2)
             cv2.imwrite(str(args.draw / f"{image.stem}_boxes.png"), canvas)
     return 1 if failures else 0
+
+
+# -- eval ---------------------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    from edge.detector import detect
+    from edge.evaluation import GroundTruthError, Summary, Word, evaluate_image, find_ground_truth, read_words
+    from edge.imageio import ImageError, list_images, read_rgb
+    from edge.manifest import load_manifest
+    from edge.postprocess import Thresholds
+
+    if (args.gt is None) == (args.against is None):
+        raise Fatal("give --gt DIR (labelled images) or --against VARIANT (agreement between variants)")
+    if args.detections is None and args.model is None:
+        raise Fatal("give --model DIR, or --detections DIR with precomputed boxes")
+    try:
+        images = list_images(args.images)
+    except ImageError as exc:
+        raise Fatal(str(exc)) from exc
+    if args.detections is not None:
+        names = ["detections"]
+    elif args.all:
+        names = [v.name for v in load_manifest(args.model).variants if v.target == "cpu"]
+    else:
+        names = [args.variant or "fp32"]
+
+    def boxes_of(name: str) -> Callable[[Path], list]:
+        if name == "detections":
+            def from_files(image: Path) -> list:
+                found = find_ground_truth(args.detections, image.name)
+                return [w.poly for w in read_words(found)] if found else []
+            return from_files
+        runner = _runner(args.model, name, args.threads, args.state_dir)
+        return lambda image: [b.points for b in detect(runner, read_rgb(image), runner.input_hw, Thresholds())]
+
+    reference = boxes_of(args.against) if args.against else None
+    results, skipped = {}, 0
+    for name in names:
+        predict = boxes_of(name)
+        per_image = []
+        for image in images:
+            try:
+                if reference is not None:
+                    words = [Word(poly, False) for poly in reference(image)]
+                else:
+                    found = find_ground_truth(args.gt, image.name)
+                    if found is None:
+                        skipped += 1
+                        continue
+                    words = read_words(found)
+                per_image.append(evaluate_image(image.name, words, predict(image)))
+            except (ImageError, GroundTruthError) as exc:
+                raise Fatal(str(exc)) from exc
+        results[name] = Summary(per_image)
+    label = f"agreement with {args.against}" if args.against else "ICDAR 2015 protocol, IoU >= 0.5"
+    print(f"{label}; {len(next(iter(results.values())).images)} images")
+    print(f"{'variant':<12} {'words':>6} {'dets':>6} {'matched':>8} {'P':>6} {'R':>6} {'H':>6}")
+    for name, summary in results.items():
+        print(f"{name:<12} {summary.words:>6} {summary.detections:>6} {summary.matched:>8} "
+              f"{summary.precision:>6.3f} {summary.recall:>6.3f} {summary.hmean:>6.3f}")
+    if skipped:
+        print(f"({skipped // len(names)} images without ground truth skipped)")
+    if args.json:
+        report = {"mode": "agreement" if args.against else "labelled", "against": args.against,
+                  "variants": {name: summary.to_dict() for name, summary in results.items()}}
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
 
 
 # -- probe and bench ----------------------------------------------------------------------------
@@ -262,6 +334,21 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--json", action="store_true", help='JSON lines: {"image", "boxes": [...]} in source pixels')
     detect.add_argument("--draw", type=Path, metavar="OUT_DIR", help="write each image with its boxes drawn")
     detect.set_defaults(func=cmd_detect)
+
+    evaluate = commands.add_parser(
+        "eval", help="precision/recall/H-mean on labelled images (ICDAR 2015 protocol), or agreement between variants")
+    model_options(evaluate, required=False)
+    which = evaluate.add_mutually_exclusive_group()
+    which.add_argument("--variant", help="the variant to evaluate (default: fp32)")
+    which.add_argument("--all", action="store_true", help="every CPU variant in the model folder")
+    which.add_argument("--detections", type=Path, metavar="DIR",
+                       help="evaluate precomputed boxes (NAME.json per image, ground-truth JSON format) instead")
+    evaluate.add_argument("--images", type=Path, required=True, help="folder of images")
+    evaluate.add_argument("--gt", type=Path, help="ground truth: NAME.json, NAME.txt or gt_NAME.txt per image")
+    evaluate.add_argument("--against", metavar="VARIANT",
+                          help="agreement mode: treat this variant's boxes as the truth (unlabelled images)")
+    evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the results, per image too, as JSON")
+    evaluate.set_defaults(func=cmd_eval)
 
     probe = commands.add_parser("probe", help="what hardware and runtime are here, which variant would run and why")
     model_options(probe, required=False)

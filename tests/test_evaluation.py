@@ -1,0 +1,149 @@
+"""The ICDAR 2015 protocol on hand-made cases whose answers are known."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.evaluation import (
+    GroundTruthError,
+    Summary,
+    Word,
+    evaluate_image,
+    find_ground_truth,
+    intersection_area,
+    iou,
+    polygon_area,
+    read_words,
+)
+from tests.conftest import SAMPLES
+
+
+def box(x: float, y: float, w: float, h: float) -> np.ndarray:
+    return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float64)
+
+
+def word(x: float, y: float, w: float, h: float, ignore: bool = False) -> Word:
+    return Word(box(x, y, w, h), ignore)
+
+
+def test_geometry() -> None:
+    assert polygon_area(box(0, 0, 10, 4)) == 40
+    assert iou(box(0, 0, 10, 10), box(5, 0, 10, 10)) == pytest.approx(50 / 150)
+    concave = np.array([[0, 0], [10, 0], [10, 10], [5, 5], [0, 10]], dtype=np.float64)  # an arrow shape
+    assert polygon_area(concave) == 75
+    assert intersection_area(box(0, 0, 10, 10), concave) == pytest.approx(75)
+    assert intersection_area(box(0, 6, 10, 4), concave) == pytest.approx(2 * 0.5 * 4 * 4)
+
+
+def test_perfect() -> None:
+    words = [word(0, 0, 50, 10), word(0, 20, 30, 10)]
+    result = evaluate_image("a", words, [w.poly for w in words])
+    assert (result.matched, result.words, result.detections) == (2, 2, 2)
+
+
+def test_shifted_below_and_above_the_threshold() -> None:
+    words = [word(0, 0, 100, 10)]
+    assert evaluate_image("a", words, [box(30, 0, 100, 10)]).matched == 1  # IoU 70/130 = 0.54
+    assert evaluate_image("a", words, [box(40, 0, 100, 10)]).matched == 0  # IoU 60/140 = 0.43
+
+
+def test_split_word_gives_one_match_at_most() -> None:
+    words = [word(0, 0, 100, 10)]
+    halves = [box(0, 0, 48, 10), box(52, 0, 48, 10)]
+    result = evaluate_image("a", words, halves)
+    assert (result.matched, result.words, result.detections) == (0, 1, 2)  # each half has IoU 0.48
+    assert evaluate_image("a", words, [box(0, 0, 60, 10), box(62, 0, 38, 10)]).matched == 1
+
+
+def test_merged_words_match_one() -> None:
+    words = [word(0, 0, 60, 10), word(64, 0, 36, 10)]
+    result = evaluate_image("a", words, [box(0, 0, 100, 10)])
+    assert (result.matched, result.words, result.detections) == (1, 2, 1)  # IoU 0.6 with the first only
+
+
+def test_dont_care() -> None:
+    words = [word(0, 0, 50, 10), word(0, 50, 50, 10, ignore=True)]
+    inside = box(5, 50, 30, 10)  # entirely inside the don't-care word
+    half = box(30, 50, 40, 10)  # 20/40 inside: not more than half, so it counts (as a false positive)
+    result = evaluate_image("a", words, [words[0].poly, inside, half])
+    assert (result.matched, result.words, result.detections, result.dropped) == (1, 1, 2, 1)
+
+
+def test_one_to_one_in_reference_order() -> None:
+    words = [word(0, 0, 100, 10), word(0, 0, 100, 10)]  # duplicated word
+    result = evaluate_image("a", words, [box(0, 0, 100, 10)])
+    assert result.matched == 1 and result.pairs == [(0, 0)]
+
+
+def test_summary_sums_before_dividing() -> None:
+    perfect = evaluate_image("a", [word(0, 0, 10, 10)], [box(0, 0, 10, 10)])
+    missed = evaluate_image("b", [word(0, 0, 10, 10)] * 3, [])
+    summary = Summary([perfect, missed])
+    assert summary.precision == 1.0 and summary.recall == 0.25
+    assert summary.hmean == pytest.approx(0.4)
+    assert Summary([]).hmean == 0.0
+
+
+def test_ground_truth_formats(tmp_path: Path) -> None:
+    (tmp_path / "gt_img_1.txt").write_text("\ufeff1,1,9,1,9,5,1,5,EXIT\n0,0,4,0,4,4,0,4,###\n2,2,8,2,8,8,2,8,a,b\n")
+    words = read_words(find_ground_truth(tmp_path, "img_1.jpg"))
+    assert [(w.text, w.ignore) for w in words] == [("EXIT", False), ("###", True), ("a,b", False)]
+    (tmp_path / "img_2.json").write_text(json.dumps({"image": "img_2.jpg", "words": [
+        {"poly": [[0, 0], [4, 0], [4, 4], [0, 4]], "text": "", "ignore": True}]}))
+    assert read_words(find_ground_truth(tmp_path, "img_2.jpg"))[0].ignore
+    assert find_ground_truth(tmp_path, "img_3.jpg") is None
+    (tmp_path / "bad.txt").write_text("1,2,3,EXIT\n")
+    with pytest.raises(GroundTruthError, match=r"bad\.txt:1: expected x1,y1"):
+        read_words(tmp_path / "bad.txt")
+
+
+def craft_edge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_eval_precomputed_detections(tmp_path: Path) -> None:
+    """Ground truth given back as detections scores 1.0; dropping one word costs exactly its recall."""
+    detections = tmp_path / "detections"
+    detections.mkdir()
+    for gt in SAMPLES.glob("*.json"):
+        data = json.loads(gt.read_text())
+        if gt.stem == "coffee_01":
+            data["words"] = data["words"][1:]
+        (detections / gt.name).write_text(json.dumps(data))
+    total = sum(len(json.loads(p.read_text())["words"]) for p in SAMPLES.glob("*.json"))
+    result = craft_edge("eval", "--detections", str(detections), "--images", str(SAMPLES), "--gt", str(SAMPLES),
+                        "--json", str(tmp_path / "out.json"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out.json").read_text())["variants"]["detections"]
+    assert summary["precision"] == 1.0 and summary["matched"] == total - 1
+    assert summary["recall"] == round((total - 1) / total, 4)
+    assert "(1 images without ground truth skipped)" in result.stdout
+
+
+@pytest.mark.conversion
+def test_eval_every_variant_and_agreement(model_dir: Path, tmp_path: Path) -> None:
+    result = craft_edge("eval", "--model", str(model_dir), "--all", "--images", str(SAMPLES), "--gt", str(SAMPLES),
+                        "--json", str(tmp_path / "labelled.json"), "--state-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    variants = json.loads((tmp_path / "labelled.json").read_text())["variants"]
+    assert set(variants) == {"fp32", "fp16", "dynamic", "int8", "int8-tpu"}
+    assert variants["fp32"]["hmean"] > 0.5 and variants["fp32"]["words"] == 34
+    agreement = craft_edge("eval", "--model", str(model_dir), "--variant", "int8", "--against", "fp32",
+                           "--images", str(SAMPLES), "--json", str(tmp_path / "agree.json"),
+                           "--state-dir", str(tmp_path))
+    assert agreement.returncode == 0, agreement.stderr
+    assert "agreement with fp32" in agreement.stdout
+    assert json.loads((tmp_path / "agree.json").read_text())["variants"]["int8"]["hmean"] >= 0.9
+
+
+def test_eval_needs_truth_or_a_reference(tmp_path: Path) -> None:
+    result = craft_edge("eval", "--detections", str(tmp_path), "--images", str(SAMPLES))
+    assert result.returncode == 2
+    assert "give --gt DIR (labelled images) or --against VARIANT" in result.stderr
