@@ -42,7 +42,18 @@ def raw_fps(model_dir: Path, variant: str, frames: int) -> float:
     return frames / (time.perf_counter() - start)
 
 
-def daemon_fps(model_dir: Path, variant: str, frames: int) -> float:
+def peak_rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def daemon_run(model_dir: Path, variant: str, frames: int) -> tuple[float, float]:
+    """(frames per second end to end, peak RSS MiB of the daemon) for ``craft-edge run``."""
     with tempfile.TemporaryDirectory() as scratch, mosquitto(Path(scratch)) as broker:
         subscriber = Subscriber(broker, "craft-edge/bench/detections")
         arrivals: list[float] = []
@@ -51,10 +62,16 @@ def daemon_fps(model_dir: Path, variant: str, frames: int) -> float:
                    "--source", str(SAMPLES), "--loop", "--broker", broker.address, "--device-id", "bench",
                    "--max-frames", str(frames + 1)]
         env = {**os.environ, "STATE_DIRECTORY": scratch}
-        subprocess.run(command, cwd=REPO, env=env, check=True, stderr=subprocess.DEVNULL)
+        daemon = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peak = 0.0
+        while daemon.poll() is None:
+            peak = max(peak, peak_rss_mib(daemon.pid))
+            time.sleep(0.1)
+        if daemon.returncode != 0:
+            raise RuntimeError(f"craft-edge run exited with {daemon.returncode}")
         subscriber.wait_for(lambda: len(arrivals) >= frames + 1, timeout=30)
         subscriber.close()
-    return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]), peak
 
 
 def main() -> int:
@@ -66,10 +83,11 @@ def main() -> int:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {args.model.name} {args.variant}, "
           f"{args.frames} frames, {default_threads()} threads")
     raw = raw_fps(args.model, args.variant, args.frames)
-    e2e = daemon_fps(args.model, args.variant, args.frames)
+    e2e, peak = daemon_run(args.model, args.variant, args.frames)
     print(f"raw interpreter      {raw:6.2f} fps")
     print(f"craft-edge run e2e   {e2e:6.2f} fps")
     print(f"ratio e2e / raw      {e2e / raw:6.2f}")
+    print(f"daemon peak RSS      {peak:6.1f} MiB")
     return 0
 
 

@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,40 @@ def installed_runtimes() -> list:
     return found
 
 
+@dataclass(frozen=True)
+class Row:
+    backend: str  # "pytorch fp32", "onnxruntime fp32", "tflite int8", ...
+    engine: str  # torch, onnxruntime, ai-edge-litert, tflite-runtime
+    median_s: float
+    p90_s: float
+
+
+def measure_backends(model_dir: Path, threads: int, runs: int, image: Path) -> list[Row]:
+    """PyTorch first (the baseline), then ONNX Runtime, then every CPU variant on every runtime."""
+    manifest = load_manifest(model_dir)
+    pixels = letterbox(read_rgb(image), tuple(manifest.input_size)).pixels
+    size = f"{manifest.input_size[0]}x{manifest.input_size[1]}"
+    backends: list[tuple[str, str, Callable[[], object]]] = [
+        ("pytorch fp32", "torch", torch_backend(pixels, threads, manifest.source_weights)),
+    ]
+    onnx_path = model_dir / f"craft_{size}.onnx"
+    if onnx_path.is_file():
+        backends.append(("onnxruntime fp32", "onnxruntime", onnxruntime_backend(onnx_path, pixels, threads)))
+    for runtime in installed_runtimes():
+        if runtime.name == "tensorflow":
+            continue  # a workstation fallback, not a device runtime
+        for variant in manifest.variants:
+            if variant.target == "cpu":
+                model = load_model(model_dir / variant.file, runtime, threads)
+                backends.append((f"tflite {variant.name}", runtime.name, lambda m=model: m(pixels)))
+    rows = []
+    for label, engine, fn in backends:
+        samples = timings(fn, runs)
+        rows.append(Row(label, engine, statistics.median(samples), float(np.percentile(samples, 90))))
+        print(f"  measured {label} on {engine} at {size}, {threads} threads", file=sys.stderr, flush=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("models/480x640"), help="a converted model folder")
@@ -86,33 +121,15 @@ def main() -> int:
     args = parser.parse_args()
 
     manifest = load_manifest(args.model)
-    pixels = letterbox(read_rgb(args.image), tuple(manifest.input_size)).pixels
     size = f"{manifest.input_size[0]}x{manifest.input_size[1]}"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}")
     print(f"input {size}, {args.threads} threads, {args.runs} runs after 2 warm-up runs, image {args.image.name}\n")
-
-    backends: list[tuple[str, str, Callable[[], object]]] = [
-        ("pytorch fp32", "torch", torch_backend(pixels, args.threads, manifest.source_weights)),
-    ]
-    onnx_path = args.model / f"craft_{size}.onnx"
-    if onnx_path.is_file():
-        backends.append(("onnxruntime fp32", "onnxruntime", onnxruntime_backend(onnx_path, pixels, args.threads)))
-    for runtime in installed_runtimes():
-        for variant in manifest.variants:
-            if variant.target != "cpu":
-                continue
-            model = load_model(args.model / variant.file, runtime, args.threads)
-            backends.append((f"tflite {variant.name}", runtime.name, lambda m=model: m(pixels)))
-
-    rows = []
-    for label, engine, fn in backends:
-        samples = timings(fn, args.runs)
-        rows.append((label, engine, statistics.median(samples), np.percentile(samples, 90)))
-        print(f"  measured {label} on {engine}", file=sys.stderr)
-    baseline = rows[0][2]
+    rows = measure_backends(args.model, args.threads, args.runs, args.image)
+    baseline = rows[0].median_s
     print(f"{'backend':<20} {'engine':<16} {'median ms':>10} {'p90 ms':>8} {'vs PyTorch':>11}")
-    for label, engine, median, p90 in rows:
-        print(f"{label:<20} {engine:<16} {median * 1e3:>10.1f} {p90 * 1e3:>8.1f} {baseline / median:>10.2f}x")
+    for row in rows:
+        print(f"{row.backend:<20} {row.engine:<16} {row.median_s * 1e3:>10.1f} {row.p90_s * 1e3:>8.1f} "
+              f"{baseline / row.median_s:>10.2f}x")
     return 0
 
 
