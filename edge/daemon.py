@@ -108,7 +108,7 @@ class Daemon:
         self.seq = spool.last_seq()
         if spool.count():
             log.info("spool holds %d detections from an earlier run; sending them first", spool.count())
-        publisher, delivery = self._start_delivery(config, spool)
+        publisher, _ = self._start_delivery(config, spool)
         parts.capture.start()
         self._install_signals()
         self._publish_status(parts, publisher)
@@ -134,7 +134,8 @@ class Daemon:
                     break
         finally:
             parts.capture_stop.set()
-            delivery = self.delivery or delivery
+            delivery = self.delivery
+            assert delivery is not None
             publisher = delivery.publisher
             # A finished run (--max-frames, or a finite source) delivers everything before it exits.
             finished = self.max_frames is not None or source_ended
@@ -162,7 +163,7 @@ class Daemon:
         timing = Timing((after_pre - start) * 1e3, (after_inference - after_pre) * 1e3, (done - after_inference) * 1e3)
         self.seq += 1
         self.stats.record(timing.inference)
-        self.watchdog.frame_done()
+        self.watchdog.alive()
         choice = parts.runner.choice
         assert choice is not None
         heartbeat_due = time.monotonic() - self._last_published >= config.mqtt.heartbeat_seconds
@@ -203,6 +204,8 @@ class Daemon:
             notify(f"STATUS={text}")
 
     def _periodic(self, parts: Components, publisher: Publisher) -> None:
+        if parts.capture.status.state == "lost" and parts.capture.is_alive():
+            self.watchdog.alive()  # not stuck: waiting for the camera, reopening with backoff
         summary = (parts.runner.choice, parts.capture.status.state, parts.runner.tpu_state)
         if summary != self._last_summary:
             self._last_summary = summary

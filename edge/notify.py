@@ -1,7 +1,8 @@
 """systemd notifications over $NOTIFY_SOCKET (plain socket, no extra dependency).
 
-READY=1 once camera, model and broker are up; WATCHDOG=1 only while frames are being processed,
-so a stuck pipeline gets restarted by systemd; STATUS= lines for ``systemctl status``.
+READY=1 once camera, model and broker are up; WATCHDOG=1 while frames are being processed (or a
+lost camera is being reopened), so a stuck pipeline gets restarted by systemd; STATUS= lines for
+``systemctl status``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ def notify(message: str, environ: dict[str, str] | None = None) -> bool:
 
 
 class Watchdog:
-    """Pings at half of WatchdogSec, and only when ``frame_done`` says work is progressing."""
+    """Pings at half of WatchdogSec, and only when ``alive`` says work is progressing.
+
+    The daemon calls ``alive`` for each processed frame, and while a lost camera is being reopened;
+    a pipeline that hangs stops calling it, and systemd restarts the service.
+    """
 
     def __init__(self, environ: dict[str, str] | None = None) -> None:
         self.environ = environ if environ is not None else dict(os.environ)
@@ -35,7 +40,7 @@ class Watchdog:
         self.interval = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else None
         self._last = 0.0
 
-    def frame_done(self) -> None:
+    def alive(self) -> None:
         if self.interval is None:
             return
         now = time.monotonic()

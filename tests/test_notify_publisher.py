@@ -26,11 +26,11 @@ def test_notify_and_watchdog_on_a_unix_socket(tmp_path: Path) -> None:
     assert server.recv(100) == b"READY=1"
     watchdog = Watchdog(env)
     assert watchdog.interval == pytest.approx(0.1)
-    watchdog.frame_done()
-    watchdog.frame_done()  # within the interval: not sent again
+    watchdog.alive()
+    watchdog.alive()  # within the interval: not sent again
     assert server.recv(100) == b"WATCHDOG=1"
     time.sleep(0.12)
-    watchdog.frame_done()
+    watchdog.alive()
     assert server.recv(100) == b"WATCHDOG=1"
     assert not notify("READY=1", {})
     server.close()
