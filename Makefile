@@ -8,7 +8,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench benchmarks clean
+
+SIZES := 320x320 480x640 736x1280
 
 $(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +32,13 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/latency.py --model models/480x640 --threads 2
+
+# The whole benchmark suite (docs/benchmarks.md): converts any missing input size first.
+benchmarks: setup
+	$(BIN)/pip install --quiet -e '.[device,converter,test,bench]'
+	@missing=""; for s in $(SIZES); do [ -f models/$$s/manifest.json ] || missing=1; done; \
+	if [ -n "$$missing" ]; then $(BIN)/convert-for-device --out models --force $(foreach s,$(SIZES),--input-size $(s)); fi
+	$(BIN)/python bench/suite.py --models models --eval ../shared/eval
 
 clean:
 	rm -rf $(VENV) models .state .demo-message.json .demo-daemon.log

@@ -43,8 +43,12 @@ class MatchCount:
 
     @property
     def hmean(self) -> float:
-        total = self.precision + self.recall
-        return 2 * self.precision * self.recall / total if total else 0.0
+        return harmonic_mean(self.precision, self.recall)
+
+
+def harmonic_mean(precision: float, recall: float) -> float:
+    total = precision + recall
+    return 2 * precision * recall / total if total else 0.0
 
 
 def match_boxes(detections: list[np.ndarray], references: list[np.ndarray], min_iou: float = 0.5) -> MatchCount:

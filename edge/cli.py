@@ -248,7 +248,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for variant in selector.manifest.variants:
         if variant.target != "cpu" or not selector.verified(variant):
             continue
-        model = selector._load(variant)
+        model = selector.load_variant(variant)
         print(f"{variant.name:<10} {measure_ms(model, runs=args.runs):>10.1f}", flush=True)
     return 0
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.boxes import harmonic_mean
+
 MIN_IOU = 0.5
 DONT_CARE_OVERLAP = 0.5
 DONT_CARE_TEXT = "###"
@@ -130,6 +132,7 @@ class Summary:
     def detections(self) -> int:
         return sum(r.detections for r in self.images)
 
+    # As the reference script: nothing detected (or nothing to find) scores 0, not 1.
     @property
     def precision(self) -> float:
         return self.matched / self.detections if self.detections else 0.0
@@ -140,8 +143,7 @@ class Summary:
 
     @property
     def hmean(self) -> float:
-        total = self.precision + self.recall
-        return 2 * self.precision * self.recall / total if total else 0.0
+        return harmonic_mean(self.precision, self.recall)
 
     def to_dict(self) -> dict:
         return {

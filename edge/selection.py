@@ -143,7 +143,7 @@ class ModelSelector:
                 raise NoUsableModel(f"model.prefer is {self.config.prefer!r} but the manifest has no such CPU variant")
             if not self.verified(variant):
                 raise NoUsableModel(f"model.prefer is {variant.name!r} but {variant.file} does not match its sha256")
-            return self._load(variant), Choice(variant.name, "cpu", "forced by model.prefer")
+            return self.load_variant(variant), Choice(variant.name, "cpu", "forced by model.prefer")
         candidates = self.cpu_candidates()
         if not candidates:
             raise NoUsableModel(
@@ -152,10 +152,10 @@ class ModelSelector:
         cached = self._cached_choice()
         names = {v.name: v for v in candidates}
         if cached is not None and cached.variant in names:
-            return self._load(names[cached.variant]), cached
+            return self.load_variant(names[cached.variant]), cached
         return self._measure(candidates)
 
-    def _load(self, variant: Variant) -> CraftModel:
+    def load_variant(self, variant: Variant) -> CraftModel:
         try:
             model = load_cpu(self.model_dir, variant, self.runtime, self.threads)
         except ModelLoadError as exc:
@@ -168,7 +168,7 @@ class ModelSelector:
         models: dict[str, CraftModel] = {}
         for variant in candidates:
             try:
-                model = self._load(variant)
+                model = self.load_variant(variant)
             except NoUsableModel as exc:
                 log.error("skipping %s: %s", variant.name, exc)
                 continue
