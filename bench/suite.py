@@ -160,10 +160,9 @@ def plots(out_dir: Path, latencies: dict, accuracies: dict) -> list[str]:
         rows = {r.backend.removeprefix("tflite "): r for r in latencies[(size, 2)] if r.engine == "ai-edge-litert"}
         for variant, result in per_variant.items():
             if variant in rows:
-                axes.scatter(rows[variant].median_s * 1e3, result.labelled.hmean, marker=markers.get(variant, "o"),
-                             label=f"{variant} {size}", s=50)
-                axes.annotate(f"{variant}\n{size}", (rows[variant].median_s * 1e3, result.labelled.hmean),
-                              fontsize=6, xytext=(4, 2), textcoords="offset points")
+                point = (rows[variant].median_s * 1e3, result.labelled.count.hmean)
+                axes.scatter(*point, marker=markers.get(variant, "o"), label=f"{variant} {size}", s=50)
+                axes.annotate(f"{variant}\n{size}", point, fontsize=6, xytext=(4, 2), textcoords="offset points")
     axes.set_xscale("log")
     axes.set_xlabel("latency, ms (ai-edge-litert, 2 threads, x86-64)")
     axes.set_ylabel("H-mean, ICDAR 2015 images (IoU 0.5)")
@@ -274,9 +273,9 @@ def main() -> int:
         for size, per_variant in accuracies.items():
             for variant, result in per_variant.items():
                 agreement = result.agreement
-                rows.append([size, variant, f"{result.labelled.precision:.3f}", f"{result.labelled.recall:.3f}",
-                             f"{result.labelled.hmean:.3f}",
-                             "-" if agreement is None else f"{agreement.hmean:.3f}"])
+                labelled = result.labelled.count
+                rows.append([size, variant, f"{labelled.precision:.3f}", f"{labelled.recall:.3f}",
+                             f"{labelled.hmean:.3f}", "-" if agreement is None else f"{agreement.count.hmean:.3f}"])
         lines += table(["input", "variant", "P", "R", "H-mean", "H vs fp32"], rows)
         for name in plots(args.out.parent, latencies, accuracies):
             lines += [f"![{name}]({name})", ""]

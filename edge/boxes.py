@@ -27,28 +27,26 @@ class MatchCount:
     matched: int
     detections: int
     references: int
+    empty: float = 1.0  # precision with no detections, recall with no references
 
     def __add__(self, other: MatchCount) -> MatchCount:
         return MatchCount(
-            self.matched + other.matched, self.detections + other.detections, self.references + other.references
+            self.matched + other.matched, self.detections + other.detections, self.references + other.references,
+            self.empty,
         )
 
     @property
     def precision(self) -> float:
-        return self.matched / self.detections if self.detections else 1.0
+        return self.matched / self.detections if self.detections else self.empty
 
     @property
     def recall(self) -> float:
-        return self.matched / self.references if self.references else 1.0
+        return self.matched / self.references if self.references else self.empty
 
     @property
     def hmean(self) -> float:
-        return harmonic_mean(self.precision, self.recall)
-
-
-def harmonic_mean(precision: float, recall: float) -> float:
-    total = precision + recall
-    return 2 * precision * recall / total if total else 0.0
+        total = self.precision + self.recall
+        return 2 * self.precision * self.recall / total if total else 0.0
 
 
 def match_boxes(detections: list[np.ndarray], references: list[np.ndarray], min_iou: float = 0.5) -> MatchCount:

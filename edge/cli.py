@@ -206,8 +206,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{label}; {len(next(iter(results.values())).images)} images")
     print(f"{'variant':<12} {'words':>6} {'dets':>6} {'matched':>8} {'P':>6} {'R':>6} {'H':>6}")
     for name, summary in results.items():
-        print(f"{name:<12} {summary.words:>6} {summary.detections:>6} {summary.matched:>8} "
-              f"{summary.precision:>6.3f} {summary.recall:>6.3f} {summary.hmean:>6.3f}")
+        count = summary.count
+        print(f"{name:<12} {count.references:>6} {count.detections:>6} {count.matched:>8} "
+              f"{count.precision:>6.3f} {count.recall:>6.3f} {count.hmean:>6.3f}")
     if skipped:
         print(f"({skipped // len(names)} images without ground truth skipped)")
     if args.json:

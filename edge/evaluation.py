@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.boxes import harmonic_mean
+from edge.boxes import MatchCount
 
 MIN_IOU = 0.5
 DONT_CARE_OVERLAP = 0.5
@@ -121,34 +121,16 @@ class Summary:
     images: list[ImageResult]
 
     @property
-    def matched(self) -> int:
-        return sum(r.matched for r in self.images)
-
-    @property
-    def words(self) -> int:
-        return sum(r.words for r in self.images)
-
-    @property
-    def detections(self) -> int:
-        return sum(r.detections for r in self.images)
-
-    # As the reference script: nothing detected (or nothing to find) scores 0, not 1.
-    @property
-    def precision(self) -> float:
-        return self.matched / self.detections if self.detections else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.matched / self.words if self.words else 0.0
-
-    @property
-    def hmean(self) -> float:
-        return harmonic_mean(self.precision, self.recall)
+    def count(self) -> MatchCount:
+        """Sums over all images; as in the reference script, an empty set scores 0, not 1."""
+        return MatchCount(sum(r.matched for r in self.images), sum(r.detections for r in self.images),
+                          sum(r.words for r in self.images), empty=0.0)
 
     def to_dict(self) -> dict:
+        count = self.count
         return {
-            "precision": round(self.precision, 4), "recall": round(self.recall, 4), "hmean": round(self.hmean, 4),
-            "matched": self.matched, "words": self.words, "detections": self.detections,
+            "precision": round(count.precision, 4), "recall": round(count.recall, 4), "hmean": round(count.hmean, 4),
+            "matched": count.matched, "words": count.references, "detections": count.detections,
             "images": [{"image": r.name, "matched": r.matched, "words": r.words, "detections": r.detections,
                         "dropped_dont_care": r.dropped} for r in self.images],
         }

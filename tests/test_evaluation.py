@@ -84,10 +84,10 @@ def test_one_to_one_in_reference_order() -> None:
 def test_summary_sums_before_dividing() -> None:
     perfect = evaluate_image("a", [word(0, 0, 10, 10)], [box(0, 0, 10, 10)])
     missed = evaluate_image("b", [word(0, 0, 10, 10)] * 3, [])
-    summary = Summary([perfect, missed])
-    assert summary.precision == 1.0 and summary.recall == 0.25
-    assert summary.hmean == pytest.approx(0.4)
-    assert Summary([]).hmean == 0.0
+    count = Summary([perfect, missed]).count
+    assert count.precision == 1.0 and count.recall == 0.25
+    assert count.hmean == pytest.approx(0.4)
+    assert Summary([]).count.hmean == 0.0 and Summary([]).count.precision == 0.0
 
 
 def test_ground_truth_formats(tmp_path: Path) -> None:
