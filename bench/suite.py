@@ -154,20 +154,21 @@ def plots(out_dir: Path, latencies: dict, accuracies: dict) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = plt.subplots(figsize=(7.5, 4.5))
     markers = {"fp32": "o", "fp16": "s", "dynamic": "^", "int8": "D", "int8-tpu": "v"}
-    for size, per_variant in accuracies.items():
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+    for colour, (size, per_variant) in zip(colours, accuracies.items(), strict=False):
         rows = {r.backend.removeprefix("tflite "): r for r in latencies[(size, 2)] if r.engine == "ai-edge-litert"}
         for variant, result in per_variant.items():
             if variant in rows:
-                point = (rows[variant].median_s * 1e3, result.labelled.count.hmean)
-                axes.scatter(*point, marker=markers.get(variant, "o"), label=f"{variant} {size}", s=50)
-                axes.annotate(f"{variant}\n{size}", point, fontsize=6, xytext=(4, 2), textcoords="offset points")
+                axes.scatter(rows[variant].median_s * 1e3, result.labelled.count.hmean, color=colour,
+                             marker=markers.get(variant, "o"), s=60, alpha=0.8, label=f"{size} {variant}")
     axes.set_xscale("log")
     axes.set_xlabel("latency, ms (ai-edge-litert, 2 threads, x86-64)")
     axes.set_ylabel("H-mean, ICDAR 2015 images (IoU 0.5)")
-    axes.set_title("Accuracy against latency, per variant and input size")
+    axes.set_title("Accuracy against latency: colour = input size, marker = variant")
     axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=6, ncol=3, loc="lower right")
     figure.tight_layout()
     figure.savefig(out_dir / "latency_vs_hmean.png", dpi=120)
     written.append("latency_vs_hmean.png")
