@@ -154,7 +154,15 @@ def cmd_detect(args: argparse.Namespace) -> int:
 # -- eval ---------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
     from edge.detector import detect
-    from edge.evaluation import GroundTruthError, Summary, Word, evaluate_image, find_ground_truth, read_words
+    from edge.evaluation import (
+        GroundTruthError,
+        Summary,
+        Word,
+        evaluate_image,
+        find_ground_truth,
+        format_table,
+        read_words,
+    )
     from edge.imageio import ImageError, list_images, read_rgb
     from edge.manifest import load_manifest
     from edge.postprocess import Thresholds
@@ -203,12 +211,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 raise Fatal(str(exc)) from exc
         results[name] = Summary(per_image)
     label = f"agreement with {args.against}" if args.against else "ICDAR 2015 protocol, IoU >= 0.5"
-    print(f"{label}; {len(next(iter(results.values())).images)} images")
-    print(f"{'variant':<12} {'words':>6} {'dets':>6} {'matched':>8} {'P':>6} {'R':>6} {'H':>6}")
-    for name, summary in results.items():
-        count = summary.count
-        print(f"{name:<12} {count.references:>6} {count.detections:>6} {count.matched:>8} "
-              f"{count.precision:>6.3f} {count.recall:>6.3f} {count.hmean:>6.3f}")
+    print(format_table(label, results))
     if skipped:
         print(f"({skipped // len(names)} images without ground truth skipped)")
     if args.json:

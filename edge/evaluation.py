@@ -136,6 +136,18 @@ class Summary:
         }
 
 
+def format_table(label: str, results: dict[str, Summary]) -> str:
+    """The summary table ``craft-edge eval`` and ``compare-with-pytorch`` print."""
+    images = len(next(iter(results.values())).images) if results else 0
+    lines = [f"{label}; {images} images",
+             f"{'variant':<12} {'words':>6} {'dets':>6} {'matched':>8} {'P':>6} {'R':>6} {'H':>6}"]
+    for name, summary in results.items():
+        count = summary.count
+        lines.append(f"{name:<12} {count.references:>6} {count.detections:>6} {count.matched:>8} "
+                     f"{count.precision:>6.3f} {count.recall:>6.3f} {count.hmean:>6.3f}")
+    return "\n".join(lines)
+
+
 def _words_from_text(path: Path) -> list[Word]:
     words = []
     for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):

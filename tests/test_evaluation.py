@@ -147,3 +147,15 @@ def test_eval_needs_truth_or_a_reference(tmp_path: Path) -> None:
     result = craft_edge("eval", "--detections", str(tmp_path), "--images", str(SAMPLES))
     assert result.returncode == 2
     assert "give --gt DIR (labelled images) or --against VARIANT" in result.stderr
+
+
+@pytest.mark.conversion
+def test_compare_with_pytorch(model_dir: Path, tmp_path: Path) -> None:
+    from converter.compare import main
+
+    assert main(["--model", str(model_dir), "--images", str(SAMPLES), "--variant", "int8",
+                 "--json", str(tmp_path / "out.json")]) == 0
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["against"] == "pytorch-fp32"
+    assert result["variants"]["int8"]["hmean"] >= 0.9 and result["variants"]["int8"]["words"] > 20
+    assert main(["--model", str(tmp_path / "none"), "--images", str(SAMPLES)]) == 2
