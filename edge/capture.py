@@ -22,7 +22,6 @@ class LatestFrame:
 
     def __init__(self) -> None:
         self._frame: Frame | None = None
-        self._seq = 0
         self._condition = threading.Condition()
         self.dropped = 0
         self.finished = False

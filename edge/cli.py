@@ -224,8 +224,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 # -- probe and bench ----------------------------------------------------------------------------
 def cmd_probe(args: argparse.Namespace) -> int:
     from edge.hardware import cpu_info, find_tpus
-    from edge.inference import ModelRunner
-    from edge.runtime import default_threads, find_runtime
+    from edge.runtime import find_runtime
 
     runtime = find_runtime()
     tpus = find_tpus()
@@ -235,9 +234,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     print("edge tpu: " + (", ".join(f"{t.state} at {t.path}" for t in tpus) if tpus else "none found"))
     if args.model is None:
         return 0
-    selector = _selector(args.model, args.variant, args.threads or default_threads(), args.state_dir)
-    runner = ModelRunner(selector, find_tpus, retry_seconds=3600)
-    runner.start()
+    runner = _runner(args.model, args.variant, args.threads, args.state_dir)
     print(f"tpu state: {runner.tpu_state}")
     print(f"would use: {runner.choice.variant} on {runner.choice.backend}, because {runner.choice.reason}")
     return 0

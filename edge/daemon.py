@@ -46,6 +46,7 @@ class Components:
     """What a (re)load builds from a configuration."""
 
     config: Config
+    thresholds: Thresholds
     runner: ModelRunner
     slot: LatestFrame
     capture: CaptureThread
@@ -90,7 +91,9 @@ class Daemon:
             make_source(config.source), slot, stop, config.source.reopen_backoff_max_seconds,
             max_fps=config.source.max_fps, pace_to_consumer=config.source.kind == "files",
         )
-        return Components(config, runner, slot, capture, stop)
+        thresholds = Thresholds(config.detection.text_threshold, config.detection.link_threshold,
+                                config.detection.low_text)
+        return Components(config, thresholds, runner, slot, capture, stop)
 
     # -- main loop -------------------------------------------------------------------------
     def _start_delivery(self, config: Config, spool: Spool) -> tuple[Publisher, Delivery]:
@@ -151,14 +154,12 @@ class Daemon:
 
     def _process(self, frame: Frame, parts: Components, publisher: Publisher) -> None:
         config = parts.config
-        thresholds = Thresholds(config.detection.text_threshold, config.detection.link_threshold,
-                                config.detection.low_text)
         start = time.perf_counter()
         boxed = letterbox(frame.rgb, parts.runner.input_hw)
         after_pre = time.perf_counter()
         scores = parts.runner(boxed.pixels)
         after_inference = time.perf_counter()
-        boxes = boxes_in_source(scores, boxed, thresholds)
+        boxes = boxes_in_source(scores, boxed, parts.thresholds)
         done = time.perf_counter()
         timing = Timing((after_pre - start) * 1e3, (after_inference - after_pre) * 1e3, (done - after_inference) * 1e3)
         self.seq += 1
@@ -179,7 +180,8 @@ class Daemon:
             self._last_published = time.monotonic()
             self._last_boxes = boxes
         if not self._ready_sent and publisher.connected.is_set():
-            self._ready_sent = notify("READY=1") or True
+            notify("READY=1")
+            self._ready_sent = True
             log.info("ready: camera, model and broker are up")
 
     # -- status and stats ------------------------------------------------------------------

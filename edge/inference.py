@@ -46,8 +46,11 @@ class ModelRunner:
         return self.model.input_hw
 
     def _try_tpu(self) -> bool:
-        if self.selector.config.prefer not in ("auto", "edgetpu") or self.selector.edgetpu_variant() is None:
-            self.tpu_state = "not used" if self.selector.edgetpu_variant() is None else "disabled by model.prefer"
+        if self.selector.edgetpu_variant() is None:
+            self.tpu_state = "not used"
+            return False
+        if self.selector.config.prefer not in ("auto", "edgetpu"):
+            self.tpu_state = "disabled by model.prefer"
             return False
         tpus = self.find_tpus()
         try:
@@ -80,6 +83,9 @@ class ModelRunner:
                 self.switches += 1
                 self._next_tpu_try = self.clock() + self.retry_seconds
                 self._use_cpu()
-        elif self._next_tpu_try is not None and self.clock() >= self._next_tpu_try and self._try_tpu():
-            self.switches += 1
+        elif self._next_tpu_try is not None and self.clock() >= self._next_tpu_try:
+            # Schedule the next attempt first: an unplugged TPU must not be looked for on every frame.
+            self._next_tpu_try = self.clock() + self.retry_seconds
+            if self._try_tpu():
+                self.switches += 1
         return self.model(pixels)

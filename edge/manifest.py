@@ -8,6 +8,7 @@ change. Loading is strict: a missing or mistyped field is refused with its path 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,15 @@ class Manifest:
         path = folder / MANIFEST_NAME
         path.write_text(self.to_json())
         return path
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 the manifest records for a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:

@@ -27,7 +27,7 @@ from edge.backends.cpu import load_cpu
 from edge.backends.edgetpu import TpuUnavailable, load_edgetpu
 from edge.config import ModelConfig
 from edge.hardware import CpuInfo, TpuDevice
-from edge.manifest import Manifest, Variant
+from edge.manifest import Manifest, Variant, file_sha256
 from edge.runtime import CraftModel, ModelLoadError, Runtime
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,10 @@ class Choice:
 
 
 def file_matches(model_dir: Path, variant: Variant) -> bool:
-    path = model_dir / variant.file
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        return file_sha256(model_dir / variant.file) == variant.sha256
     except OSError:
         return False
-    return digest.hexdigest() == variant.sha256
 
 
 def measure_ms(model: CraftModel, runs: int = MEASURE_RUNS) -> float:

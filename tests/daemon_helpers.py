@@ -41,5 +41,11 @@ def start_daemon(config: Path, *args: str, env: dict[str, str] | None = None, **
     return subprocess.Popen(command, cwd=REPO, env=environment, text=True, **streams)
 
 
+def craft_edge(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """One ``craft-edge`` command, run to completion, output captured."""
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
 def seqs(messages: list) -> list[int]:
     return [json.loads(m.payload)["frame"]["seq"] for m in messages]

@@ -31,7 +31,8 @@ class Broker:
     installation. ``extra_config`` adds listener options (TLS, passwords, ACLs).
     """
 
-    def __init__(self, folder: Path, extra_config: str = "", listener_options: str = "allow_anonymous true") -> None:
+    def __init__(self, folder: Path, extra_config: str = "", listener_options: str = "allow_anonymous true",
+                 extra_ports: tuple[int, ...] = ()) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.folder = folder
@@ -45,6 +46,7 @@ class Broker:
             f"persistence true\npersistence_location {folder}/\nlog_dest file {self.log}\n"
             f"log_type error\nlog_type warning\nlog_type notice\nlog_type information\n{extra_config}"
         )
+        self.extra_ports = extra_ports  # further listeners in extra_config; start() waits for them too
         self.process: subprocess.Popen | None = None
 
     @property
@@ -56,15 +58,16 @@ class Broker:
         self.process = subprocess.Popen([binary, "-c", str(self.config)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    detail = self.process.stderr.read().decode() if self.process.stderr else ""
-                    raise RuntimeError(f"mosquitto did not start: {detail}") from None
-                time.sleep(0.05)
+        for port in (self.port, *self.extra_ports):
+            while True:
+                try:
+                    socket.create_connection((self.host, port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        detail = self.process.stderr.read().decode() if self.process.stderr else ""
+                        raise RuntimeError(f"mosquitto did not start listening on {port}: {detail}") from None
+                    time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from converter.model import file_sha256
 from converter.pipeline import FP32_MAX_ABS_DIFF
 from converter.tflite_graph import read_graph
 from converter.tflite_variants import VARIANTS
 from edge.detector import detect
 from edge.imageio import read_rgb
-from edge.manifest import load_manifest
+from edge.manifest import file_sha256, load_manifest
 from edge.postprocess import Thresholds
 from edge.runtime import find_runtime, load_model
 from tests.conftest import SAMPLES, TEST_SIZE, sample_words

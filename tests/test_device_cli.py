@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -15,14 +14,12 @@ import pytest
 from edge.boxes import match_boxes
 from edge.cli import source_kind
 from edge.payload import load_schema
+from tests import daemon_helpers
 from tests.conftest import SAMPLES, sample_words
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def craft_edge(*args: str, state: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args, "--state-dir", str(state)],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    return daemon_helpers.craft_edge(*args, "--state-dir", str(state), timeout=300)
 
 
 @pytest.mark.conversion

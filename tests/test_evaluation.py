@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from edge.evaluation import (
     read_words,
 )
 from tests.conftest import SAMPLES
+from tests.daemon_helpers import craft_edge
 
 
 def box(x: float, y: float, w: float, h: float) -> np.ndarray:
@@ -101,11 +100,6 @@ def test_ground_truth_formats(tmp_path: Path) -> None:
     (tmp_path / "bad.txt").write_text("1,2,3,EXIT\n")
     with pytest.raises(GroundTruthError, match=r"bad\.txt:1: expected x1,y1"):
         read_words(tmp_path / "bad.txt")
-
-
-def craft_edge(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=600,
-                          cwd=Path(__file__).resolve().parent.parent)
 
 
 def test_eval_precomputed_detections(tmp_path: Path) -> None:

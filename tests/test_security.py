@@ -58,7 +58,7 @@ def secure(tmp_path: Path):
     listener = (f"cafile {ca[1]}\ncertfile {server[1]}\nkeyfile {server[0]}\nrequire_certificate true\n"
                 f"allow_anonymous false\npassword_file {passwords}\nacl_file {acl}\n")
     broker = Broker(tmp_path / "broker", extra_config=f"listener {observer_port} 127.0.0.1\nallow_anonymous true\n",
-                    listener_options=listener)
+                    listener_options=listener, extra_ports=(observer_port,))
     broker.start()
     observer = SimpleNamespace(host="127.0.0.1", port=observer_port)  # the plain listener, for watching
     yield {"broker": broker, "observer": observer, "ca": ca, "client": client, "rogue_ca": rogue_ca,

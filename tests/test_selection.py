@@ -133,6 +133,22 @@ def test_tpu_failing_mid_run_switches_to_cpu_then_retries(tpu_folder: Path, tmp_
     assert runner.switches == 2
 
 
+def test_unplugged_tpu_is_looked_for_every_retry_seconds_not_every_frame(tpu_folder: Path, tmp_path: Path) -> None:
+    state = StandInState()
+    now = [0.0]
+    runner = make_runner(tpu_folder, tmp_path, state, tpu_present=True, clock=lambda: now[0])
+    scans = []
+    runner.find_tpus = lambda: scans.append(now[0]) or []  # unplugged: the sysfs entry is gone
+    pixels = np.full((*runner.input_hw, 3), 100, np.uint8)
+    state.unplugged = True
+    runner(pixels)  # fails on the TPU, finishes on the CPU
+    for step in range(1, 40):  # 40 frames over 78 s
+        now[0] = step * 2.0
+        runner(pixels)
+    assert runner.choice.backend == "cpu" and runner.tpu_state == "absent"
+    assert scans == [30.0, 60.0]  # once per retry_seconds (30 s), not once per frame
+
+
 def test_forced_missing_variant(tpu_folder: Path, tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "state", ignore_errors=True)
     with pytest.raises(NoUsableModel, match=r"model\.prefer is 'int4'"):
