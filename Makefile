@@ -41,4 +41,4 @@ benchmarks: setup
 	$(BIN)/python bench/suite.py --models models --eval ../shared/eval
 
 clean:
-	rm -rf $(VENV) models .state .demo-message.json .demo-daemon.log
+	rm -rf $(VENV) models .demo

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from edge.imageio import read_rgb  # noqa: E402
 from edge.manifest import load_manifest  # noqa: E402
+from edge.paths import absolute  # noqa: E402
 from edge.preprocess import letterbox  # noqa: E402
 from edge.runtime import default_threads, find_runtime, load_model  # noqa: E402
 from tests.mqtt_helpers import Subscriber, mosquitto  # noqa: E402
@@ -76,7 +77,7 @@ def daemon_run(model_dir: Path, variant: str, frames: int) -> tuple[float, float
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=REPO / "models" / "480x640")
+    parser.add_argument("--model", type=absolute, default=REPO / "models" / "480x640")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--frames", type=int, default=40)
     args = parser.parse_args()

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from converter.calibration import DEFAULT_VALIDATION_DIR
 from edge.imageio import read_rgb
 from edge.manifest import load_manifest
+from edge.paths import absolute
 from edge.preprocess import letterbox
 from edge.runtime import RUNTIME_MODULES, find_runtime, load_model
 
@@ -114,10 +115,10 @@ def measure_backends(model_dir: Path, threads: int, runs: int, image: Path) -> l
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=Path("models/480x640"), help="a converted model folder")
+    parser.add_argument("--model", type=absolute, default="models/480x640", help="a converted model folder")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--image", type=Path, default=DEFAULT_VALIDATION_DIR / "astronaut_00.jpg")
+    parser.add_argument("--image", type=absolute, default=DEFAULT_VALIDATION_DIR / "astronaut_00.jpg")
     args = parser.parse_args()
 
     manifest = load_manifest(args.model)

@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from edge.paths import absolute  # noqa: E402
 from tests.daemon_helpers import seqs, start_daemon, write_config  # noqa: E402
 from tests.mqtt_helpers import Broker, Subscriber  # noqa: E402
 
@@ -39,7 +40,7 @@ def open_fds(pid: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=REPO / "models" / "480x640")
+    parser.add_argument("--model", type=absolute, default=REPO / "models" / "480x640")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--restart-every", type=float, default=5, help="minutes between broker restarts")

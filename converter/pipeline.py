@@ -23,6 +23,8 @@ from edge import __version__
 from edge.manifest import FORMAT_VERSION, Manifest, Quantization, TensorInfo, Variant, file_sha256
 from edge.postprocess import Thresholds
 from edge.runtime import CraftModel, TensorSpec, find_runtime, load_model
+from edge.variants import VARIANTS as KINDS
+from edge.variants import VariantKind
 
 # fp32 TFLite must reproduce PyTorch this closely on the score maps, or the run fails.
 FP32_MAX_ABS_DIFF = 1e-4
@@ -80,6 +82,11 @@ def _describe(name: str, path: Path, model: CraftModel, target: str, graph: Grap
 
 def _references(model: RawPixelCRAFT, inputs: list[np.ndarray], thresholds: Thresholds) -> list[Reference]:
     return [make_reference(pixels, torch_scores(model, pixels), thresholds) for pixels in inputs]
+
+
+def compiled_kind(source: str) -> VariantKind:
+    """The registry's variant that an external compiler makes from ``source`` (edgetpu from int8-tpu)."""
+    return next(kind for kind in KINDS if kind.compiled_from == source)
 
 
 def step_count(variants: tuple[str, ...]) -> int:
@@ -170,9 +177,10 @@ class SizeConverter:
         if report.compiled and report.output_file:
             compiled = self.folder / report.output_file
             graph_facts = read_graph(compiled)
+            kind = compiled_kind(TPU_VARIANT)
             variants.append(Variant(
-                name="edgetpu", file=compiled.name, sha256=file_sha256(compiled), bytes=compiled.stat().st_size,
-                target="edgetpu", input=variant.input, output=variant.output, op_counts=graph_facts.op_counts,
+                name=kind.name, file=compiled.name, sha256=file_sha256(compiled), bytes=compiled.stat().st_size,
+                target=kind.target, input=variant.input, output=variant.output, op_counts=graph_facts.op_counts,
                 transpose_count=graph_facts.transpose_count, edgetpu={"compiler": report.to_dict()},
             ))
         return variants

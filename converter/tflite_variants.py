@@ -8,34 +8,48 @@ function and quantise with TFLiteConverter ourselves, so calibration data is und
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import cv2
 import numpy as np
 
-# Variants built from the graph that matches the official model exactly.
-STANDARD_VARIANTS = ("fp32", "fp16", "dynamic", "int8")
-# int8 built from the graph whose 2x upsampling the Edge TPU compiler accepts (see model.py).
-TPU_VARIANT = "int8-tpu"
-VARIANTS = (*STANDARD_VARIANTS, TPU_VARIANT)
-QUANTIZED_VARIANTS = ("int8", TPU_VARIANT)
+from edge import variants as registry
 
-# onnx2tf checks its graph on sample images and downloads them from the internet unless this file
-# is in the working directory. We write it from our own frames.
-_ONNX2TF_SAMPLES = "calibration_image_sample_data_20x128x128x3_float32.npy"
+# Variants built from the graph that matches the official model exactly.
+STANDARD_VARIANTS = registry.built_from(registry.STANDARD_GRAPH)
+# int8 built from the graph whose 2x upsampling the Edge TPU compiler accepts (see model.py).
+(TPU_VARIANT,) = registry.built_from(registry.TPU_GRAPH)
+VARIANTS = registry.BUILT
+QUANTIZED_VARIANTS = tuple(name for name in VARIANTS if registry.kind(name).quantization == "int8")
+
+# onnx2tf checks its graph on 20 sample images of 128x128 (floats 0..1), which it downloads from the
+# internet unless a file of them sits in the process's working directory.
+_ONNX2TF_SAMPLE_COUNT = 20
+_ONNX2TF_SAMPLE_SIDE = 128
+
+
+def onnx2tf_samples(sample_inputs: list[np.ndarray]) -> np.ndarray:
+    """Our own frames in the form onnx2tf's sample data takes: (20, 128, 128, 3) float32 in 0..1."""
+    side = (_ONNX2TF_SAMPLE_SIDE, _ONNX2TF_SAMPLE_SIDE)
+    samples = [cv2.resize(pixels, side, interpolation=cv2.INTER_AREA) for pixels in sample_inputs]
+    samples = [samples[i % len(samples)] for i in range(_ONNX2TF_SAMPLE_COUNT)]
+    return np.stack(samples).astype(np.float32) / 255.0
 
 
 @contextlib.contextmanager
-def _working_dir(path: Path) -> Iterator[None]:
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
+def _samples_for_onnx2tf(samples: np.ndarray) -> Iterator[None]:
+    """Give onnx2tf our samples in place of its downloader, without touching the working directory.
+
+    Changing directory (so that onnx2tf finds a sample file) would break every relative path the
+    caller holds, so the one function that reads or downloads the file is replaced for the call.
+    """
+    import onnx2tf.onnx2tf as entry
+
+    with mock.patch.object(entry, "download_test_image_data", lambda: samples):
         yield
-    finally:
-        os.chdir(previous)
 
 
 def onnx_to_tf(onnx_path: Path, work_dir: Path, sample_inputs: list[np.ndarray]) -> Any:
@@ -44,10 +58,7 @@ def onnx_to_tf(onnx_path: Path, work_dir: Path, sample_inputs: list[np.ndarray])
     import tensorflow as tf
 
     work_dir.mkdir(parents=True, exist_ok=True)
-    samples = [cv2.resize(pixels, (128, 128), interpolation=cv2.INTER_AREA) for pixels in sample_inputs]
-    samples = [samples[i % len(samples)] for i in range(20)]
-    np.save(work_dir / _ONNX2TF_SAMPLES, np.stack(samples).astype(np.float32) / 255.0)
-    with _working_dir(work_dir):
+    with _samples_for_onnx2tf(onnx2tf_samples(sample_inputs)):
         keras_model = onnx2tf.convert(
             input_onnx_file_path=str(onnx_path),
             output_folder_path=str(work_dir / "onnx2tf"),
@@ -74,18 +85,19 @@ def to_tflite(
     """
     import tensorflow as tf
 
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    quantization = registry.kind(variant).quantization
     converter = tf.lite.TFLiteConverter.from_concrete_functions([graph])
-    if variant == "fp16":
+    if quantization == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif variant == "dynamic":
+    elif quantization == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant in QUANTIZED_VARIANTS:
+    elif quantization == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: _calibration_batches(calibration, on_frame)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
-    elif variant != "fp32":
-        raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     return converter.convert()

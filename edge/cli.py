@@ -8,14 +8,18 @@ import json
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from edge import __version__
-from edge.config import DEFAULT_CONFIG_PATH, Config, ConfigError, check_device_id, load_config
+from edge.config import DEFAULT_CONFIG_PATH, Config, ConfigError, MqttConfig, check_device_id, load_config
+from edge.paths import absolute
 
 PROG = "craft-edge"
 EXIT_BAD_INPUT = 2
+BROKER_ANSWER_SECONDS = 5.0  # a broker answers CONNECT at once; silence means it is something else
 
 log = logging.getLogger(PROG)
 
@@ -52,6 +56,13 @@ def source_kind(source: str) -> str:
     return "opencv"
 
 
+def source_location(source: str, kind: str) -> str:
+    """``--source`` with a relative file, folder or glob made absolute; camera indices and URLs as given."""
+    if kind == "files" or (kind == "opencv" and Path(source).expanduser().exists()):
+        return str(absolute(source))
+    return source
+
+
 # -- run ----------------------------------------------------------------------------------------
 def config_loader(args: argparse.Namespace) -> Callable[[], Config]:
     """Reads the config file (or built-in defaults) and applies the command-line overrides."""
@@ -65,10 +76,11 @@ def config_loader(args: argparse.Namespace) -> Callable[[], Config]:
             config = load_config(path)
         if args.source is not None:
             config.source.kind = source_kind(args.source)
+            location = source_location(args.source, config.source.kind)
             if config.source.kind == "files":
-                config.source.path = args.source
+                config.source.path = location
             elif config.source.kind == "opencv":
-                config.source.device = args.source
+                config.source.device = location
         if args.loop:
             config.source.loop = True
         if args.model is not None:
@@ -96,38 +108,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- detect -------------------------------------------------------------------------------------
-def _selector(model_dir: Path, prefer: str | None, threads: int, state: Path):
-    from edge.config import ModelConfig
-    from edge.hardware import cpu_info
-    from edge.manifest import load_manifest
-    from edge.runtime import find_runtime
-    from edge.selection import ModelSelector
-
-    config = ModelConfig(dir=str(model_dir), prefer=prefer or "auto")
-    return ModelSelector(model_dir, load_manifest(model_dir), config, find_runtime(), cpu_info(), threads, state)
-
-
 def _runner(model_dir: Path, variant: str | None, threads: int, state: Path):
-    from edge.hardware import find_tpus
-    from edge.inference import ModelRunner
-    from edge.runtime import default_threads
+    from edge.config import ModelConfig
+    from edge.inference import build_runner
 
-    runner = ModelRunner(_selector(model_dir, variant, threads or default_threads(), state), find_tpus,
-                         retry_seconds=3600)
-    runner.start()
-    return runner
+    return build_runner(ModelConfig(dir=str(model_dir), prefer=variant or "auto", num_threads=threads), state)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from edge.detector import detect
+    from edge.detector import Detector
     from edge.imageio import ImageError, read_rgb
     from edge.payload import box_json
-    from edge.postprocess import Thresholds
 
     runner = _runner(args.model, args.variant, args.threads, args.state_dir)
+    detector = Detector(runner)
     if args.draw:
         args.draw.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -138,7 +135,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             print(f"{PROG}: {exc}", file=sys.stderr)
             failures += 1
             continue
-        boxes = detect(runner, rgb, runner.input_hw, Thresholds())
+        boxes = detector.boxes(rgb)
         if args.json:
             print(json.dumps({"image": str(image), "boxes": [box_json(b) for b in boxes]}), flush=True)
         else:
@@ -153,7 +150,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 # -- eval ---------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
-    from edge.detector import detect
+    from edge.detector import Detector
     from edge.evaluation import (
         GroundTruthError,
         Summary,
@@ -165,7 +162,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     from edge.imageio import ImageError, list_images, read_rgb
     from edge.manifest import load_manifest
-    from edge.postprocess import Thresholds
 
     if (args.gt is None) == (args.against is None):
         raise Fatal("give --gt DIR (labelled images) or --against VARIANT (agreement between variants)")
@@ -188,8 +184,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 found = find_ground_truth(args.detections, image.name)
                 return [w.poly for w in read_words(found)] if found else []
             return from_files
-        runner = _runner(args.model, name, args.threads, args.state_dir)
-        return lambda image: [b.points for b in detect(runner, read_rgb(image), runner.input_hw, Thresholds())]
+        detector = Detector(_runner(args.model, name, args.threads, args.state_dir))
+        return lambda image: [b.points for b in detector.boxes(read_rgb(image))]
 
     reference = boxes_of(args.against) if args.against else None
     results, skipped = {}, 0
@@ -232,24 +228,40 @@ def cmd_probe(args: argparse.Namespace) -> int:
     print(f"cpu: {cpu_info().describe()}")
     print(f"runtime: {runtime.describe()}")
     print("edge tpu: " + (", ".join(f"{t.state} at {t.path}" for t in tpus) if tpus else "none found"))
+    if args.broker is not None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        connect_to_broker(client, args.broker)
+        client.disconnect()
+        client.loop_stop()
+        print(f"mqtt broker: {args.broker[0]}:{args.broker[1]} answers (MQTT v5)")
     if args.model is None:
         return 0
     runner = _runner(args.model, args.variant, args.threads, args.state_dir)
-    print(f"tpu state: {runner.tpu_state}")
+    for name, state in runner.states.items():
+        print(f"{name} state: {state}")
     print(f"would use: {runner.choice.variant} on {runner.choice.backend}, because {runner.choice.reason}")
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from edge.runtime import default_threads
-    from edge.selection import measure_ms
+    from edge.backends.cpu import CpuBackend
+    from edge.config import ModelConfig
+    from edge.hardware import cpu_info
+    from edge.manifest import load_manifest
+    from edge.runtime import default_threads, find_runtime
+    from edge.selection import ModelSelector, measure_ms
 
-    selector = _selector(args.model, None, args.threads or default_threads(), args.state_dir)
+    selector = ModelSelector(args.model, load_manifest(args.model), ModelConfig(dir=str(args.model)), cpu_info(),
+                             args.state_dir)
+    cpu = CpuBackend(find_runtime(), args.threads or default_threads())
     print(f"{'variant':<10} {'median ms':>10}")
     for variant in selector.manifest.variants:
-        if variant.target != "cpu" or not selector.verified(variant):
+        if variant.target != cpu.target or not selector.verified(variant):
             continue
-        model = selector.load_variant(variant)
+        model = selector.load(cpu, variant)
         print(f"{variant.name:<10} {measure_ms(model, runs=args.runs):>10.1f}", flush=True)
     return 0
 
@@ -268,16 +280,70 @@ def pretty_json(message: dict) -> str:
     return re.sub(r"\[\s+(-?[\d.]+),\s+(-?[\d.]+)\s+\]", r"[\1, \2]", json.dumps(message, indent=2))
 
 
+def connect_to_broker(client: Any, broker: tuple[str, int], timeout: float = BROKER_ANSWER_SECONDS) -> None:
+    """Connect ``client`` (paho, network loop started here) and wait for the broker's CONNACK.
+
+    Something that accepts TCP on the port but is not an MQTT broker never answers; that is one
+    line (``Fatal``), not a hang. ``client.on_connect`` is called as usual once the broker answers.
+    """
+    host, port = broker
+    answered = threading.Event()
+    refused: list[str] = []
+    user_on_connect = client.on_connect
+
+    def on_connect(client: Any, userdata: object, flags: object, reason: Any, properties: object) -> None:
+        if reason.is_failure:
+            refused.append(str(reason))
+        elif user_on_connect is not None:
+            user_on_connect(client, userdata, flags, reason, properties)
+        answered.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(host, port)
+    except OSError as exc:
+        raise Fatal(f"cannot connect to {host}:{port} ({exc.strerror or exc})", code=1) from exc
+    client.loop_start()
+    if not answered.wait(timeout) or refused:
+        client.loop_stop()
+        if refused:
+            raise Fatal(f"the broker at {host}:{port} refused the connection: {refused[0]}", code=1)
+        raise Fatal(f"{host}:{port} accepted a connection but did not answer as an MQTT broker within "
+                    f"{timeout:.0f} s (is something else listening on that port?)", code=1)
+
+
+def watch_target(args: argparse.Namespace) -> tuple[MqttConfig, tuple[str, int], str]:
+    """Settings, broker and topic for ``watch``: the daemon's config file if given, then the options.
+
+    With ``--config`` the topic is the config's ``topic_prefix`` (or ``craft-edge/<device_id>``)
+    and its user name, password and TLS settings apply; without it, ``craft-edge/<ID or +>``.
+    """
+    if args.config is not None:
+        config = load_config(args.config)
+        if args.device_id is not None:
+            config.device_id = args.device_id
+        broker = args.broker or (config.mqtt.host, config.mqtt.port)
+        return config.mqtt, broker, f"{config.topic_prefix}/detections"
+    if args.broker is None:
+        raise Fatal("give --broker HOST:PORT, or --config FILE to use the daemon's MQTT settings")
+    return MqttConfig(), args.broker, f"craft-edge/{args.device_id or '+'}/detections"
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    topic = f"craft-edge/{args.device_id or '+'}/detections"
+    from edge.config import mqtt_password
+    from edge.publisher import apply_credentials
+
+    settings, broker, topic = watch_target(args)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    apply_credentials(client, settings, mqtt_password(settings))
+    done = threading.Event()
 
     def on_connect(client: mqtt.Client, userdata: object, flags: object, reason: object, properties: object) -> None:
         client.subscribe(topic, qos=1)
-        print(f"watching {topic} on {args.broker[0]}:{args.broker[1]}", file=sys.stderr, flush=True)
+        print(f"watching {topic} on {broker[0]}:{broker[1]}", file=sys.stderr, flush=True)
 
     received = [0]
 
@@ -290,16 +356,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
             return
         received[0] += 1
         if args.count and received[0] >= args.count:
-            client.disconnect()
+            done.set()
 
     client.on_connect = on_connect
     client.on_message = on_message
-    try:
-        client.connect(*args.broker)
-    except OSError as exc:
-        raise Fatal(f"cannot connect to {args.broker[0]}:{args.broker[1]} ({exc})", code=1) from exc
+    connect_to_broker(client, broker)
     with contextlib.suppress(KeyboardInterrupt):
-        client.loop_forever()
+        while not done.wait(0.5):
+            pass
+    client.disconnect()
+    client.loop_stop()
     return 0
 
 
@@ -310,12 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = commands.add_parser("run", help="the daemon: camera frames -> CRAFT -> boxes over MQTT")
-    run.add_argument("--config", type=Path,
+    run.add_argument("--config", type=absolute,
                      help=f"config file (default: {DEFAULT_CONFIG_PATH}, else built-in defaults)")
     run.add_argument("--source", help="override the source: image file/folder/glob, camera index, /dev/videoN, URL, "
                                       "video file, or 'picamera2'")
     run.add_argument("--loop", action="store_true", help="loop a file source")
-    run.add_argument("--model", type=Path, help="model folder from convert-for-device (overrides model.dir)")
+    run.add_argument("--model", type=absolute, help="model folder from convert-for-device (overrides model.dir)")
     run.add_argument("--variant", help="force a variant (overrides model.prefer)")
     run.add_argument("--broker", type=parse_broker, metavar="HOST:PORT", help="MQTT broker (overrides mqtt.host/port)")
     run.add_argument("--device-id", help="overrides device_id")
@@ -323,17 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     def model_options(sub: argparse.ArgumentParser, required: bool) -> None:
-        sub.add_argument("--model", type=Path, required=required, help="model folder from convert-for-device")
+        sub.add_argument("--model", type=absolute, required=required, help="model folder from convert-for-device")
         sub.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per core)")
-        sub.add_argument("--state-dir", type=Path, default=Path.home() / ".cache" / "craft-edge",
+        sub.add_argument("--state-dir", type=absolute, default=Path.home() / ".cache" / "craft-edge",
                          help="where the model-choice cache lives")
 
     detect = commands.add_parser("detect", help="one-shot: boxes for image files, as text or JSON lines")
-    detect.add_argument("images", type=Path, nargs="+")
+    detect.add_argument("images", type=Path, nargs="+")  # read here and echoed as given
     model_options(detect, required=True)
     detect.add_argument("--variant", help="force a variant (default: best for this hardware)")
     detect.add_argument("--json", action="store_true", help='JSON lines: {"image", "boxes": [...]} in source pixels')
-    detect.add_argument("--draw", type=Path, metavar="OUT_DIR", help="write each image with its boxes drawn")
+    detect.add_argument("--draw", type=absolute, metavar="OUT_DIR", help="write each image with its boxes drawn")
     detect.set_defaults(func=cmd_detect)
 
     evaluate = commands.add_parser(
@@ -342,18 +408,20 @@ def build_parser() -> argparse.ArgumentParser:
     which = evaluate.add_mutually_exclusive_group()
     which.add_argument("--variant", help="the variant to evaluate (default: fp32)")
     which.add_argument("--all", action="store_true", help="every CPU variant in the model folder")
-    which.add_argument("--detections", type=Path, metavar="DIR",
+    which.add_argument("--detections", type=absolute, metavar="DIR",
                        help="evaluate precomputed boxes (NAME.json per image, ground-truth JSON format) instead")
-    evaluate.add_argument("--images", type=Path, required=True, help="folder of images")
-    evaluate.add_argument("--gt", type=Path, help="ground truth: NAME.json, NAME.txt or gt_NAME.txt per image")
+    evaluate.add_argument("--images", type=absolute, required=True, help="folder of images")
+    evaluate.add_argument("--gt", type=absolute, help="ground truth: NAME.json, NAME.txt or gt_NAME.txt per image")
     evaluate.add_argument("--against", metavar="VARIANT",
                           help="agreement mode: treat this variant's boxes as the truth (unlabelled images)")
-    evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the results, per image too, as JSON")
+    evaluate.add_argument("--json", type=absolute, metavar="OUT", help="write the results, per image too, as JSON")
     evaluate.set_defaults(func=cmd_eval)
 
     probe = commands.add_parser("probe", help="what hardware and runtime are here, which variant would run and why")
     model_options(probe, required=False)
     probe.add_argument("--variant", help="as model.prefer")
+    probe.add_argument("--broker", type=parse_broker, metavar="HOST:PORT",
+                       help="also check that an MQTT broker answers there (exit 1 if not)")
     probe.set_defaults(func=cmd_probe)
 
     bench = commands.add_parser("bench", help="latency of each CPU variant on this device")
@@ -362,8 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     watch = commands.add_parser("watch", help="subscribe and print one line per detections message")
-    watch.add_argument("--broker", type=parse_broker, required=True, metavar="HOST:PORT")
-    watch.add_argument("--device-id", help="only this device (default: all)")
+    watch.add_argument("--config", type=absolute,
+                       help="the daemon's config file: its broker, TLS, user name, password and topic prefix")
+    watch.add_argument("--broker", type=parse_broker, metavar="HOST:PORT", help="the broker (overrides the config)")
+    watch.add_argument("--device-id", help="only this device (default: all, or the config's device)")
     watch.add_argument("--count", type=int, default=0, metavar="N", help="exit after N messages")
     watch.add_argument("--json", action="store_true", help="print each message as indented JSON")
     watch.set_defaults(func=cmd_watch)

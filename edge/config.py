@@ -15,13 +15,14 @@ from pathlib import Path
 
 import yaml
 
+from edge import variants
+from edge.paths import absolute
+from edge.sources import SOURCE_KINDS
 from edge.typed import SchemaError, from_dict
 
 DEFAULT_CONFIG_PATH = Path("/etc/craft-edge/config.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/craft-edge")
 CREDENTIAL_NAME = "mqtt-password"
-SOURCE_KINDS = ("picamera2", "opencv", "files")
-MODEL_CHOICES = ("auto", "fp32", "fp16", "dynamic", "int8", "int8-tpu", "edgetpu")
 FORBIDDEN_ID_CHARACTERS = ("+", "#", "/")
 
 
@@ -54,7 +55,7 @@ class EdgeTpuConfig:
 @dataclass
 class ModelConfig:
     dir: str = "/var/lib/craft-edge/models/480x640"
-    prefer: str = field(default="auto", metadata={"choices": MODEL_CHOICES})
+    prefer: str = field(default="auto", metadata={"choices": variants.CHOICES})
     # auto only picks CPU variants whose recorded box recall and precision against PyTorch reach this
     min_agreement: float = field(default=0.95, metadata={"min": 0.0, "max": 1.0})
     num_threads: int = field(default=0, metadata={"min": 0, "max": 64})  # 0: one per core
@@ -155,11 +156,32 @@ def parse_config(text: str, where: str) -> Config:
 
 
 def load_config(path: Path) -> Config:
+    """The config file at ``path``; relative paths in it are taken against the file's folder."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from exc
-    return parse_config(text, str(path))
+    config = parse_config(text, str(path))
+    resolve_paths(config, absolute(path).parent)
+    return config
+
+
+def resolve_paths(config: Config, base: Path) -> None:
+    """Make the config's relative file paths absolute against ``base``, so the working directory never matters.
+
+    ``source.device`` is a path only when such a file exists; otherwise it is a camera index, a URL
+    or a GStreamer pipeline and stays as written.
+    """
+    config.model.dir = str(absolute(config.model.dir, base))
+    config.state_dir = str(absolute(config.state_dir, base))
+    if config.source.path:
+        config.source.path = str(absolute(config.source.path, base))
+    if not config.source.device.strip().isdigit() and absolute(config.source.device, base).exists():
+        config.source.device = str(absolute(config.source.device, base))
+    tls = config.mqtt.tls
+    for name in ("ca_file", "cert_file", "key_file"):
+        if getattr(tls, name):
+            setattr(tls, name, str(absolute(getattr(tls, name), base)))
 
 
 def mqtt_password(config: MqttConfig, environ: dict[str, str] | None = None) -> str | None:

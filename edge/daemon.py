@@ -13,24 +13,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from edge import __version__
-from edge.boxes import match_boxes
 from edge.capture import CaptureThread, LatestFrame
 from edge.config import Config, mqtt_password, state_dir
 from edge.delivery import Delivery
-from edge.detector import boxes_in_source
-from edge.hardware import cpu_info, find_tpus
-from edge.inference import ModelRunner
-from edge.manifest import load_manifest
+from edge.detector import Detector
+from edge.inference import ModelRunner, build_runner
 from edge.notify import Watchdog, notify
-from edge.payload import Timing, detection_message, utc_iso
+from edge.payload import boxes_changed, detection_message, utc_iso
 from edge.postprocess import Box, Thresholds
-from edge.preprocess import letterbox
 from edge.publisher import Publisher
-from edge.runtime import default_threads, find_runtime
-from edge.selection import ModelSelector
 from edge.sources import Frame, make_source
 from edge.spool import Spool
 from edge.stats import RollingStats
@@ -38,7 +31,6 @@ from edge.stats import RollingStats
 log = logging.getLogger(__name__)
 
 ACK_TIMEOUT_SECONDS = 60.0
-UNCHANGED_IOU = 0.7
 
 
 @dataclass
@@ -46,17 +38,11 @@ class Components:
     """What a (re)load builds from a configuration."""
 
     config: Config
-    thresholds: Thresholds
     runner: ModelRunner
+    detector: Detector
     slot: LatestFrame
     capture: CaptureThread
     capture_stop: threading.Event
-
-
-def boxes_changed(new: list[Box], old: list[Box] | None) -> bool:
-    if old is None or len(new) != len(old):
-        return True
-    return match_boxes([b.points for b in new], [b.points for b in old], UNCHANGED_IOU).matched != len(new)
 
 
 class Daemon:
@@ -78,22 +64,15 @@ class Daemon:
 
     # -- building --------------------------------------------------------------------------
     def _build(self, config: Config) -> Components:
-        runtime = find_runtime()
-        model_dir = Path(config.model.dir)
-        manifest = load_manifest(model_dir)
-        threads = config.model.num_threads or default_threads()
-        selector = ModelSelector(model_dir, manifest, config.model, runtime, cpu_info(), threads, state_dir(config))
-        runner = ModelRunner(selector, find_tpus, config.model.edgetpu.retry_seconds)
-        runner.start()
+        runner = build_runner(config.model, state_dir(config))
+        detection = config.detection
+        detector = Detector(runner, Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text))
         slot = LatestFrame()
         stop = threading.Event()
-        capture = CaptureThread(
-            make_source(config.source), slot, stop, config.source.reopen_backoff_max_seconds,
-            max_fps=config.source.max_fps, pace_to_consumer=config.source.kind == "files",
-        )
-        thresholds = Thresholds(config.detection.text_threshold, config.detection.link_threshold,
-                                config.detection.low_text)
-        return Components(config, thresholds, runner, slot, capture, stop)
+        source = make_source(config.source)
+        capture = CaptureThread(source, slot, stop, config.source.reopen_backoff_max_seconds,
+                                max_fps=config.source.max_fps, pace_to_consumer=source.paced)
+        return Components(config, runner, detector, slot, capture, stop)
 
     # -- main loop -------------------------------------------------------------------------
     def _start_delivery(self, config: Config, spool: Spool) -> tuple[Publisher, Delivery]:
@@ -154,14 +133,7 @@ class Daemon:
 
     def _process(self, frame: Frame, parts: Components, publisher: Publisher) -> None:
         config = parts.config
-        start = time.perf_counter()
-        boxed = letterbox(frame.rgb, parts.runner.input_hw)
-        after_pre = time.perf_counter()
-        scores = parts.runner(boxed.pixels)
-        after_inference = time.perf_counter()
-        boxes = boxes_in_source(scores, boxed, parts.thresholds)
-        done = time.perf_counter()
-        timing = Timing((after_pre - start) * 1e3, (after_inference - after_pre) * 1e3, (done - after_inference) * 1e3)
+        boxes, timing = parts.detector.detect(frame.rgb)
         self.seq += 1
         self.stats.record(timing.inference)
         self.watchdog.alive()
@@ -172,7 +144,7 @@ class Daemon:
             message = detection_message(
                 device_id=config.device_id, source_kind=config.source.kind,
                 source_name=frame.name, seq=self.seq, captured=frame.captured, frame_hw=frame.rgb.shape[:2],
-                variant=choice.variant, backend=choice.backend, runtime=parts.runner.selector.runtime.name,
+                variant=choice.variant, backend=choice.backend, runtime=parts.runner.runtime.name,
                 input_hw=parts.runner.input_hw, timing=timing, boxes=boxes,
             )
             assert self.delivery is not None
@@ -186,15 +158,13 @@ class Daemon:
 
     # -- status and stats ------------------------------------------------------------------
     def _status(self, parts: Components) -> dict:
-        choice = parts.runner.choice
         capture = parts.capture.status
         return {
             "state": "running", "version": __version__, "device_id": parts.config.device_id,
-            "backend": choice.backend if choice else None, "variant": choice.variant if choice else None,
-            "runtime": parts.runner.selector.runtime.describe(), "choice": choice.reason if choice else None,
+            **parts.runner.status(),
             "source": {"kind": parts.config.source.kind, "name": parts.config.source.name, "state": capture.state,
                        "detail": capture.detail, "reopens": capture.reopens},
-            "tpu": parts.runner.tpu_state, "since": utc_iso(time.time()),
+            "since": utc_iso(time.time()),
         }
 
     def _publish_status(self, parts: Components, publisher: Publisher) -> None:
@@ -208,7 +178,7 @@ class Daemon:
     def _periodic(self, parts: Components, publisher: Publisher) -> None:
         if parts.capture.status.state == "lost" and parts.capture.is_alive():
             self.watchdog.alive()  # not stuck: waiting for the camera, reopening with backoff
-        summary = (parts.runner.choice, parts.capture.status.state, parts.runner.tpu_state)
+        summary = (parts.runner.choice, parts.capture.status.state, dict(parts.runner.states))
         if summary != self._last_summary:
             self._last_summary = summary
             self._publish_status(parts, publisher)
@@ -217,15 +187,14 @@ class Daemon:
             publisher.publish_stats(self._stats(parts, publisher))
 
     def _stats(self, parts: Components, publisher: Publisher) -> dict:
-        choice = parts.runner.choice
+        model = parts.runner.status()
         return {
             "version": __version__, "uptime_s": self.stats.uptime(), "frames": self.stats.frames,
             "fps": round(self.stats.fps(), 2), "inference_ms": self.stats.inference_ms(),
             "frames_dropped": parts.slot.dropped, "bad_frames": parts.capture.status.bad_frames,
-            "backend": choice.backend if choice else None, "variant": choice.variant if choice else None,
-            "runtime": parts.runner.selector.runtime.describe(), "source_state": parts.capture.status.state,
-            "tpu_state": parts.runner.tpu_state, "ignored_messages": publisher.ignored_messages,
-            "rejected_by_broker": publisher.rejected,
+            "backend": model["backend"], "variant": model["variant"], "runtime": model["runtime"],
+            "source_state": parts.capture.status.state, "tpu_state": model["tpu"],
+            "ignored_messages": publisher.ignored_messages, "rejected_by_broker": publisher.rejected,
             "broker": "connected" if publisher.connected.is_set() else f"disconnected: {publisher.last_error}",
             "spool": self._spool_stats(),
         }

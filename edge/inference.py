@@ -1,91 +1,159 @@
-"""The model side of the pipeline: the chosen model, and falling back from the Edge TPU.
+"""The model side of the pipeline: the chosen model, and falling back from an accelerator.
 
-If the Edge TPU is chosen and later fails (unplugged, overheated, delegate error), the runner
-switches to the best CPU variant at once, keeps running, reports it, and tries the TPU again
-every ``retry_seconds``.
+At start the CPU choice is settled (measured or read from the cache) even when an accelerator is
+used, so a later failure never measures anything on the inference thread. If the accelerator
+fails mid-run (unplugged, overheated, delegate error), the same frame is finished on the CPU; the
+runner keeps running, reports it, and tries the accelerators again every ``retry_seconds``, also
+when none was present at start (a device plugged in later is picked up).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from edge.backends.edgetpu import TpuUnavailable
-from edge.hardware import TpuDevice
-from edge.runtime import CraftModel
+from edge.backends import BACKENDS, Backend, BackendContext, BackendFactory, BackendUnavailable, ScoreModel
+from edge.config import ModelConfig
+from edge.hardware import cpu_info
+from edge.manifest import load_manifest
+from edge.runtime import Runtime, default_threads, find_runtime
 from edge.selection import Choice, ModelSelector
 
 log = logging.getLogger(__name__)
 
+# What a failing accelerator raises from invoke (libedgetpu: RuntimeError "Failed to invoke").
+ACCELERATOR_ERRORS = (RuntimeError, ValueError, OSError)
+
+
+@dataclass
+class Active:
+    model: ScoreModel
+    choice: Choice
+    backend: Backend
+
 
 class ModelRunner:
-    def __init__(self, selector: ModelSelector, find_tpus: Callable[[], list[TpuDevice]], retry_seconds: float,
+    """Callable like a model: (H, W, 3) uint8 pixels -> scores, on the best backend available now."""
+
+    def __init__(self, selector: ModelSelector, backends: Sequence[Backend], runtime: Runtime, retry_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.selector = selector
-        self.find_tpus = find_tpus
+        self.runtime = runtime  # the TFLite runtime the backends load models with (reported in status)
+        self.accelerators = [b for b in backends if b.accelerator]
+        self.cpu = next(b for b in backends if not b.accelerator)
         self.retry_seconds = retry_seconds
         self.clock = clock
-        self.model: CraftModel | None = None
-        self.choice: Choice | None = None
-        self.tpu_state = "not tried"
+        self.states = {b.name: "not tried" for b in self.accelerators}  # accelerator name -> state
         self.switches = 0
-        self._cpu: tuple[CraftModel, Choice] | None = None
-        self._next_tpu_try: float | None = None
+        self._active: Active | None = None
+        self._cpu_choice: Choice | None = None
+        self._next_try: float | None = None
 
     def start(self) -> None:
-        """Load the best model now; raises ``NoUsableModel`` if nothing can run."""
-        if not self._try_tpu():
-            self._use_cpu()
+        """Settle the CPU choice, then use the first accelerator that loads, else the CPU.
+
+        Raises ``NoUsableModel`` if nothing can run.
+        """
+        cpu_model, self._cpu_choice = self.selector.load_cpu_choice(self.cpu)
+        if not self._try_accelerators():
+            self._activate(Active(cpu_model, self._cpu_choice, self.cpu))
+        del cpu_model  # with an accelerator active, the CPU model is loaded again only if it fails
+
+    @property
+    def choice(self) -> Choice | None:
+        return self._active.choice if self._active else None
+
+    @property
+    def backend(self) -> Backend | None:
+        return self._active.backend if self._active else None
 
     @property
     def input_hw(self) -> tuple[int, int]:
-        assert self.model is not None
-        return self.model.input_hw
+        assert self._active is not None
+        return self._active.model.input_hw
 
-    def _try_tpu(self) -> bool:
-        if self.selector.edgetpu_variant() is None:
-            self.tpu_state = "not used"
-            return False
-        if self.selector.config.prefer not in ("auto", "edgetpu"):
-            self.tpu_state = "disabled by model.prefer"
-            return False
-        tpus = self.find_tpus()
-        try:
-            self.model, self.choice = self.selector.load_tpu(tpus)
-        except TpuUnavailable as exc:
-            self.tpu_state = f"unavailable: {exc}" if tpus else "absent"
-            if tpus:
-                log.warning("Edge TPU unavailable, using the CPU: %s", exc)
-                self._next_tpu_try = self.clock() + self.retry_seconds
-            return False
-        self.tpu_state = "active"
-        self._next_tpu_try = None
-        log.info("model: %s on the Edge TPU (%s)", self.choice.variant, self.choice.reason)
-        return True
+    def _retry_wanted(self) -> bool:
+        return any(self.selector.why_not(backend) is None for backend in self.accelerators)
+
+    def _try_accelerators(self) -> bool:
+        """The first accelerator that is present and loads becomes active; states say why not for the rest."""
+        for backend in self.accelerators:
+            never = self.selector.why_not(backend)
+            if never is not None:
+                self.states[backend.name] = never
+                continue
+            absent = backend.unavailable_reason()
+            if absent is not None:
+                self.states[backend.name] = absent
+                continue
+            try:
+                model, choice = self.selector.load_accelerator(backend)
+            except BackendUnavailable as exc:
+                self.states[backend.name] = f"unavailable: {exc}"
+                log.warning("%s unavailable, using the CPU: %s", backend.name, exc)
+                continue
+            self.states[backend.name] = "active"
+            self._activate(Active(model, choice, backend))
+            return True
+        self._next_try = self.clock() + self.retry_seconds if self._retry_wanted() else None
+        return False
+
+    def _activate(self, active: Active) -> None:
+        self._active = active
+        where = "the CPU" if not active.backend.accelerator else active.backend.name
+        log.info("model: %s on %s (%s)", active.choice.variant, where, active.choice.reason)
 
     def _use_cpu(self) -> None:
-        if self._cpu is None:
-            self._cpu = self.selector.load_cpu_choice()
-        self.model, self.choice = self._cpu
-        log.info("model: %s on the CPU (%s)", self.choice.variant, self.choice.reason)
+        assert self._cpu_choice is not None
+        variant = self.selector.manifest.variant(self._cpu_choice.variant)
+        self._activate(Active(self.selector.load(self.cpu, variant), self._cpu_choice, self.cpu))
+
+    def _retry_if_due(self) -> None:
+        if self._next_try is None or self.clock() < self._next_try or self.backend is not self.cpu:
+            return
+        if self._try_accelerators():
+            self.switches += 1
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        assert self.model is not None and self.choice is not None
-        if self.choice.backend == "edgetpu":
-            try:
-                return self.model(pixels)
-            except (RuntimeError, ValueError, OSError) as exc:
-                log.error("Edge TPU failed mid-run (%s); switching to the CPU", exc)
-                self.tpu_state = f"failed: {exc}"
-                self.switches += 1
-                self._next_tpu_try = self.clock() + self.retry_seconds
-                self._use_cpu()
-        elif self._next_tpu_try is not None and self.clock() >= self._next_tpu_try:
-            # Schedule the next attempt first: an unplugged TPU must not be looked for on every frame.
-            self._next_tpu_try = self.clock() + self.retry_seconds
-            if self._try_tpu():
-                self.switches += 1
-        return self.model(pixels)
+        self._retry_if_due()
+        active = self._active
+        assert active is not None
+        try:
+            return active.model(pixels)
+        except ACCELERATOR_ERRORS as exc:
+            if not active.backend.accelerator:
+                raise
+            log.error("%s failed mid-run (%s); switching to the CPU", active.backend.name, exc)
+            self.states[active.backend.name] = f"failed: {exc}"
+            self.switches += 1
+            self._use_cpu()
+            self._next_try = self.clock() + self.retry_seconds
+        return self._active.model(pixels)
+
+    def status(self) -> dict:
+        """What runs and why, for the status topic; ``tpu`` is the Edge TPU's state (status since 0.1)."""
+        choice = self.choice
+        return {
+            "backend": choice.backend if choice else None, "variant": choice.variant if choice else None,
+            "runtime": self.runtime.describe(), "choice": choice.reason if choice else None,
+            "tpu": self.states.get("edgetpu", "not used"), "accelerators": dict(self.states),
+        }
+
+
+def build_runner(config: ModelConfig, cache_dir: Path, runtime: Runtime | None = None,
+                 backends: Sequence[BackendFactory] = BACKENDS,
+                 clock: Callable[[], float] = time.monotonic) -> ModelRunner:
+    """The runner for a model config, started (``NoUsableModel`` if nothing can run): the daemon's and the CLI's."""
+    runtime = runtime or find_runtime()
+    model_dir = Path(config.dir)
+    context = BackendContext(config, runtime, config.num_threads or default_threads())
+    selector = ModelSelector(model_dir, load_manifest(model_dir), config, cpu_info(), cache_dir)
+    runner = ModelRunner(selector, [factory(context) for factory in backends], runtime,
+                         config.edgetpu.retry_seconds, clock)
+    runner.start()
+    return runner

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge import variants as registry
 from edge.typed import SchemaError, from_dict
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-TARGETS = ("cpu", "edgetpu")
 
 
 class ManifestError(ValueError):
@@ -59,11 +59,11 @@ class Agreement:
 
 @dataclass
 class Variant:
-    name: str  # fp32, fp16, dynamic, int8, int8-tpu, edgetpu
+    name: str  # one of edge.variants.NAMES
     file: str  # relative to the manifest's folder
     sha256: str
     bytes: int
-    target: str  # one of TARGETS
+    target: str  # one of edge.variants.TARGETS: the backend that runs it
     input: TensorInfo
     output: TensorInfo
     op_counts: dict[str, int]
@@ -125,8 +125,9 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
     except SchemaError as exc:
         raise ManifestError(str(exc)) from exc
     for index, variant in enumerate(manifest.variants):
-        if variant.target not in TARGETS:
-            raise ManifestError(f"{where}.variants[{index}].target: {variant.target!r} is not one of {TARGETS}")
+        if variant.target not in registry.TARGETS:
+            raise ManifestError(
+                f"{where}.variants[{index}].target: {variant.target!r} is not one of {registry.TARGETS}")
     return manifest
 
 

@@ -8,24 +8,15 @@ from __future__ import annotations
 
 import datetime
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
+from edge.boxes import match_boxes
+from edge.detector import Timing
 from edge.postprocess import Box
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "detections-v1.schema.json"
-
-
-@dataclass(frozen=True)
-class Timing:
-    preprocess: float
-    inference: float
-    postprocess: float
-
-    @property
-    def total(self) -> float:
-        return self.preprocess + self.inference + self.postprocess
+UNCHANGED_IOU = 0.7  # publish: on_change treats boxes matched one-to-one at this IoU as the same
 
 
 def utc_iso(timestamp: float) -> str:
@@ -52,6 +43,13 @@ def detection_message(
         },
         "boxes": [box_json(box) for box in boxes],
     }
+
+
+def boxes_changed(new: list[Box], old: list[Box] | None) -> bool:
+    """``publish: on_change``: a message is due when the boxes differ from the last published ones."""
+    if old is None or len(new) != len(old):
+        return True
+    return match_boxes([b.points for b in new], [b.points for b in old], UNCHANGED_IOU).matched != len(new)
 
 
 def load_schema() -> dict:

@@ -24,7 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge import __version__
-from edge.config import Config
+from edge.config import Config, MqttConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,17 @@ def discovery_message(config: Config, topics: Topics) -> tuple[str, dict]:
     }
 
 
+def apply_credentials(client: mqtt.Client, settings: MqttConfig, password: str | None) -> None:
+    """User name, password and TLS from the config: the daemon's publisher and ``craft-edge watch`` alike."""
+    if settings.username:
+        client.username_pw_set(settings.username, password)
+    if settings.tls.enabled:
+        client.tls_set(
+            ca_certs=settings.tls.ca_file or None, certfile=settings.tls.cert_file or None,
+            keyfile=settings.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED,
+        )
+
+
 class Publisher:
     def __init__(self, config: Config, password: str | None) -> None:
         self.config = config
@@ -85,13 +96,7 @@ class Publisher:
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=int(settings.reconnect_max_seconds))
         client.max_queued_messages_set(0)
-        if settings.username:
-            client.username_pw_set(settings.username, password)
-        if settings.tls.enabled:
-            client.tls_set(
-                ca_certs=settings.tls.ca_file or None, certfile=settings.tls.cert_file or None,
-                keyfile=settings.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED,
-            )
+        apply_credentials(client, settings, password)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect

@@ -1,14 +1,16 @@
 """Choosing the best model for this hardware, from a converter output folder.
 
-Rules, in order:
-1. ``prefer`` is ``auto`` or ``edgetpu``, an ``edgetpu`` variant exists, a TPU is present and its
-   delegate loads: the Edge TPU variant.
-2. ``prefer`` names a CPU variant: that variant.
-3. ``auto`` (or ``edgetpu`` that could not be had): among the CPU variants whose recorded box
-   precision and recall against PyTorch reach ``min_agreement``, the fastest on this device.
-   It is measured once (a few inferences each) and cached per model folder + hardware + runtime,
-   so later starts skip the measurement.
-A variant whose file does not match the manifest's sha256 is refused, and the next rule applies.
+Rules, in order (``model.prefer`` is ``auto`` or a variant name):
+1. Accelerators, in ``edge.backends.BACKENDS`` order: the manifest's variant for that backend's
+   target, when ``prefer`` is ``auto`` or names that variant, its device is present and it loads.
+2. ``prefer`` names a CPU variant: that variant (an error if it cannot be used).
+3. Otherwise, among the CPU variants whose recorded box precision and recall against PyTorch reach
+   ``min_agreement`` (a variant with no recorded agreement does not), the fastest on this device.
+   Each is loaded, measured and freed in turn, so only one is in memory at a time; the result is
+   cached per model folder + hardware + runtime, so later starts skip the measurement. A cached
+   choice that no longer loads is dropped and the others are measured.
+A variant whose file does not match the manifest's sha256, or whose tensors are not the shapes the
+manifest records, is refused (logged) and the next rule or candidate applies.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.backends.cpu import load_cpu
-from edge.backends.edgetpu import TpuUnavailable, load_edgetpu
+from edge import variants
+from edge.backends import Backend, BackendUnavailable, ScoreModel
 from edge.config import ModelConfig
-from edge.hardware import CpuInfo, TpuDevice
+from edge.hardware import CpuInfo
 from edge.manifest import Manifest, Variant, file_sha256
-from edge.runtime import CraftModel, ModelLoadError, Runtime
+from edge.runtime import ModelLoadError
+from edge.variants import AUTO
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class NoUsableModel(RuntimeError):
 @dataclass
 class Choice:
     variant: str
-    backend: str  # "cpu" or "edgetpu"
+    backend: str  # the backend's name: "cpu", "edgetpu", ...
     reason: str
     measured_ms: dict[str, float] = field(default_factory=dict)
 
@@ -55,7 +58,7 @@ def file_matches(model_dir: Path, variant: Variant) -> bool:
         return False
 
 
-def measure_ms(model: CraftModel, runs: int = MEASURE_RUNS) -> float:
+def measure_ms(model: ScoreModel, runs: int = MEASURE_RUNS) -> float:
     pixels = np.full((*model.input_hw, 3), 128, dtype=np.uint8)
     model(pixels)  # warm-up: first inference allocates and packs weights
     samples = []
@@ -66,7 +69,7 @@ def measure_ms(model: CraftModel, runs: int = MEASURE_RUNS) -> float:
     return statistics.median(samples)
 
 
-def check_shapes(variant: Variant, model: CraftModel) -> None:
+def check_shapes(variant: Variant, model: ScoreModel) -> None:
     """A manifest that lies about a file's tensors is refused for that variant."""
     for kind, recorded, actual in (("input", variant.input.shape, model.input.shape),
                                    ("output", variant.output.shape, model.output.shape)):
@@ -78,18 +81,29 @@ def check_shapes(variant: Variant, model: CraftModel) -> None:
 class ModelSelector:
     """Applies the rules above for one model folder on this device."""
 
-    def __init__(self, model_dir: Path, manifest: Manifest, config: ModelConfig, runtime: Runtime,
-                 cpu: CpuInfo, threads: int, cache_dir: Path) -> None:
+    def __init__(self, model_dir: Path, manifest: Manifest, config: ModelConfig, cpu: CpuInfo,
+                 cache_dir: Path) -> None:
         self.model_dir = model_dir
         self.manifest = manifest
         self.config = config
-        self.runtime = runtime
         self.cpu = cpu
-        self.threads = threads
         self.cache_path = cache_dir / CACHE_FILE
         self._verified: dict[str, bool] = {}
 
-    # -- integrity -------------------------------------------------------------------------
+    # -- preference and integrity ----------------------------------------------------------
+    def allows(self, variant: Variant) -> bool:
+        """``model.prefer`` lets this variant run: it is ``auto`` or names the variant."""
+        return self.config.prefer in (AUTO, variant.name)
+
+    def forces(self, backend: Backend) -> bool:
+        """``model.prefer`` names one of ``backend``'s variants (an unknown name counts as forced: it fails)."""
+        if self.config.prefer == AUTO:
+            return False
+        try:
+            return variants.kind(self.config.prefer).target == backend.target
+        except KeyError:
+            return True
+
     def verified(self, variant: Variant) -> bool:
         if variant.name not in self._verified:
             ok = file_matches(self.model_dir, variant)
@@ -98,30 +112,53 @@ class ModelSelector:
             self._verified[variant.name] = ok
         return self._verified[variant.name]
 
-    # -- Edge TPU --------------------------------------------------------------------------
-    def edgetpu_variant(self) -> Variant | None:
-        return next((v for v in self.manifest.variants if v.target == "edgetpu"), None)
+    def load(self, backend: Backend, variant: Variant) -> ScoreModel:
+        """``variant`` on ``backend``, its shapes checked; ``NoUsableModel`` if it cannot be used."""
+        try:
+            model = backend.load(self.model_dir, variant)
+        except (ModelLoadError, BackendUnavailable) as exc:
+            raise NoUsableModel(str(exc)) from exc
+        check_shapes(variant, model)
+        return model
 
-    def load_tpu(self, tpus: list[TpuDevice]) -> tuple[CraftModel, Choice]:
-        """The Edge TPU model, or ``TpuUnavailable`` saying why not."""
-        if self.config.prefer not in ("auto", "edgetpu"):
-            raise TpuUnavailable(f"model.prefer is {self.config.prefer}")
-        variant = self.edgetpu_variant()
+    # -- accelerators ----------------------------------------------------------------------
+    def accelerator_variant(self, backend: Backend) -> Variant | None:
+        return next((v for v in self.manifest.variants if v.target == backend.target), None)
+
+    def why_not(self, backend: Backend) -> str | None:
+        """Why an accelerator is never to be tried with this folder and config, or None."""
+        variant = self.accelerator_variant(backend)
         if variant is None:
-            raise TpuUnavailable("the model folder has no edgetpu variant (compile int8-tpu with edgetpu_compiler)")
+            return "not used"
+        if not self.allows(variant):
+            return "disabled by model.prefer"
+        return None
+
+    def load_accelerator(self, backend: Backend) -> tuple[ScoreModel, Choice]:
+        """The accelerator's variant loaded on it, or ``BackendUnavailable`` saying why not."""
+        variant = self.accelerator_variant(backend)
+        if variant is None or not self.allows(variant):
+            raise BackendUnavailable(self.why_not(backend) or "not allowed")
         if not self.verified(variant):
-            raise TpuUnavailable(f"{variant.file} does not match its manifest sha256")
-        model = load_edgetpu(self.model_dir, variant, self.runtime, tpus, self.config.edgetpu.device)
-        return model, Choice(variant.name, "edgetpu", f"Edge TPU present ({tpus[0].state}) and its delegate loaded")
+            raise BackendUnavailable(f"{variant.file} does not match its manifest sha256")
+        model = backend.load(self.model_dir, variant)
+        try:
+            check_shapes(variant, model)
+        except NoUsableModel as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        return model, Choice(variant.name, backend.name, f"{backend.name} present and its model loaded")
 
     # -- CPU -------------------------------------------------------------------------------
-    def cpu_candidates(self) -> list[Variant]:
+    def cpu_candidates(self, backend: Backend) -> list[Variant]:
         floor = self.config.min_agreement
         candidates = []
         for variant in self.manifest.variants:
-            if variant.target != "cpu":
+            if variant.target != backend.target:
                 continue
             agreement = variant.agreement
+            if agreement is None and floor > 0:
+                log.info("skipping %s: no recorded agreement with PyTorch", variant.name)
+                continue
             if agreement is not None and min(agreement.box_precision, agreement.box_recall) < floor:
                 log.info("skipping %s: agreement with PyTorch under %.2f", variant.name, floor)
                 continue
@@ -129,60 +166,55 @@ class ModelSelector:
                 candidates.append(variant)
         return candidates
 
-    def load_cpu_choice(self) -> tuple[CraftModel, Choice]:
+    def load_cpu_choice(self, backend: Backend) -> tuple[ScoreModel, Choice]:
         """The CPU model by the rules above; ``NoUsableModel`` if none can be used."""
-        forced = self.config.prefer not in ("auto", "edgetpu")
-        if forced:
+        if self.forces(backend):
             variant = next((v for v in self.manifest.variants if v.name == self.config.prefer), None)
-            if variant is None or variant.target != "cpu":
+            if variant is None:
                 raise NoUsableModel(f"model.prefer is {self.config.prefer!r} but the manifest has no such CPU variant")
             if not self.verified(variant):
                 raise NoUsableModel(f"model.prefer is {variant.name!r} but {variant.file} does not match its sha256")
-            return self.load_variant(variant), Choice(variant.name, "cpu", "forced by model.prefer")
-        candidates = self.cpu_candidates()
+            return self.load(backend, variant), Choice(variant.name, backend.name, "forced by model.prefer")
+        candidates = self.cpu_candidates(backend)
         if not candidates:
             raise NoUsableModel(
                 f"no usable CPU variant in {self.model_dir} (missing, altered or below the agreement floor)"
             )
-        cached = self._cached_choice()
-        names = {v.name: v for v in candidates}
-        if cached is not None and cached.variant in names:
-            return self.load_variant(names[cached.variant]), cached
-        return self._measure(candidates)
+        cached = self._cached_choice(backend)
+        by_name = {v.name: v for v in candidates}
+        if cached is not None and cached.variant in by_name:
+            try:
+                return self.load(backend, by_name[cached.variant]), cached
+            except NoUsableModel as exc:
+                log.error("skipping %s (cached choice): %s", cached.variant, exc)
+                candidates.remove(by_name[cached.variant])
+        return self._measure(backend, candidates)
 
-    def load_variant(self, variant: Variant) -> CraftModel:
-        try:
-            model = load_cpu(self.model_dir, variant, self.runtime, self.threads)
-        except ModelLoadError as exc:
-            raise NoUsableModel(str(exc)) from exc
-        check_shapes(variant, model)
-        return model
-
-    def _measure(self, candidates: list[Variant]) -> tuple[CraftModel, Choice]:
+    def _measure(self, backend: Backend, candidates: list[Variant]) -> tuple[ScoreModel, Choice]:
+        """Load, measure and free each candidate in turn, then load the fastest again."""
         measured: dict[str, float] = {}
-        models: dict[str, CraftModel] = {}
         for variant in candidates:
             try:
-                model = self.load_variant(variant)
+                model = self.load(backend, variant)
             except NoUsableModel as exc:
                 log.error("skipping %s: %s", variant.name, exc)
                 continue
             measured[variant.name] = round(measure_ms(model), 2)
-            models[variant.name] = model
+            del model  # frees the interpreter and its arena before the next candidate loads
         if not measured:
             raise NoUsableModel(f"no CPU variant in {self.model_dir} could be loaded")
         best = min(measured, key=measured.__getitem__)
         summary = ", ".join(f"{name} {ms:.0f} ms" for name, ms in sorted(measured.items(), key=lambda kv: kv[1]))
-        choice = Choice(best, "cpu", f"fastest measured on this device: {summary}", measured)
-        self._store_choice(choice)
-        return models[best], choice
+        choice = Choice(best, backend.name, f"fastest measured on this device: {summary}", measured)
+        model = self.load(backend, next(v for v in candidates if v.name == best))
+        self._store_choice(backend, choice)
+        return model, choice
 
     # -- cache -----------------------------------------------------------------------------
-    def cache_key(self) -> str:
+    def cache_key(self, backend: Backend) -> str:
         parts = [
             str(self.model_dir.resolve()), self.manifest.source_sha256, self.manifest.created,
-            self.cpu.describe(), self.runtime.describe(), f"threads={self.threads}",
-            f"floor={self.config.min_agreement}",
+            self.cpu.describe(), backend.describe(), f"floor={self.config.min_agreement}",
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
@@ -193,8 +225,8 @@ class ModelSelector:
         except (OSError, ValueError):
             return {}
 
-    def _cached_choice(self) -> Choice | None:
-        entry = self._read_cache().get(self.cache_key())
+    def _cached_choice(self, backend: Backend) -> Choice | None:
+        entry = self._read_cache().get(self.cache_key(backend))
         if not isinstance(entry, dict):
             return None
         try:
@@ -204,9 +236,9 @@ class ModelSelector:
         choice.reason = f"cached: {choice.reason}"
         return choice
 
-    def _store_choice(self, choice: Choice) -> None:
+    def _store_choice(self, backend: Backend, choice: Choice) -> None:
         cache = self._read_cache()
-        cache[self.cache_key()] = asdict(choice)
+        cache[self.cache_key(backend)] = asdict(choice)
         try:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.cache_path.with_suffix(".tmp")

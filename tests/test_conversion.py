@@ -10,7 +10,7 @@ import pytest
 from converter.pipeline import FP32_MAX_ABS_DIFF
 from converter.tflite_graph import read_graph
 from converter.tflite_variants import VARIANTS
-from edge.detector import detect
+from edge.detector import Detector
 from edge.imageio import read_rgb
 from edge.manifest import file_sha256, load_manifest
 from edge.postprocess import Thresholds
@@ -94,7 +94,7 @@ def test_int8_boxes_lie_on_the_words_of_a_sample(model_dir: Path) -> None:
     manifest = load_manifest(model_dir)
     model = load_model(model_dir / manifest.variant("int8").file, find_runtime(), num_threads=2)
     name = "astronaut_00.jpg"
-    boxes = detect(model, read_rgb(SAMPLES / name), model.input_hw, Thresholds())
+    boxes = Detector(model, Thresholds()).boxes(read_rgb(SAMPLES / name))
     truth = [np.array(w["poly"]) for w in sample_words(name)]
     count = match_boxes([b.points for b in boxes], truth, min_iou=0.3)
     assert count.recall >= 0.6, count

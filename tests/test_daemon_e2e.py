@@ -95,3 +95,31 @@ def test_sigkill_delivers_the_last_will(broker: Broker, model_dir: Path, tmp_pat
     finally:
         daemon.kill()
         daemon.communicate()
+
+
+def test_daemon_detect_and_eval_give_the_same_boxes(broker: Broker, model_dir: Path, tmp_path: Path) -> None:
+    """One pipeline: the daemon's messages, `detect --json` and `eval` agree box for box on the samples."""
+    images = sorted(SAMPLES.glob("*.jpg"))
+    subscriber = Subscriber(broker, f"{PREFIX}/detections")
+    daemon = start_daemon(broker, model_dir, tmp_path, "--variant", "int8", "--max-frames", str(len(images)))
+    _, stderr = daemon.communicate(timeout=300)
+    assert daemon.returncode == 0, stderr
+    assert subscriber.wait_for(lambda: len(subscriber.messages) == len(images), timeout=10)
+    from_daemon = {m["source"]["name"]: m["boxes"] for m in map(json.loads, (s.payload for s in subscriber.messages))}
+
+    detect = subprocess.run([sys.executable, "-m", "edge.cli", "detect", *map(str, images), "--model", str(model_dir),
+                             "--variant", "int8", "--json", "--state-dir", str(tmp_path / "cache")],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert detect.returncode == 0, detect.stderr
+    from_detect = {Path(line["image"]).name: line["boxes"] for line in map(json.loads, detect.stdout.splitlines())}
+    assert from_detect == from_daemon
+    assert sum(len(boxes) for boxes in from_detect.values()) > 20
+
+    report = tmp_path / "eval.json"
+    evaluate = subprocess.run([sys.executable, "-m", "edge.cli", "eval", "--model", str(model_dir), "--variant", "int8",
+                               "--images", str(SAMPLES), "--gt", str(SAMPLES), "--json", str(report),
+                               "--state-dir", str(tmp_path / "cache")],
+                              capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert evaluate.returncode == 0, evaluate.stderr
+    per_image = {r["image"]: r["detections"] for r in json.loads(report.read_text())["variants"]["int8"]["images"]}
+    assert {name: per_image[name] for name in from_detect} == {n: len(b) for n, b in from_detect.items()}

@@ -83,3 +83,36 @@ def test_schema_refuses_malformed_messages() -> None:
         target[path[-1]] = value
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+def test_watch_uses_the_daemons_config_for_topic_and_broker(broker, tmp_path: Path) -> None:
+    import sys
+    import time
+
+    import yaml
+
+    from edge.detector import Timing
+    from edge.payload import detection_message
+    from tests.mqtt_helpers import Subscriber
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"device_id": "cam1", "mqtt": {
+        "host": broker.host, "port": broker.port, "topic_prefix": "site/north/cam1"}}))
+    watcher = subprocess.Popen([sys.executable, "-m", "edge.cli", "watch", "--config", str(config), "--count", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=daemon_helpers.REPO)
+    message = detection_message(device_id="cam1", source_kind="files", source_name="a.jpg", seq=7, captured=0.0,
+                                frame_hw=(480, 640), variant="int8", backend="cpu", runtime="ai-edge-litert",
+                                input_hw=(480, 640), timing=Timing(1.0, 2.0, 3.0), boxes=[])
+    publisher = Subscriber(broker, "unused/topic")
+    try:
+        deadline = time.monotonic() + 30
+        while watcher.poll() is None and time.monotonic() < deadline:
+            publisher.client.publish("site/north/cam1/detections", json.dumps(message), qos=1)
+            time.sleep(0.5)
+        out, err = watcher.communicate(timeout=10)
+    finally:
+        watcher.kill()
+        publisher.close()
+    assert watcher.returncode == 0, err
+    assert "watching site/north/cam1/detections on 127.0.0.1" in err
+    assert out.splitlines()[0].startswith("cam1 #7 ")

@@ -245,15 +245,15 @@ def test_bad_frames_are_skipped_and_counted(tmp_path: Path, model_dir: Path, bro
     cv2.imwrite(str(frames / "e_alpha.png"), rgba)
     cv2.imwrite(str(frames / "f_tiny.png"), np.zeros((4, 4, 3), np.uint8))
     cv2.imwrite(str(frames / "g_huge.jpg"), np.full((6000, 8000, 3), 90, np.uint8))
-    cv2.imwrite(str(frames / "h_16bit.png"), np.zeros((20, 20, 3), np.uint16))
+    cv2.imwrite(str(frames / "h_16bit.png"), np.full((20, 20, 3), 40000, np.uint16))  # decoded as `detect` does
     subscriber = Subscriber(broker, f"{TOPIC}/#")
     config = write_config(tmp_path / "config.yaml", broker.port, model_dir, frames, source={"loop": False})
     daemon = start_daemon(config)
     _, stderr = daemon.communicate(timeout=300)
     assert daemon.returncode == 0, stderr  # a finite source ends, the daemon exits cleanly
     names = [json.loads(m.payload)["source"]["name"] for m in subscriber.on(f"{TOPIC}/detections")]
-    assert names == ["a_good.jpg", "d_gray.png", "e_alpha.png", "g_huge.jpg"]
-    for bad in ("b_empty.jpg", "c_text.png", "f_tiny.png", "h_16bit.png"):
+    assert names == ["a_good.jpg", "d_gray.png", "e_alpha.png", "g_huge.jpg", "h_16bit.png"]
+    for bad in ("b_empty.jpg", "c_text.png", "f_tiny.png"):
         assert f"skipped a frame: {frames / bad}" in stderr
     assert "Traceback" not in stderr
 

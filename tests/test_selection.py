@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge import selection
+from edge.backends import BackendContext
+from edge.backends.cpu import CpuBackend
+from edge.backends.edgetpu import EdgeTpuBackend
 from edge.config import ModelConfig
-from edge.hardware import cpu_info, find_tpus
-from edge.inference import ModelRunner
+from edge.hardware import find_tpus
+from edge.inference import ModelRunner, build_runner
 from edge.manifest import load_manifest
 from edge.runtime import find_runtime
-from edge.selection import ModelSelector, NoUsableModel
+from edge.selection import NoUsableModel
 from tests.tpu_standin import StandInRuntime, StandInState, fake_usb_coral, folder_with_edgetpu_variant
 
 pytestmark = pytest.mark.conversion
@@ -28,20 +32,23 @@ def tpu_folder(model_dir: Path, tmp_path: Path) -> Path:
 
 def make_runner(folder: Path, tmp_path: Path, state: StandInState, tpu_present: bool, prefer: str = "auto",
                 clock=None) -> ModelRunner:
+    """The real runner and backends; only the TPU's sysfs entry and its delegate are stand-ins."""
     usb = fake_usb_coral(tmp_path / "sysfs") if tpu_present else tmp_path / "no-sysfs"
-    runtime = StandInRuntime(find_runtime(), state)
-    config = ModelConfig(dir=str(folder), prefer=prefer)
-    selector = ModelSelector(folder, load_manifest(folder), config, runtime, cpu_info(), 1, tmp_path / "state")
-    kwargs = {"clock": clock} if clock else {}
-    runner = ModelRunner(selector, lambda: find_tpus(usb, tmp_path / "dev"), retry_seconds=30, **kwargs)
-    runner.start()
-    return runner
+
+    def tpu_backend(context: BackendContext) -> EdgeTpuBackend:
+        return EdgeTpuBackend(context.runtime, context.config.edgetpu.device,
+                              find=lambda: find_tpus(usb, tmp_path / "dev"))
+
+    config = ModelConfig(dir=str(folder), prefer=prefer, num_threads=1)
+    config.edgetpu.retry_seconds = 30
+    return build_runner(config, tmp_path / "state", StandInRuntime(find_runtime(), state),
+                        backends=(tpu_backend, CpuBackend.from_context), clock=clock or time.monotonic)
 
 
 def test_tpu_present_and_loading_is_chosen(tpu_folder: Path, tmp_path: Path) -> None:
     runner = make_runner(tpu_folder, tmp_path, StandInState(), tpu_present=True)
     assert (runner.choice.variant, runner.choice.backend) == ("edgetpu", "edgetpu")
-    assert runner.tpu_state == "active"
+    assert runner.states["edgetpu"] == "active"
     scores = runner(np.zeros((*runner.input_hw, 3), np.uint8))
     assert scores.shape == (runner.input_hw[0] // 2, runner.input_hw[1] // 2, 2)
 
@@ -50,21 +57,21 @@ def test_tpu_present_but_delegate_failing_falls_back_to_cpu(tpu_folder: Path, tm
     state = StandInState(delegate_loads=False)
     runner = make_runner(tpu_folder, tmp_path, state, tpu_present=True)
     assert runner.choice.backend == "cpu"
-    assert runner.tpu_state.startswith("unavailable: libedgetpu.so.1 did not load")
+    assert runner.states["edgetpu"].startswith("unavailable: libedgetpu.so.1 did not load")
     assert state.delegate_calls == 1
 
 
 def test_no_tpu_means_cpu_without_touching_the_delegate(tpu_folder: Path, tmp_path: Path) -> None:
     state = StandInState()
     runner = make_runner(tpu_folder, tmp_path, state, tpu_present=False)
-    assert runner.choice.backend == "cpu" and runner.tpu_state == "absent"
+    assert runner.choice.backend == "cpu" and runner.states["edgetpu"] == "absent"
     assert state.delegate_calls == 0
 
 
 def test_prefer_forces_a_cpu_variant(tpu_folder: Path, tmp_path: Path) -> None:
     runner = make_runner(tpu_folder, tmp_path, StandInState(), tpu_present=True, prefer="fp16")
     assert (runner.choice.variant, runner.choice.reason) == ("fp16", "forced by model.prefer")
-    assert runner.tpu_state == "disabled by model.prefer"
+    assert runner.states["edgetpu"] == "disabled by model.prefer"
 
 
 def test_auto_measures_once_then_reuses_the_cache(tpu_folder: Path, tmp_path: Path,
@@ -102,7 +109,7 @@ def test_sha256_mismatch_is_refused(tpu_folder: Path, tmp_path: Path, caplog: py
     with caplog.at_level(logging.ERROR):
         runner = make_runner(tpu_folder, tmp_path, StandInState(), tpu_present=True)
     assert runner.choice.backend == "cpu" and "int8" not in runner.choice.measured_ms
-    assert "does not match its manifest sha256" in runner.tpu_state
+    assert "does not match its manifest sha256" in runner.states["edgetpu"]
     assert "refusing variant int8" in caplog.text
 
 
@@ -122,14 +129,14 @@ def test_tpu_failing_mid_run_switches_to_cpu_then_retries(tpu_folder: Path, tmp_
     state.unplugged = True
     scores = runner(pixels)  # this very frame is still processed, on the CPU
     assert scores.shape[-1] == 2
-    assert runner.choice.backend == "cpu" and runner.tpu_state.startswith("failed: Failed to invoke")
+    assert runner.choice.backend == "cpu" and runner.states["edgetpu"].startswith("failed: Failed to invoke")
     state.unplugged = False
     now[0] = 10.0
     runner(pixels)
     assert runner.choice.backend == "cpu", "retried before retry_seconds"
     now[0] = 31.0
     runner(pixels)
-    assert runner.choice.backend == "edgetpu" and runner.tpu_state == "active"
+    assert runner.choice.backend == "edgetpu" and runner.states["edgetpu"] == "active"
     assert runner.switches == 2
 
 
@@ -138,14 +145,14 @@ def test_unplugged_tpu_is_looked_for_every_retry_seconds_not_every_frame(tpu_fol
     now = [0.0]
     runner = make_runner(tpu_folder, tmp_path, state, tpu_present=True, clock=lambda: now[0])
     scans = []
-    runner.find_tpus = lambda: scans.append(now[0]) or []  # unplugged: the sysfs entry is gone
+    runner.accelerators[0].find = lambda: scans.append(now[0]) or []  # unplugged: the sysfs entry is gone
     pixels = np.full((*runner.input_hw, 3), 100, np.uint8)
     state.unplugged = True
     runner(pixels)  # fails on the TPU, finishes on the CPU
     for step in range(1, 40):  # 40 frames over 78 s
         now[0] = step * 2.0
         runner(pixels)
-    assert runner.choice.backend == "cpu" and runner.tpu_state == "absent"
+    assert runner.choice.backend == "cpu" and runner.states["edgetpu"] == "absent"
     assert scans == [30.0, 60.0]  # once per retry_seconds (30 s), not once per frame
 
 

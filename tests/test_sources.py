@@ -15,7 +15,7 @@ from edge.config import SourceConfig
 from edge.sources import BadFrame, Frame, SourceLost, make_source
 from edge.sources import picamera2 as picam
 from edge.sources.files import FileSource
-from edge.sources.frames import to_rgb
+from edge.sources.frames import as_rgb_frame
 from edge.sources.opencv import OpenCvSource, capture_target
 from tests.conftest import SAMPLES
 
@@ -75,14 +75,14 @@ def test_picamera2_missing_is_a_lost_source() -> None:
 ])
 def test_bad_frames_are_refused(image: np.ndarray | None, message: str) -> None:
     with pytest.raises(BadFrame, match=message):
-        to_rgb(image)
+        as_rgb_frame(image)
 
 
 def test_grayscale_and_bgra_become_rgb() -> None:
-    assert to_rgb(np.full((10, 12), 9, np.uint8)).shape == (10, 12, 3)
+    assert as_rgb_frame(np.full((10, 12), 9, np.uint8)).shape == (10, 12, 3)
     bgra = np.zeros((10, 12, 4), np.uint8)
     bgra[..., 2] = 255
-    assert tuple(to_rgb(bgra)[0, 0]) == RED_RGB
+    assert tuple(as_rgb_frame(bgra)[0, 0]) == RED_RGB
 
 
 def test_file_source_lists_folders_and_globs_and_loops(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_file_source_skips_a_broken_image(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "b.png"), np.zeros((20, 20, 3), np.uint8))
     source = FileSource(str(tmp_path))
     source.open()
-    with pytest.raises(BadFrame, match=r"a\.jpg: empty frame"):
+    with pytest.raises(BadFrame, match=r"a\.jpg: not a readable image"):
         source.read()
     assert source.read().name == "b.png"
 

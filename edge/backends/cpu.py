@@ -4,9 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.backends.base import BackendContext, ScoreModel
 from edge.manifest import Variant
-from edge.runtime import CraftModel, Runtime, load_model
+from edge.runtime import Runtime, load_model
 
 
-def load_cpu(model_dir: Path, variant: Variant, runtime: Runtime, threads: int) -> CraftModel:
-    return load_model(model_dir / variant.file, runtime, threads)
+class CpuBackend:
+    name = "cpu"
+    target = "cpu"
+    accelerator = False
+
+    def __init__(self, runtime: Runtime, threads: int) -> None:
+        self.runtime = runtime
+        self.threads = threads
+
+    @classmethod
+    def from_context(cls, context: BackendContext) -> CpuBackend:
+        return cls(context.runtime, context.threads)
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+    def load(self, model_dir: Path, variant: Variant) -> ScoreModel:
+        return load_model(model_dir / variant.file, self.runtime, self.threads)
+
+    def describe(self) -> str:
+        return f"{self.runtime.describe()}, threads={self.threads}"

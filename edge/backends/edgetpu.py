@@ -1,45 +1,69 @@
 """Edge TPU backend: the compiled variant through ``libedgetpu.so.1``, loaded without pycoral.
 
 pycoral's ``make_interpreter`` does the same: ``load_delegate('libedgetpu.so.1', {'device': ...})``
-and an interpreter with that delegate. pycoral is therefore never required.
+and an interpreter with that delegate. pycoral is therefore never required. Devices are found in
+sysfs and /dev (``edge.hardware``), so a Coral plugged in later is seen at the next retry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from edge.hardware import EDGETPU_LIBRARY, DeviceSpecError, TpuDevice, select_tpu
+from edge.backends.base import BackendContext, BackendUnavailable, ScoreModel
+from edge.hardware import EDGETPU_LIBRARY, DeviceSpecError, TpuDevice, find_tpus, select_tpu
 from edge.manifest import Variant
-from edge.runtime import CraftModel, ModelLoadError, Runtime, load_model
-
-
-class TpuUnavailable(RuntimeError):
-    """No usable Edge TPU: none present, the delegate does not load, or the model fails on it."""
+from edge.runtime import ModelLoadError, Runtime, load_model
 
 
 def delegate_options(device_spec: str) -> dict[str, str]:
     return {"device": device_spec} if device_spec else {}
 
 
-def load_edgetpu(
-    model_dir: Path, variant: Variant, runtime: Runtime, tpus: list[TpuDevice], device_spec: str
-) -> CraftModel:
-    try:
-        device = select_tpu(tpus, device_spec)
-    except DeviceSpecError as exc:
-        raise TpuUnavailable(str(exc)) from exc
-    if device is None:
-        wanted = f" matching {device_spec!r}" if device_spec else ""
-        raise TpuUnavailable(f"no Edge TPU{wanted} found ({len(tpus)} present)")
-    try:
-        delegate = runtime.load_delegate(EDGETPU_LIBRARY, delegate_options(device_spec))
-    except (ValueError, OSError, RuntimeError) as exc:
-        raise TpuUnavailable(f"{EDGETPU_LIBRARY} did not load for {device.state} ({exc})") from exc
-    try:
-        model = load_model(model_dir / variant.file, runtime, 1, [delegate])
-    except ModelLoadError as exc:
-        raise TpuUnavailable(f"{variant.file} did not load on the Edge TPU ({exc})") from exc
-    if list(model.input.shape) != list(variant.input.shape):
-        raise TpuUnavailable(f"the manifest says input {variant.input.shape} but {variant.file} takes "
-                             f"{list(model.input.shape)}")
-    return model
+class EdgeTpuBackend:
+    name = "edgetpu"
+    target = "edgetpu"
+    accelerator = True
+
+    def __init__(self, runtime: Runtime, device_spec: str = "",
+                 find: Callable[[], list[TpuDevice]] = find_tpus) -> None:
+        self.runtime = runtime
+        self.device_spec = device_spec
+        self.find = find  # replaced in tests by a scan of a stand-in sysfs tree
+
+    @classmethod
+    def from_context(cls, context: BackendContext) -> EdgeTpuBackend:
+        return cls(context.runtime, context.config.edgetpu.device)
+
+    def _device(self) -> TpuDevice:
+        tpus = self.find()
+        if not tpus:
+            raise BackendUnavailable("absent")
+        try:
+            device = select_tpu(tpus, self.device_spec)
+        except DeviceSpecError as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        if device is None:
+            raise BackendUnavailable(f"no Edge TPU matching {self.device_spec!r} found ({len(tpus)} present)")
+        return device
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            self._device()
+        except BackendUnavailable as exc:
+            return str(exc)
+        return None
+
+    def load(self, model_dir: Path, variant: Variant) -> ScoreModel:
+        device = self._device()
+        try:
+            delegate = self.runtime.load_delegate(EDGETPU_LIBRARY, delegate_options(self.device_spec))
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise BackendUnavailable(f"{EDGETPU_LIBRARY} did not load for {device.state} ({exc})") from exc
+        try:
+            return load_model(model_dir / variant.file, self.runtime, 1, [delegate])
+        except ModelLoadError as exc:
+            raise BackendUnavailable(f"{variant.file} did not load on the Edge TPU ({exc})") from exc
+
+    def describe(self) -> str:
+        return f"{EDGETPU_LIBRARY} via {self.runtime.describe()}"

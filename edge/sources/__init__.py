@@ -2,17 +2,23 @@
 
 A source is opened, read frame by frame, and closed. ``read()`` returns a ``Frame`` (RGB), or
 None at the end of a finite source (files without ``loop``). It raises ``SourceLost`` when the
-camera or stream goes away; the capture loop then reopens it with backoff.
+camera or stream goes away; the capture loop then reopens it with backoff. ``paced`` sources have
+no clock of their own (files): capture waits for inference instead of dropping frames.
+
+A new kind of source is one module with a class like ``OpenCvSource`` and one entry in
+``FACTORIES`` (its settings go into ``edge.config.SourceConfig``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from edge.config import SourceConfig
+if TYPE_CHECKING:
+    from edge.config import SourceConfig
 
 
 class SourceLost(RuntimeError):
@@ -32,6 +38,7 @@ class Frame:
 
 class FrameSource(Protocol):
     kind: str
+    paced: bool
 
     def open(self) -> None: ...
 
@@ -40,16 +47,30 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
-def make_source(config: SourceConfig) -> FrameSource:
-    """The source ``config.kind`` names. picamera2 is imported only when asked for."""
-    if config.kind == "files":
-        from edge.sources.files import FileSource
+def _files(config: SourceConfig) -> FrameSource:
+    from edge.sources.files import FileSource
 
-        return FileSource(config.path, loop=config.loop)
-    if config.kind == "opencv":
-        from edge.sources.opencv import OpenCvSource
+    return FileSource(config.path, loop=config.loop)
 
-        return OpenCvSource(config.device, config.name, config.width, config.height)
-    from edge.sources.picamera2 import Picamera2Source
+
+def _opencv(config: SourceConfig) -> FrameSource:
+    from edge.sources.opencv import OpenCvSource
+
+    return OpenCvSource(config.device, config.name, config.width, config.height)
+
+
+def _picamera2(config: SourceConfig) -> FrameSource:
+    from edge.sources.picamera2 import Picamera2Source  # needs libcamera: imported only when asked for
 
     return Picamera2Source(config.name, config.width, config.height, config.picamera2_format)
+
+
+FACTORIES: dict[str, Callable[[SourceConfig], FrameSource]] = {
+    "picamera2": _picamera2, "opencv": _opencv, "files": _files,
+}
+SOURCE_KINDS = tuple(FACTORIES)
+
+
+def make_source(config: SourceConfig) -> FrameSource:
+    """The source ``config.kind`` names."""
+    return FACTORIES[config.kind](config)

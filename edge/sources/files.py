@@ -6,12 +6,9 @@ import glob
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from edge.imageio import IMAGE_SUFFIXES
+from edge.imageio import IMAGE_SUFFIXES, ImageError, read_rgb
 from edge.sources import BadFrame, Frame, SourceLost
-from edge.sources.frames import to_rgb
+from edge.sources.frames import as_rgb_frame
 
 
 def expand(pattern: str) -> list[Path]:
@@ -25,6 +22,7 @@ def expand(pattern: str) -> list[Path]:
 
 class FileSource:
     kind = "files"
+    paced = True
 
     def __init__(self, pattern: str, loop: bool = False) -> None:
         self.pattern = pattern
@@ -45,13 +43,12 @@ class FileSource:
             self.open()  # the folder may have changed; re-list it
         path = self._files[self._next]
         self._next += 1
+        if not path.exists():
+            raise SourceLost(f"{path}: the file is gone")
         try:
-            data = np.fromfile(path, dtype=np.uint8)
-        except OSError as exc:
-            raise SourceLost(f"{path}: {exc.strerror or exc}") from exc
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-        try:
-            rgb = to_rgb(image, "BGR")
+            rgb = as_rgb_frame(read_rgb(path), "RGB")  # decoded exactly as `craft-edge detect` decodes it
+        except ImageError as exc:
+            raise BadFrame(str(exc)) from exc
         except BadFrame as exc:
             raise BadFrame(f"{path}: {exc}") from exc
         return Frame(rgb=rgb, name=path.name, captured=time.time())

@@ -10,7 +10,7 @@ from edge.sources import BadFrame
 MIN_SIDE = 8
 
 
-def to_rgb(image: np.ndarray | None, order: str = "BGR") -> np.ndarray:
+def as_rgb_frame(image: np.ndarray | None, order: str = "BGR") -> np.ndarray:
     """Grayscale, BGR/RGB and 4-channel images -> RGB; empty, tiny or odd shapes -> ``BadFrame``."""
     if image is None or not isinstance(image, np.ndarray) or image.size == 0:
         raise BadFrame("empty frame")

@@ -7,7 +7,7 @@ import time
 import cv2
 
 from edge.sources import Frame, SourceLost
-from edge.sources.frames import to_rgb
+from edge.sources.frames import as_rgb_frame
 
 
 def capture_target(device: str) -> int | str:
@@ -17,6 +17,7 @@ def capture_target(device: str) -> int | str:
 
 class OpenCvSource:
     kind = "opencv"
+    paced = False
 
     def __init__(self, device: str, name: str, width: int, height: int) -> None:
         self.device = device
@@ -41,7 +42,7 @@ class OpenCvSource:
         ok, image = self._capture.read()
         if not ok or image is None:
             raise SourceLost(f"video source {self.device!r} stopped delivering frames")
-        return Frame(rgb=to_rgb(image, "BGR"), name=self.name, captured=time.time())
+        return Frame(rgb=as_rgb_frame(image, "BGR"), name=self.name, captured=time.time())
 
     def close(self) -> None:
         if self._capture is not None:

@@ -31,6 +31,7 @@ def to_rgb(array: np.ndarray, fmt: str, width: int) -> np.ndarray:
 
 class Picamera2Source:
     kind = "picamera2"
+    paced = False
 
     def __init__(self, name: str, width: int, height: int, fmt: str, camera_factory: Any = None) -> None:
         self.name = name
