@@ -8,10 +8,10 @@ function and quantise with TFLiteConverter ourselves, so calibration data is und
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import cv2
 import numpy as np
@@ -39,17 +39,29 @@ def onnx2tf_samples(sample_inputs: list[np.ndarray]) -> np.ndarray:
     return np.stack(samples).astype(np.float32) / 255.0
 
 
+# Every module that holds onnx2tf's downloader under its own name (1.29: defined in the first,
+# imported into the second, which is the one that calls it).
+_DOWNLOADER_HOMES = ("onnx2tf.utils.common_functions", "onnx2tf.onnx2tf")
+_DOWNLOADER = "download_test_image_data"
+
+
 @contextlib.contextmanager
 def _samples_for_onnx2tf(samples: np.ndarray) -> Iterator[None]:
     """Give onnx2tf our samples in place of its downloader, without touching the working directory.
 
     Changing directory (so that onnx2tf finds a sample file) would break every relative path the
-    caller holds, so the one function that reads or downloads the file is replaced for the call.
+    caller holds, so the function that reads or downloads the file is replaced, in every module
+    that holds it, for the duration of the call. Conversion runs on one thread.
     """
-    import onnx2tf.onnx2tf as entry
-
-    with mock.patch.object(entry, "download_test_image_data", lambda: samples):
+    modules = [importlib.import_module(name) for name in _DOWNLOADER_HOMES]
+    originals = [getattr(module, _DOWNLOADER) for module in modules]  # AttributeError: onnx2tf changed
+    for module in modules:
+        setattr(module, _DOWNLOADER, lambda: samples)
+    try:
         yield
+    finally:
+        for module, original in zip(modules, originals, strict=True):
+            setattr(module, _DOWNLOADER, original)
 
 
 def onnx_to_tf(onnx_path: Path, work_dir: Path, sample_inputs: list[np.ndarray]) -> Any:

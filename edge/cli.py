@@ -11,11 +11,15 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge.config import DEFAULT_CONFIG_PATH, Config, ConfigError, MqttConfig, check_device_id, load_config
-from edge.paths import absolute
+from edge.detector import TILING_MODES
+from edge.paths import absolute, is_url, video_file
+
+if TYPE_CHECKING:
+    from edge.inference import ModelRunner
 
 PROG = "craft-edge"
 EXIT_BAD_INPUT = 2
@@ -37,6 +41,16 @@ class Fatal(Exception):
         self.code = code
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
+    return value
+
+
 def parse_broker(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -50,6 +64,8 @@ def source_kind(source: str) -> str:
 
     if source == "picamera2":
         return "picamera2"
+    if is_url(source):
+        return "opencv"  # rtsp://cam/live?channel=1: a query string is no glob
     path = Path(source)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES or any(c in source for c in "*?["):
         return "files"
@@ -57,10 +73,12 @@ def source_kind(source: str) -> str:
 
 
 def source_location(source: str, kind: str) -> str:
-    """``--source`` with a relative file, folder or glob made absolute; camera indices and URLs as given."""
-    if kind == "files" or (kind == "opencv" and Path(source).expanduser().exists()):
+    """``--source`` with a relative file, folder, glob or video file made absolute; camera indices,
+    devices and URLs as given."""
+    if kind == "files":
         return str(absolute(source))
-    return source
+    video = video_file(source) if kind == "opencv" else None
+    return str(video) if video is not None else source
 
 
 # -- run ----------------------------------------------------------------------------------------
@@ -108,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- detect -------------------------------------------------------------------------------------
-def _runner(model_dir: Path, variant: str | None, threads: int, state: Path):
+def _runner(model_dir: Path, variant: str | None, threads: int, state: Path) -> ModelRunner:
     from edge.config import ModelConfig
     from edge.inference import build_runner
 
@@ -124,7 +142,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from edge.payload import box_json
 
     runner = _runner(args.model, args.variant, args.threads, args.state_dir)
-    detector = Detector(runner)
+    detector = Detector(runner, tiling_mode=args.tiling, scale=args.scale)
     if args.draw:
         args.draw.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -135,11 +153,16 @@ def cmd_detect(args: argparse.Namespace) -> int:
             print(f"{PROG}: {exc}", file=sys.stderr)
             failures += 1
             continue
-        boxes = detector.boxes(rgb)
+        detection = detector.detect(rgb)
+        boxes = detection.boxes
         if args.json:
-            print(json.dumps({"image": str(image), "boxes": [box_json(b) for b in boxes]}), flush=True)
+            print(json.dumps({"image": str(image), "boxes": [box_json(b) for b in boxes],
+                              "tiles_run": detection.tiles_run,
+                              "timing_ms": {"inference": round(detection.timing.inference, 2),
+                                            "total": round(detection.timing.total, 2)}}), flush=True)
         else:
-            print(f"{image}: {len(boxes)} boxes ({runner.choice.variant} on {runner.choice.backend})")
+            print(f"{image}: {len(boxes)} boxes ({runner.choice.variant} on {runner.choice.backend}, "
+                  f"{detection.tiles_run} inference{'s' if detection.tiles_run > 1 else ''})")
         if args.draw:
             canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
             for box in boxes:
@@ -184,7 +207,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 found = find_ground_truth(args.detections, image.name)
                 return [w.poly for w in read_words(found)] if found else []
             return from_files
-        detector = Detector(_runner(args.model, name, args.threads, args.state_dir))
+        detector = Detector(_runner(args.model, name, args.threads, args.state_dir), tiling_mode=args.tiling,
+                            scale=args.scale)
         return lambda image: [b.points for b in detector.boxes(read_rgb(image))]
 
     reference = boxes_of(args.against) if args.against else None
@@ -280,36 +304,14 @@ def pretty_json(message: dict) -> str:
     return re.sub(r"\[\s+(-?[\d.]+),\s+(-?[\d.]+)\s+\]", r"[\1, \2]", json.dumps(message, indent=2))
 
 
-def connect_to_broker(client: Any, broker: tuple[str, int], timeout: float = BROKER_ANSWER_SECONDS) -> None:
-    """Connect ``client`` (paho, network loop started here) and wait for the broker's CONNACK.
+def connect_to_broker(client: Any, broker: tuple[str, int]) -> None:
+    """``edge.publisher.connect_and_wait``, its failures as one line (exit 1)."""
+    from edge.publisher import BrokerUnreachable, connect_and_wait
 
-    Something that accepts TCP on the port but is not an MQTT broker never answers; that is one
-    line (``Fatal``), not a hang. ``client.on_connect`` is called as usual once the broker answers.
-    """
-    host, port = broker
-    answered = threading.Event()
-    refused: list[str] = []
-    user_on_connect = client.on_connect
-
-    def on_connect(client: Any, userdata: object, flags: object, reason: Any, properties: object) -> None:
-        if reason.is_failure:
-            refused.append(str(reason))
-        elif user_on_connect is not None:
-            user_on_connect(client, userdata, flags, reason, properties)
-        answered.set()
-
-    client.on_connect = on_connect
     try:
-        client.connect(host, port)
-    except OSError as exc:
-        raise Fatal(f"cannot connect to {host}:{port} ({exc.strerror or exc})", code=1) from exc
-    client.loop_start()
-    if not answered.wait(timeout) or refused:
-        client.loop_stop()
-        if refused:
-            raise Fatal(f"the broker at {host}:{port} refused the connection: {refused[0]}", code=1)
-        raise Fatal(f"{host}:{port} accepted a connection but did not answer as an MQTT broker within "
-                    f"{timeout:.0f} s (is something else listening on that port?)", code=1)
+        connect_and_wait(client, broker, BROKER_ANSWER_SECONDS)
+    except BrokerUnreachable as exc:
+        raise Fatal(str(exc), code=1) from exc
 
 
 def watch_target(args: argparse.Namespace) -> tuple[MqttConfig, tuple[str, int], str]:
@@ -338,7 +340,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     settings, broker, topic = watch_target(args)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    apply_credentials(client, settings, mqtt_password(settings))
+    try:
+        apply_credentials(client, settings, mqtt_password(settings))
+    except (OSError, ValueError) as exc:  # unreadable TLS files, a password file that is not text
+        raise Fatal(f"cannot set up TLS or credentials from {args.config}: {exc}", code=1) from exc
     done = threading.Event()
 
     def on_connect(client: mqtt.Client, userdata: object, flags: object, reason: object, properties: object) -> None:
@@ -394,12 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--state-dir", type=absolute, default=Path.home() / ".cache" / "craft-edge",
                          help="where the model-choice cache lives")
 
+    def tiling_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--tiling", choices=TILING_MODES, default="off",
+                         help="off: letterbox each image into the model's input; full: run it at --scale "
+                              "times its size in overlapping tiles of the model's input size (small text)")
+        sub.add_argument("--scale", type=positive_float, default=1.0, metavar="S",
+                         help="with --tiling full: resize images by S first (1.0 = native; default 1.0)")
+
     detect = commands.add_parser("detect", help="one-shot: boxes for image files, as text or JSON lines")
     detect.add_argument("images", type=Path, nargs="+")  # read here and echoed as given
     model_options(detect, required=True)
     detect.add_argument("--variant", help="force a variant (default: best for this hardware)")
     detect.add_argument("--json", action="store_true", help='JSON lines: {"image", "boxes": [...]} in source pixels')
     detect.add_argument("--draw", type=absolute, metavar="OUT_DIR", help="write each image with its boxes drawn")
+    tiling_options(detect)
     detect.set_defaults(func=cmd_detect)
 
     evaluate = commands.add_parser(
@@ -415,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--against", metavar="VARIANT",
                           help="agreement mode: treat this variant's boxes as the truth (unlabelled images)")
     evaluate.add_argument("--json", type=absolute, metavar="OUT", help="write the results, per image too, as JSON")
+    tiling_options(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
     probe = commands.add_parser("probe", help="what hardware and runtime are here, which variant would run and why")

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from edge import variants
-from edge.paths import absolute
+from edge.paths import absolute, video_file
 from edge.sources import SOURCE_KINDS
 from edge.typed import SchemaError, from_dict
 
@@ -176,8 +176,9 @@ def resolve_paths(config: Config, base: Path) -> None:
     config.state_dir = str(absolute(config.state_dir, base))
     if config.source.path:
         config.source.path = str(absolute(config.source.path, base))
-    if not config.source.device.strip().isdigit() and absolute(config.source.device, base).exists():
-        config.source.device = str(absolute(config.source.device, base))
+    video = video_file(config.source.device, base)
+    if video is not None:
+        config.source.device = str(video)
     tls = config.mqtt.tls
     for name in ("ca_file", "cert_file", "key_file"):
         if getattr(tls, name):

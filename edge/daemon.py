@@ -45,6 +45,12 @@ class Components:
     capture_stop: threading.Event
 
 
+def tpu_state(runner: ModelRunner) -> str:
+    """The Edge TPU's state, for the ``tpu``/``tpu_state`` fields that status and stats had before
+    ``accelerators`` (which lists every accelerator) existed."""
+    return runner.states.get("edgetpu", "not used")
+
+
 class Daemon:
     def __init__(self, load: Callable[[], Config], max_frames: int | None = None) -> None:
         self.load = load  # re-run on SIGHUP: reads the file and applies command-line overrides
@@ -133,7 +139,8 @@ class Daemon:
 
     def _process(self, frame: Frame, parts: Components, publisher: Publisher) -> None:
         config = parts.config
-        boxes, timing = parts.detector.detect(frame.rgb)
+        detection = parts.detector.detect(frame.rgb)
+        boxes, timing = detection.boxes, detection.timing
         self.seq += 1
         self.stats.record(timing.inference)
         self.watchdog.alive()
@@ -161,7 +168,7 @@ class Daemon:
         capture = parts.capture.status
         return {
             "state": "running", "version": __version__, "device_id": parts.config.device_id,
-            **parts.runner.status(),
+            **parts.runner.status(), "tpu": tpu_state(parts.runner),
             "source": {"kind": parts.config.source.kind, "name": parts.config.source.name, "state": capture.state,
                        "detail": capture.detail, "reopens": capture.reopens},
             "since": utc_iso(time.time()),
@@ -193,7 +200,7 @@ class Daemon:
             "fps": round(self.stats.fps(), 2), "inference_ms": self.stats.inference_ms(),
             "frames_dropped": parts.slot.dropped, "bad_frames": parts.capture.status.bad_frames,
             "backend": model["backend"], "variant": model["variant"], "runtime": model["runtime"],
-            "source_state": parts.capture.status.state, "tpu_state": model["tpu"],
+            "source_state": parts.capture.status.state, "tpu_state": tpu_state(parts.runner),
             "ignored_messages": publisher.ignored_messages, "rejected_by_broker": publisher.rejected,
             "broker": "connected" if publisher.connected.is_set() else f"disconnected: {publisher.last_error}",
             "spool": self._spool_stats(),

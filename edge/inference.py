@@ -1,10 +1,11 @@
 """The model side of the pipeline: the chosen model, and falling back from an accelerator.
 
-At start the CPU choice is settled (measured or read from the cache) even when an accelerator is
-used, so a later failure never measures anything on the inference thread. If the accelerator
-fails mid-run (unplugged, overheated, delegate error), the same frame is finished on the CPU; the
-runner keeps running, reports it, and tries the accelerators again every ``retry_seconds``, also
-when none was present at start (a device plugged in later is picked up).
+At start the CPU choice is settled (measured or read from the cache) and its model stays loaded
+even when an accelerator is used, so a later failure neither measures nor loads anything on the
+inference thread: the same frame is finished on the CPU at once. The runner keeps running,
+reports it, and tries the accelerators again every ``retry_seconds``, also when none was present
+at start (a device plugged in later is picked up). An accelerator that fails to load or to run,
+however it fails, never takes the CPU path down.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from edge.selection import Choice, ModelSelector
 
 log = logging.getLogger(__name__)
 
-# What a failing accelerator raises from invoke (libedgetpu: RuntimeError "Failed to invoke").
-ACCELERATOR_ERRORS = (RuntimeError, ValueError, OSError)
+# What a failing accelerator raises from load or invoke (libedgetpu: RuntimeError "Failed to invoke").
+ACCELERATOR_ERRORS = (BackendUnavailable, RuntimeError, ValueError, OSError)
 
 
 @dataclass
@@ -51,7 +52,7 @@ class ModelRunner:
         self.states = {b.name: "not tried" for b in self.accelerators}  # accelerator name -> state
         self.switches = 0
         self._active: Active | None = None
-        self._cpu_choice: Choice | None = None
+        self._cpu: Active | None = None  # the CPU fallback, loaded at start and kept
         self._next_try: float | None = None
 
     def start(self) -> None:
@@ -59,10 +60,10 @@ class ModelRunner:
 
         Raises ``NoUsableModel`` if nothing can run.
         """
-        cpu_model, self._cpu_choice = self.selector.load_cpu_choice(self.cpu)
+        model, choice = self.selector.load_cpu_choice(self.cpu)
+        self._cpu = Active(model, choice, self.cpu)
         if not self._try_accelerators():
-            self._activate(Active(cpu_model, self._cpu_choice, self.cpu))
-        del cpu_model  # with an accelerator active, the CPU model is loaded again only if it fails
+            self._activate(self._cpu)
 
     @property
     def choice(self) -> Choice | None:
@@ -93,7 +94,7 @@ class ModelRunner:
                 continue
             try:
                 model, choice = self.selector.load_accelerator(backend)
-            except BackendUnavailable as exc:
+            except ACCELERATOR_ERRORS as exc:
                 self.states[backend.name] = f"unavailable: {exc}"
                 log.warning("%s unavailable, using the CPU: %s", backend.name, exc)
                 continue
@@ -107,11 +108,6 @@ class ModelRunner:
         self._active = active
         where = "the CPU" if not active.backend.accelerator else active.backend.name
         log.info("model: %s on %s (%s)", active.choice.variant, where, active.choice.reason)
-
-    def _use_cpu(self) -> None:
-        assert self._cpu_choice is not None
-        variant = self.selector.manifest.variant(self._cpu_choice.variant)
-        self._activate(Active(self.selector.load(self.cpu, variant), self._cpu_choice, self.cpu))
 
     def _retry_if_due(self) -> None:
         if self._next_try is None or self.clock() < self._next_try or self.backend is not self.cpu:
@@ -131,17 +127,18 @@ class ModelRunner:
             log.error("%s failed mid-run (%s); switching to the CPU", active.backend.name, exc)
             self.states[active.backend.name] = f"failed: {exc}"
             self.switches += 1
-            self._use_cpu()
+            assert self._cpu is not None
+            self._activate(self._cpu)
             self._next_try = self.clock() + self.retry_seconds
-        return self._active.model(pixels)
+        return self._cpu.model(pixels)
 
     def status(self) -> dict:
-        """What runs and why, for the status topic; ``tpu`` is the Edge TPU's state (status since 0.1)."""
+        """What runs and why, for the status topic."""
         choice = self.choice
         return {
             "backend": choice.backend if choice else None, "variant": choice.variant if choice else None,
             "runtime": self.runtime.describe(), "choice": choice.reason if choice else None,
-            "tpu": self.states.get("edgetpu", "not used"), "accelerators": dict(self.states),
+            "accelerators": dict(self.states),
         }
 
 

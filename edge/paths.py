@@ -12,8 +12,24 @@ from pathlib import Path
 
 
 def absolute(path: str | os.PathLike[str], base: Path | None = None) -> Path:
-    """``path`` with ``~`` expanded, made absolute against ``base`` (default: the working directory)."""
+    """``path`` with ``~`` expanded, made absolute against ``base`` (default: the working directory).
+
+    ``..`` is left for the operating system to follow (collapsing it as text is wrong after a symlink).
+    """
     expanded = Path(path).expanduser()
     if not expanded.is_absolute():
         expanded = (base if base is not None else Path.cwd()) / expanded
-    return Path(os.path.normpath(expanded))
+    return expanded
+
+
+def is_url(text: str) -> bool:
+    return "://" in text
+
+
+def video_file(device: str, base: Path | None = None) -> Path | None:
+    """``source.device`` as an absolute path when it names an existing file (a video), else None:
+    a camera index (``0``), ``/dev/videoN`` given absolute, a URL or a GStreamer pipeline stays as written."""
+    if device.strip().isdigit() or is_url(device):
+        return None
+    candidate = absolute(device, base)
+    return candidate if candidate.is_file() else None

@@ -31,12 +31,19 @@ def letterbox(rgb: np.ndarray, input_hw: tuple[int, int], scale: float | None = 
     in_h, in_w = input_hw
     if scale is None:
         scale = min(in_h / height, in_w / width)
-    target_h = min(in_h, max(1, int(height * scale)))
-    target_w = min(in_w, max(1, int(width * scale)))
+    resized = resize(rgb, scale)[:in_h, :in_w]
     canvas = np.zeros((in_h, in_w, 3), dtype=np.uint8)
-    interpolation = cv2.INTER_LINEAR
-    canvas[:target_h, :target_w] = cv2.resize(rgb, (target_w, target_h), interpolation=interpolation)
+    canvas[:resized.shape[0], :resized.shape[1]] = resized
     return Letterbox(pixels=canvas, scale=scale, source_hw=(height, width))
+
+
+def resize(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """``rgb`` at ``scale`` times its size, resized as ``letterbox`` resizes (so both see the same pixels)."""
+    if scale == 1.0:
+        return rgb
+    height, width = rgb.shape[:2]
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
 
 
 def craft_canvas(source_hw: tuple[int, int], canvas_size: int, mag_ratio: float) -> tuple[tuple[int, int], float]:

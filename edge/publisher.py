@@ -78,6 +78,44 @@ def apply_credentials(client: mqtt.Client, settings: MqttConfig, password: str |
         )
 
 
+class BrokerUnreachable(RuntimeError):
+    """No MQTT broker answered: connection refused, or something that is not a broker holds the port."""
+
+
+def connect_and_wait(client: mqtt.Client, broker: tuple[str, int], timeout: float) -> None:
+    """Connect ``client``, start its network loop and wait for the broker's CONNACK (``craft-edge watch``).
+
+    Something that accepts TCP on the port but is not an MQTT broker never answers: that is
+    ``BrokerUnreachable`` after ``timeout`` seconds, not a hang. ``client.on_connect`` is called
+    as usual once the broker accepts.
+    """
+    host, port = broker
+    answered = threading.Event()
+    refused: list[str] = []
+    user_on_connect = client.on_connect
+
+    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            refused.append(str(reason))
+        elif user_on_connect is not None:
+            user_on_connect(client, userdata, flags, reason, properties)
+        answered.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(host, port)
+    except (OSError, ValueError) as exc:  # refused, unknown host, TLS handshake, an empty host name
+        raise BrokerUnreachable(f"cannot connect to {host}:{port} ({getattr(exc, 'strerror', None) or exc})") from exc
+    client.loop_start()
+    if answered.wait(timeout) and not refused:
+        return
+    client.loop_stop()
+    if refused:
+        raise BrokerUnreachable(f"the broker at {host}:{port} refused the connection: {refused[0]}")
+    raise BrokerUnreachable(f"{host}:{port} accepted a connection but did not answer as an MQTT broker within "
+                            f"{timeout:.0f} s (is something else listening on that port?)")
+
+
 class Publisher:
     def __init__(self, config: Config, password: str | None) -> None:
         self.config = config

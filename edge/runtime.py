@@ -157,5 +157,7 @@ def load_model(path: Path, runtime: Runtime, num_threads: int, delegates: list |
         raise ModelLoadError(f"{path}: cannot load ({exc})") from exc
     try:
         return CraftModel(interpreter)
-    except ModelLoadError as exc:
+    except (ModelLoadError, RuntimeError, ValueError) as exc:
+        # allocate_tensors raises RuntimeError when a delegate cannot prepare the graph (libedgetpu:
+        # "failed to prepare"); it is a model that does not load, like any other.
         raise ModelLoadError(f"{path}: {exc}") from exc

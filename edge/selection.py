@@ -5,7 +5,8 @@ Rules, in order (``model.prefer`` is ``auto`` or a variant name):
    target, when ``prefer`` is ``auto`` or names that variant, its device is present and it loads.
 2. ``prefer`` names a CPU variant: that variant (an error if it cannot be used).
 3. Otherwise, among the CPU variants whose recorded box precision and recall against PyTorch reach
-   ``min_agreement`` (a variant with no recorded agreement does not), the fastest on this device.
+   ``min_agreement`` (a variant with no recorded agreement does not, unless the floor is 0), the
+   fastest on this device.
    Each is loaded, measured and freed in turn, so only one is in memory at a time; the result is
    cached per model folder + hardware + runtime, so later starts skip the measurement. A cached
    choice that no longer loads is dropped and the others are measured.
@@ -113,7 +114,7 @@ class ModelSelector:
         return self._verified[variant.name]
 
     def load(self, backend: Backend, variant: Variant) -> ScoreModel:
-        """``variant`` on ``backend``, its shapes checked; ``NoUsableModel`` if it cannot be used."""
+        """``variant`` on ``backend``, its shapes checked; ``NoUsableModel`` saying why if it cannot be used."""
         try:
             model = backend.load(self.model_dir, variant)
         except (ModelLoadError, BackendUnavailable) as exc:
@@ -141,9 +142,8 @@ class ModelSelector:
             raise BackendUnavailable(self.why_not(backend) or "not allowed")
         if not self.verified(variant):
             raise BackendUnavailable(f"{variant.file} does not match its manifest sha256")
-        model = backend.load(self.model_dir, variant)
         try:
-            check_shapes(variant, model)
+            model = self.load(backend, variant)
         except NoUsableModel as exc:
             raise BackendUnavailable(str(exc)) from exc
         return model, Choice(variant.name, backend.name, f"{backend.name} present and its model loaded")
@@ -156,7 +156,7 @@ class ModelSelector:
             if variant.target != backend.target:
                 continue
             agreement = variant.agreement
-            if agreement is None and floor > 0:
+            if agreement is None and floor > 0:  # min_agreement 0 turns the floor off
                 log.info("skipping %s: no recorded agreement with PyTorch", variant.name)
                 continue
             if agreement is not None and min(agreement.box_precision, agreement.box_recall) < floor:

@@ -21,8 +21,10 @@ else
 fi
 
 listening() { "$bin/python" -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; }
-broker_pid=""
-cleanup() { [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null || true; }
+broker_pid="" watch_pid="" json_pid=""
+# Whatever way the demo ends, nothing it started stays behind (a subscriber left running would
+# keep a caller that reads our output, such as CI, waiting forever).
+cleanup() { for pid in $watch_pid $json_pid $broker_pid; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 if listening; then
   # Whatever listens there must answer as an MQTT broker: one line and exit 1 if it does not.
@@ -53,9 +55,11 @@ done
 grep -q watching "$work/watch.log" && grep -q watching "$work/watch-json.log" \
   || { cat "$work/watch.log" "$work/watch-json.log" >&2; echo "demo: the subscribers did not start" >&2; exit 1; }
 cat "$work/watch.log"
-STATE_DIRECTORY="$(cd "$work" && pwd)/state" "$bin/craft-edge" run --model "$models" --source edge/samples --loop \
-  --broker "localhost:$port" --device-id demo --max-frames "$frames" 2> "$work/daemon.log" \
-  || { cat "$work/daemon.log"; exit 1; }
+# Its own (empty) config: an installed /etc/craft-edge/config.yaml must not change the demo.
+printf '# the demo runs on built-in defaults and its command-line options\n{}\n' > "$work/config.yaml"
+STATE_DIRECTORY="$(cd "$work" && pwd)/state" timeout 600 "$bin/craft-edge" run --config "$work/config.yaml" \
+  --model "$models" --source edge/samples --loop --broker "localhost:$port" --device-id demo \
+  --max-frames "$frames" 2> "$work/daemon.log" || { cat "$work/daemon.log"; exit 1; }
 # The daemon exits once the broker has acknowledged every message; the subscribers follow within seconds.
 for _ in $(seq 300); do
   kill -0 "$watch_pid" 2>/dev/null || kill -0 "$json_pid" 2>/dev/null || break

@@ -65,12 +65,16 @@ def test_config_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatc
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     config = load_config(Path("../etc/config.yaml"))
-    assert config.source.path == str(folder / "frames" / "*.jpg")
-    assert config.source.device == str(folder / "clip.mp4")
-    assert config.model.dir == str(tmp_path / "models" / "480x640")
-    assert config.state_dir == str(folder / "state")
-    assert (config.mqtt.tls.ca_file, config.mqtt.tls.cert_file, config.mqtt.tls.key_file) == (
-        str(folder / "certs" / "ca.pem"), "/abs/c.pem", str(folder / "k.pem"))
+
+    def same(path: str, expected: Path) -> bool:
+        return Path(path).is_absolute() and os.path.normpath(path) == os.path.normpath(expected)
+
+    assert same(config.source.path, folder / "frames" / "*.jpg")
+    assert same(config.source.device, folder / "clip.mp4")
+    assert same(config.model.dir, tmp_path / "models" / "480x640")
+    assert same(config.state_dir, folder / "state")
+    assert same(config.mqtt.tls.ca_file, folder / "certs" / "ca.pem") and config.mqtt.tls.cert_file == "/abs/c.pem"
+    assert same(config.mqtt.tls.key_file, folder / "k.pem")
 
 
 @pytest.mark.parametrize("device", ["0", "rtsp://camera.local/stream", "v4l2src ! videoconvert ! appsink"])
@@ -83,10 +87,12 @@ def test_camera_devices_stay_as_written(tmp_path: Path, device: str) -> None:
 def test_command_line_sources_are_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "0").write_bytes(b"")  # a file named like a camera index does not turn the index into a path
     assert source_location("frames/*.jpg", source_kind("frames/*.jpg")) == str(tmp_path / "frames" / "*.jpg")
     assert source_location("clip.mp4", source_kind("clip.mp4")) == str(tmp_path / "clip.mp4")
     assert source_location("0", source_kind("0")) == "0"
-    assert source_location("rtsp://cam/1", source_kind("rtsp://cam/1")) == "rtsp://cam/1"
+    for url in ("rtsp://cam/1", "rtsp://cam.local/live?channel=1&subtype=0", "http://cam/snap[1].jpg"):
+        assert (source_kind(url), source_location(url, source_kind(url))) == ("opencv", url)
 
 
 @contextmanager
@@ -156,3 +162,12 @@ def test_watch_gives_one_line_when_the_port_is_not_a_broker() -> None:
     assert result.stderr.strip().splitlines() == [
         f"craft-edge: error: 127.0.0.1:{port} accepted a connection but did not answer as an MQTT broker "
         "within 5 s (is something else listening on that port?)"]
+
+
+def test_dot_dot_after_a_symlink_is_left_to_the_operating_system(tmp_path: Path) -> None:
+    from edge.paths import absolute
+
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "real" / "models").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "sub")
+    assert absolute("link/../models", tmp_path).is_dir()  # link/.. is real/, not tmp_path/

@@ -42,12 +42,14 @@ class EdgeTpuBackend:
         try:
             device = select_tpu(tpus, self.device_spec)
         except DeviceSpecError as exc:
-            raise BackendUnavailable(str(exc)) from exc
+            raise BackendUnavailable(f"unavailable: {exc}") from exc
         if device is None:
-            raise BackendUnavailable(f"no Edge TPU matching {self.device_spec!r} found ({len(tpus)} present)")
+            raise BackendUnavailable(f"unavailable: no Edge TPU matching {self.device_spec!r} found "
+                                     f"({len(tpus)} present)")
         return device
 
     def unavailable_reason(self) -> str | None:
+        """``absent`` when no Coral is plugged in, else ``unavailable: ...`` or None."""
         try:
             self._device()
         except BackendUnavailable as exc:

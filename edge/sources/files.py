@@ -51,6 +51,8 @@ class FileSource:
             raise BadFrame(str(exc)) from exc
         except BadFrame as exc:
             raise BadFrame(f"{path}: {exc}") from exc
+        except OSError as exc:  # unreadable (permissions, I/O error): reopened with backoff like a lost camera
+            raise SourceLost(f"{path}: {exc.strerror or exc}") from exc
         return Frame(rgb=rgb, name=path.name, captured=time.time())
 
     def close(self) -> None:
