@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from make_images import FONTS, PHOTOS, WORDS
 from PIL import Image
-from textrender import blend, bounds, coverage, glyphs_of_height, luma, overlaps, placement, quad_of
+from textrender import blend, bounds, coverage, glyphs_of_height, ink_colour, luma, overlaps, placement, quad_of
 
 FRAMES = [(1280, 720)] * 6 + [(1920, 1080)] * 4  # width, height
 FRAME_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket"]
@@ -54,16 +54,6 @@ def word_style(rng: random.Random) -> dict:
         "blur_sigma": round(rng.uniform(0.7, 1.2), 2) if rng.random() < 0.3 else 0.0,
         "font": rng.choice(FONTS),
     }
-
-
-def ink_colour(under: np.ndarray, low_contrast: bool, rng: random.Random) -> tuple[float, float, float]:
-    """Ink for a word over background colour ``under``: a shade of it, or far from it."""
-    if low_contrast:
-        step = rng.uniform(20, 40) * (1 if luma(under) < 128 else -1)
-        return tuple(float(np.clip(c + step, 0, 255)) for c in under)
-    if luma(under) >= 128:
-        return tuple(float(rng.randint(0, 60)) for _ in range(3))
-    return tuple(float(rng.randint(200, 255)) for _ in range(3))
 
 
 def place_word(frame: np.ndarray, text: str, style: dict, taken: list, rng: random.Random) -> dict | None:

@@ -8,6 +8,7 @@ coordinates (a pixel ``i`` spans ``[i, i + 1)``), clockwise from the word's top-
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,16 @@ def blend(frame: np.ndarray, alpha: np.ndarray, ink: tuple[float, float, float])
     weight = alpha[..., None]
     frame *= 1.0 - weight
     frame += weight * np.asarray(ink, dtype=np.float32)
+
+
+def ink_colour(under: np.ndarray, low_contrast: bool, rng: random.Random) -> tuple[float, float, float]:
+    """Ink for a word over background colour ``under``: a shade of it (20-40 grey levels away), or far from it."""
+    if low_contrast:
+        step = rng.uniform(20, 40) * (1 if luma(under) < 128 else -1)
+        return tuple(float(np.clip(c + step, 0, 255)) for c in under)
+    if luma(under) >= 128:
+        return tuple(float(rng.randint(0, 60)) for _ in range(3))
+    return tuple(float(rng.randint(200, 255)) for _ in range(3))
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
