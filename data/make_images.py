@@ -7,7 +7,8 @@ and the DejaVu fonts from Debian's fonts-dejavu-core); the outputs are committed
 
 Writes ``edge/samples/`` (demo frames, validation set and test images, each with a ground-truth
 JSON of its word quads in the format of ICDAR-style ``{"image", "words": [{"poly", "text",
-"ignore"}]}``) and ``converter/calibration_frames/`` (int8 calibration frames, different photos and words).
+"ignore"}]}``) and ``converter/calibration_frames/`` (int8 calibration frames: other words, and photos
+that neither the samples nor ``data/smalltext/`` or ``data/clip/`` use, so calibration and validation never share a photo).
 Deterministic: a fixed seed gives the same images.
 """
 
@@ -39,9 +40,15 @@ PHOTOS = {
     "chelsea": (skdata.chelsea, "CC0 (Stefan van der Walt)"),
     "rocket": (skdata.rocket, "public domain (SpaceX)"),
     "brick": (skdata.brick, "CC0 (cc0textures.com)"),
-    "grass": (skdata.grass, "CC0 (cc0textures.com)"),
+    "grass": (skdata.grass, "CC0 (linolafett, DeviantArt)"),
     "gravel": (skdata.gravel, "CC0 (cc0textures.com)"),
+    "camera": (skdata.camera, "CC0 (Lav Varshney)"),
+    "clock": (skdata.clock, "public domain (Stefan van der Walt)"),
+    "hubble_deep_field": (skdata.hubble_deep_field, "public domain (NASA)"),
+    "retina": (skdata.retina, "CC0 (Mikael Häggström)"),
 }
+# Calibration photos: none of them is used by the samples, data/smalltext/ or data/clip/.
+CALIBRATION_PHOTOS = ["camera", "brick", "hubble_deep_field", "grass", "retina", "gravel", "clock"]
 SIZE = (640, 480)  # width, height
 
 
@@ -136,7 +143,10 @@ def main() -> None:
     root = Path(__file__).resolve().parent
     write_set(root.parent / "edge" / "samples", ["astronaut", "coffee", "chelsea", "rocket"], count=8, seed=7)
     Image.fromarray(skdata.text()).convert("RGB").save(root.parent / "edge" / "samples" / "skimage_text.png")
-    write_set(root.parent / "converter" / "calibration_frames", ["brick", "grass", "gravel", "coffee", "astronaut", "rocket"], count=24, seed=11)
+    calibration = root.parent / "converter" / "calibration_frames"
+    for old in calibration.glob("*.*"):
+        old.unlink()
+    write_set(calibration, CALIBRATION_PHOTOS, count=24, seed=11)
 
 
 if __name__ == "__main__":

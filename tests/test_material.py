@@ -1,0 +1,163 @@
+"""The project-made test material keeps its own promises (data/README.md): sizes, word heights, hard
+cases present, exact event lists for the clip, and calibration photos no validation image uses."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
+from edge.evaluation import read_words
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+SMALLTEXT = DATA / "smalltext"
+CLIP = DATA / "clip"
+FRAME_SIZES = {(1280, 720): 6, (1920, 1080): 4}
+ROUNDING = 0.02  # quads are stored to 2 decimals
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def smalltext_records() -> list[dict]:
+    return [load(path) for path in sorted(SMALLTEXT.glob("*.json"))]
+
+
+def all_words(records: list[dict]) -> list[dict]:
+    return [word for record in records for word in record["words"]]
+
+
+def side_lengths(poly: list) -> tuple[float, float]:
+    """Width (top edge) and height (left edge) of a quad given clockwise from its top-left."""
+    quad = np.asarray(poly, dtype=np.float64)
+    return float(np.linalg.norm(quad[1] - quad[0])), float(np.linalg.norm(quad[3] - quad[0]))
+
+
+def angle_of(poly: list) -> float:
+    """Counter-clockwise angle of the quad's top edge, in degrees (image y points down)."""
+    quad = np.asarray(poly, dtype=np.float64)
+    dx, dy = quad[1] - quad[0]
+    return float(np.degrees(np.arctan2(-dy, dx)))
+
+
+def photo_of(name: str) -> str:
+    """Background photo of a make_images.py file name (``PHOTO_NN.jpg``)."""
+    return Path(name).stem.rsplit("_", 1)[0]
+
+
+def test_smalltext_frames_have_the_promised_sizes_and_word_counts() -> None:
+    records = smalltext_records()
+    sizes: dict[tuple[int, int], int] = {}
+    for record in records:
+        image = cv2.imread(str(SMALLTEXT / record["image"]))
+        assert image is not None, record["image"]
+        size = (image.shape[1], image.shape[0])
+        sizes[size] = sizes.get(size, 0) + 1
+        assert 8 <= len(record["words"]) <= 20, record["image"]
+    assert sizes == FRAME_SIZES
+
+
+def test_smalltext_word_quads_match_their_recorded_height_and_angle() -> None:
+    for word in all_words(smalltext_records()):
+        width, height = side_lengths(word["poly"])
+        assert 8 - ROUNDING <= height <= 32 + ROUNDING and width > 0, word
+        assert height == pytest.approx(word["height_px"], abs=ROUNDING), word
+        assert angle_of(word["poly"]) == pytest.approx(word["angle_deg"], abs=0.05), word
+        assert abs(word["angle_deg"]) <= 30, word
+
+
+def test_smalltext_has_small_rotated_low_contrast_and_blurred_words() -> None:
+    words = all_words(smalltext_records())
+    share = {
+        "under 16 px": sum(w["height_px"] < 16 for w in words) / len(words),
+        "rotated": sum(abs(w["angle_deg"]) >= 5 for w in words) / len(words),
+        "low contrast": sum(w["contrast"] < 50 for w in words) / len(words),
+        "blurred": sum(0.7 <= w["blur_sigma"] <= 1.2 for w in words) / len(words),
+    }
+    assert share["under 16 px"] >= 0.4, share
+    assert min(share["rotated"], share["low contrast"], share["blurred"]) >= 0.15, share
+
+
+def test_smalltext_words_do_not_overlap_and_stay_inside_the_frame() -> None:
+    for record in smalltext_records():
+        height, width = cv2.imread(str(SMALLTEXT / record["image"])).shape[:2]
+        quads = [np.asarray(w["poly"], dtype=np.float32) for w in record["words"]]
+        for quad in quads:
+            assert quad.min() >= 0 and quad[:, 0].max() <= width and quad[:, 1].max() <= height
+        for index, quad in enumerate(quads):
+            for other in quads[index + 1 :]:
+                area, _ = cv2.intersectConvexConvex(quad, other)
+                assert area == 0, record["image"]
+
+
+def test_the_evaluation_loader_reads_the_material_ignoring_extra_keys() -> None:
+    path = sorted(SMALLTEXT.glob("*.json"))[0]
+    words = read_words(path)
+    assert [w.text for w in words] == [w["text"] for w in load(path)["words"]]
+    assert words[0].poly.shape == (4, 2)
+
+
+def clip_record() -> dict:
+    return load(CLIP / "clip.json")
+
+
+def test_the_clip_reads_back_with_opencv_frame_for_frame() -> None:
+    record = clip_record()
+    capture = cv2.VideoCapture(str(CLIP / record["video"]))
+    count = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        assert frame.shape == (record["height"], record["width"], 3)
+        count += 1
+    capture.release()
+    assert (record["width"], record["height"]) == (1280, 720)
+    assert count == len(record["frames"]) >= 60
+    assert [f["frame"] for f in record["frames"]] == list(range(count))
+
+
+def changes(frames: list[dict]) -> list[dict]:
+    """Appear, move and vanish events derived from consecutive frames' word lists."""
+    events = []
+    for before, now in itertools.pairwise(frames):
+        old = {w["text"]: w["poly"] for w in before["words"]}
+        new = {w["text"]: w["poly"] for w in now["words"]}
+        events += [{"frame": now["frame"], "kind": "appear", "text": t} for t in sorted(new.keys() - old.keys())]
+        events += [{"frame": now["frame"], "kind": "move", "text": t}
+                   for t in sorted(new.keys() & old.keys()) if new[t] != old[t]]
+        events += [{"frame": now["frame"], "kind": "vanish", "text": t} for t in sorted(old.keys() - new.keys())]
+    return events
+
+
+def test_the_clip_events_are_exactly_the_changes_between_frames() -> None:
+    record = clip_record()
+    assert record["events"] == changes(record["frames"])
+    kinds = {event["kind"] for event in record["events"]}
+    assert kinds == {"appear", "move", "vanish"}
+    present = [{w["text"] for w in f["words"]} for f in record["frames"]]
+    assert set.intersection(*present), "no word is present throughout"
+    for frame in record["frames"]:
+        for word in frame["words"]:
+            assert 14 - ROUNDING <= side_lengths(word["poly"])[1] <= 32 + ROUNDING, (frame["frame"], word)
+
+
+def test_the_clip_light_drifts_slowly() -> None:
+    gains = [f["gain"] for f in clip_record()["frames"]]
+    assert 0.05 <= max(abs(g - 1) for g in gains) <= 0.1
+    assert max(abs(b - a) for a, b in itertools.pairwise(gains)) < 0.01
+
+
+def test_calibration_photos_are_not_used_by_any_validation_material() -> None:
+    calibration = {photo_of(p.name) for p in DEFAULT_CALIBRATION_DIR.glob("*.jpg")}
+    validation = {photo_of(p.name) for p in DEFAULT_VALIDATION_DIR.glob("*.jpg")}
+    validation |= {record["photo"] for record in smalltext_records()} | {clip_record()["photo"]}
+    assert len(list(DEFAULT_CALIBRATION_DIR.glob("*.jpg"))) == 24
+    assert len(calibration) >= 5
+    assert not calibration & validation, calibration & validation
