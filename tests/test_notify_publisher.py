@@ -45,6 +45,13 @@ def test_home_assistant_discovery_wires_availability() -> None:
     assert payload["value_template"] == "{{ value_json.boxes | count }}"
 
 
+def test_home_assistant_object_id_is_sanitised() -> None:
+    config = parse_config("device_id: 'Porch Cam.1 (ä)'", "c")
+    topic, payload = discovery_message(config, Topics.for_prefix(config.topic_prefix))
+    assert topic == "homeassistant/sensor/craft_edge_Porch_Cam_1____/text_boxes/config"
+    assert payload["unique_id"] == "craft_edge_Porch_Cam_1_____text_boxes"
+
+
 def test_discovery_republished_on_ha_birth_and_junk_ignored(broker: Broker) -> None:
     config = parse_config(
         f"device_id: porch\nmqtt: {{host: 127.0.0.1, port: {broker.port}, home_assistant: {{enabled: true}}}}", "c"
@@ -57,10 +64,12 @@ def test_discovery_republished_on_ha_birth_and_junk_ignored(broker: Broker) -> N
         assert discovery.wait_for(lambda: len(discovery.messages) == 1, timeout=10)
         ha = Subscriber(broker, "unused/#")
         ha.client.publish("homeassistant/status", b"\xff\xfe" * 10, qos=1)  # not UTF-8
-        ha.client.publish("homeassistant/status", b"x" * 5000, qos=1)  # oversized
+        ha.client.publish("homeassistant/status", b"x" * 2000, qos=1)  # over our 1 KiB, under the packet limit
+        ha.client.publish("homeassistant/status", b"x" * 1_000_000, qos=1)  # over MaximumPacketSize
         ha.client.publish("homeassistant/status", b"restarting", qos=1)  # unknown word
         ha.client.publish("homeassistant/status", b"online", qos=1)
         assert discovery.wait_for(lambda: len(discovery.messages) == 2, timeout=10)
+        # The megabyte never reached paho: the broker honours the MaximumPacketSize sent on CONNECT.
         assert publisher.ignored_messages == 3
         assert json.loads(discovery.messages[-1].payload)["unique_id"] == "craft_edge_porch_text_boxes"
     finally:
