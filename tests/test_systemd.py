@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "craft-edge.service"
-MAX_EXPOSURE = 3.0
+MAX_EXPOSURE = 1.7  # what README.md claims ("Installing on a Raspberry Pi")
 
 needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                            reason="systemd-analyze is not installed on this machine")
