@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SPOOL_FILE = "spool.sqlite3"
 BUSY_TIMEOUT_MS = 5000
+DELETE_BATCH = 500  # acknowledged ids per DELETE (SQLite's limit on bound parameters is far above)
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -44,6 +45,7 @@ class Spool:
         self.dropped = 0  # by the bound (spool_max_messages)
         self.dropped_disk_full = 0  # by drop_oldest on a full disk
         self.write_failures = 0
+        self._acked: set[int] = set()  # acknowledged, but the delete failed (full disk): retried with the next
         self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -126,26 +128,37 @@ class Spool:
             self._db.execute("ROLLBACK")
 
     def pending(self, after_id: int, limit: int) -> list[tuple[int, str]]:
-        """Stored messages with id > ``after_id``, oldest first."""
+        """Stored messages with id > ``after_id``, oldest first (acknowledged ones left out)."""
         with self._lock:
             try:
-                return self._db.execute(
-                    "SELECT id, payload FROM messages WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+                rows = self._db.execute(
+                    "SELECT id, payload FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                    (after_id, limit + len(self._acked)),
                 ).fetchall()
             except sqlite3.Error:
                 return []
+        return [row for row in rows if row[0] not in self._acked][:limit]
 
     def ack(self, message_id: int) -> None:
+        """Delete an acknowledged message. On a full disk even a delete needs room in the WAL: then the id
+        is remembered (not sent again, not counted) and deleted with a later acknowledgement; a restart
+        before that sends it once more (a QoS 1 duplicate, never a loss)."""
         with self._lock:
+            self._acked.add(message_id)
+            ids = sorted(self._acked)[:DELETE_BATCH]
             try:
-                self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+                self._db.execute(f"DELETE FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)
             except sqlite3.Error as exc:
-                log.warning("spool: could not delete acknowledged message %d (%s)", message_id, exc)
+                if len(self._acked) == 1 or len(self._acked) % 100 == 0:
+                    log.warning("spool: cannot delete %d acknowledged messages yet (%s)", len(self._acked), exc)
+                return
+            self._acked.difference_update(ids)
 
     def count(self) -> int:
+        """Messages not acknowledged yet."""
         with self._lock:
             try:
-                return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+                return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]) - len(self._acked)
             except sqlite3.Error:
                 return -1
 
