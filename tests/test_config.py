@@ -84,7 +84,7 @@ def test_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "none.yaml")
 
 
-@pytest.mark.parametrize("content", ["mqtt: {port: seventy}", "unknown_section: {}", "{{{"])
+@pytest.mark.parametrize("content", ["mqtt: {port: seventy}", "unknown_section: {}", "{{{", "device_id: a\x00b"])
 def test_run_exits_2_with_one_line(tmp_path: Path, content: str) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(content)

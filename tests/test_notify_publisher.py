@@ -84,3 +84,14 @@ def test_watch_line_summarises_a_message() -> None:
         "timing_ms": {"preprocess": 1, "inference": 120, "postprocess": 3, "total": 124.4}, "boxes": [{}, {}],
     }
     assert watch_line(message) == "porch #7 2026-01-01T00:00:00.000+00:00 a.jpg 640x480 int8/cpu 124 ms: 2 boxes"
+
+
+def test_a_password_without_tls_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    plain = parse_config("device_id: t\nmqtt: {host: broker.lan, username: cam}", "c")
+    with caplog.at_level("WARNING", logger="edge.publisher"):
+        Publisher(plain, "s3cret")
+        Publisher(plain, None)  # no password, nothing to warn about
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == ["MQTT password for broker.lan:1883 goes over a connection without TLS: anyone on the "
+                        "network path can read it (set mqtt.tls.enabled)"]
+    assert "s3cret" not in caplog.text
