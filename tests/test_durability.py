@@ -217,8 +217,8 @@ def test_sigterm_waits_for_the_broker_to_acknowledge(tmp_path: Path, model_dir: 
     finally:
         broker.process.send_signal(signal.SIGCONT)
         daemon.kill()
-    assert "all detections acknowledged by the broker" in stderr
     assert spool_seqs(tmp_path / "state") == []
+    assert "all detections acknowledged by the broker" in stderr
     assert subscriber.wait_for(lambda: set(seqs(subscriber.messages)) == set(range(1, max(seqs(subscriber.messages))
                                                                                      + 1)), timeout=10)
 
