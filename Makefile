@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test bench benchmarks clean
+.PHONY: setup demo test test-device bench benchmarks clean
 
 SIZES := 320x320 480x640 736x1280
 
@@ -30,6 +30,14 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
+# The device code's tests in a venv with only the device extra (what a Pi gets), on models that the
+# converter venv makes once (the same size and options as tests/conftest.py's fixture).
+test-device: setup
+	scripts/ensure-mosquitto.sh
+	[ -f .test-models/192x256/manifest.json ] || \
+		$(BIN)/convert-for-device --out .test-models --input-size 192x256 --threads 2 --force
+	scripts/test-device.sh .test-models
+
 bench: setup
 	$(BIN)/python bench/latency.py --model models/480x640 --threads 2
 
@@ -41,4 +49,4 @@ benchmarks: setup
 	$(BIN)/python bench/suite.py --models models --eval ../shared/eval
 
 clean:
-	rm -rf $(VENV) models .demo
+	rm -rf $(VENV) .venv-device .test-models models .demo

@@ -2,7 +2,9 @@
 
 Capture never waits for inference: each new frame replaces the one in the slot, and a frame that
 is replaced before inference took it is dropped and counted. A lost source is reopened with
-exponential backoff while the daemon keeps running; its state is reported in status.
+exponential backoff while the daemon keeps running; its state is reported in status. A run of
+bad frames (a camera sending garbage) is read with a growing pause between frames, and logged at
+most LOG_LINES_PER_MINUTE times a minute, so it neither spins a core nor floods the journal.
 """
 
 from __future__ import annotations
@@ -10,11 +12,40 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.sources import BadFrame, Frame, FrameSource, SourceLost
 
 log = logging.getLogger(__name__)
+
+BAD_FRAME_PAUSE_FIRST = 0.01  # seconds after the 2nd bad frame in a row, doubling up to the next
+BAD_FRAME_PAUSE_MAX = 1.0
+LOG_LINES_PER_MINUTE = 10
+
+
+class RateLimitedLog:
+    """At most ``per_minute`` lines a minute; the next line allowed says how many were held back."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._window_start = -60.0
+        self._lines = 0
+        self.suppressed = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = self.clock()
+        if now - self._window_start >= 60:
+            self._window_start, self._lines = now, 0
+        if self._lines >= self.per_minute:
+            self.suppressed += 1
+            return
+        self._lines += 1
+        if self.suppressed:
+            message += f" ({self.suppressed} similar lines held back)"
+            self.suppressed = 0
+        log.warning(message, *args)
 
 
 class LatestFrame:
@@ -83,6 +114,7 @@ class CaptureThread(threading.Thread):
         self.pace_to_consumer = pace_to_consumer
         self.status = SourceState()
         self._opened_before = False
+        self._bad_log = RateLimitedLog(LOG_LINES_PER_MINUTE)
 
     def _open_with_backoff(self) -> bool:
         delay = 0.5
@@ -111,6 +143,7 @@ class CaptureThread(threading.Thread):
         if not self._open_with_backoff():
             return
         last = 0.0
+        bad_in_a_row = 0
         while not self.stop_event.is_set():
             if self.min_interval:
                 wait = last + self.min_interval - time.monotonic()
@@ -120,7 +153,11 @@ class CaptureThread(threading.Thread):
                 frame = self.source.read()
             except BadFrame as exc:
                 self.status.bad_frames += 1
-                log.warning("skipped a frame: %s", exc)
+                bad_in_a_row += 1
+                self._bad_log.warning("skipped a frame: %s", exc)
+                if bad_in_a_row > 1:
+                    pause = min(BAD_FRAME_PAUSE_FIRST * 2 ** (bad_in_a_row - 2), BAD_FRAME_PAUSE_MAX)
+                    self.stop_event.wait(pause)
                 continue
             except SourceLost as exc:
                 self._lost(str(exc))
@@ -128,6 +165,7 @@ class CaptureThread(threading.Thread):
                 if not self._open_with_backoff():
                     break
                 continue
+            bad_in_a_row = 0
             if frame is None:
                 self.status.state = "ended"
                 self.slot.finish()

@@ -460,12 +460,16 @@ def main(argv: list[str] | None = None) -> int:
     from edge.manifest import ManifestError
     from edge.runtime import ModelLoadError, RuntimeMissing
     from edge.selection import NoUsableModel
+    from edge.statelock import StateDirBusy
 
     try:
         return args.func(args)
     except Fatal as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.code
+    except StateDirBusy as exc:  # not a config error: exit 1, so systemd retries once the other one is gone
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
     except (ConfigError, ManifestError, NoUsableModel, ModelLoadError, RuntimeMissing) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -10,6 +10,8 @@ YAML: it is read from the environment variable named by ``mqtt.password_env``, o
 from __future__ import annotations
 
 import os
+import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/craft-edge/config.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/craft-edge")
 CREDENTIAL_NAME = "mqtt-password"
 FORBIDDEN_ID_CHARACTERS = ("+", "#", "/")
+MACHINE_ID_PATH = Path("/etc/machine-id")
 
 
 class ConfigError(ValueError):
@@ -97,6 +100,8 @@ class MqttConfig:
     heartbeat_seconds: float = field(default=30.0, metadata={"min": 1.0, "max": 86400.0})
     stats_interval_seconds: float = field(default=30.0, metadata={"min": 1.0, "max": 86400.0})
     reconnect_max_seconds: float = field(default=60.0, metadata={"min": 1.0, "max": 3600.0})
+    # On SIGTERM, wait this long for the broker to acknowledge what was sent; the rest stays spooled.
+    shutdown_ack_seconds: float = field(default=10.0, metadata={"min": 0.0, "max": 600.0})
     # Detections not yet acknowledged by the broker wait in a spool on disk (state directory).
     spool_max_messages: int = field(default=10000, metadata={"min": 10, "max": 10_000_000})
     spool_full_policy: str = field(default="drop_oldest", metadata={"choices": ("drop_oldest", "drop_newest")})
@@ -105,9 +110,22 @@ class MqttConfig:
     home_assistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
 
 
+def machine_device_id(hostname: str | None = None, machine_id_path: Path = MACHINE_ID_PATH) -> str:
+    """The default device_id: the host name (lowercase, [a-z0-9_-]) and the first 8 hex digits of
+    /etc/machine-id, so two Pis that both kept the host name ``raspberrypi`` still differ."""
+    host = socket.gethostname() if hostname is None else hostname
+    name = re.sub(r"[^a-z0-9_-]+", "-", host.lower()).strip("-") or "craft-edge"
+    try:
+        machine = machine_id_path.read_text().strip()[:8].lower()
+    except OSError:
+        machine = ""
+    return f"{name}-{machine}" if re.fullmatch(r"[0-9a-f]{8}", machine) else name
+
+
 @dataclass
 class Config:
-    device_id: str = "craft-edge"
+    # "" in config.yaml: derived from the machine (machine_device_id)
+    device_id: str = field(default_factory=machine_device_id)
     source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
@@ -129,28 +147,62 @@ def check_device_id(device_id: str, where: str) -> None:
         raise ConfigError(f"{where}: device_id {device_id!r} must be non-empty without '+', '#' or '/'")
 
 
+def check_topic_prefix(prefix: str, where: str) -> None:
+    if any(c in prefix for c in ("+", "#")) or prefix.startswith("$") or "" in prefix.split("/"):
+        raise ConfigError(f"{where}: mqtt.topic_prefix {prefix!r} must not hold '+' or '#', start with '$' "
+                          "(broker-internal topics) or have an empty level ('//', a leading or trailing '/')")
+
+
+def check_readable(path: str, key: str, where: str) -> None:
+    """TLS files are read when the connection is set up; a bad path is a config error, found at load."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{where}: {key} {path}: cannot read ({exc.strerror or exc})") from exc
+
+
 def _check(config: Config, where: str) -> None:
+    if not config.device_id:
+        config.device_id = machine_device_id()
     check_device_id(config.device_id, where)
-    if any(c in config.topic_prefix for c in ("+", "#")) or config.topic_prefix.endswith("/"):
-        raise ConfigError(f"{where}: mqtt.topic_prefix {config.topic_prefix!r} must not hold '+' or '#' or end in '/'")
+    check_topic_prefix(config.topic_prefix, where)
     if config.source.kind == "files" and not config.source.path:
         raise ConfigError(f"{where}: source.path is required when source.kind is files")
+    detection = config.detection
+    if detection.text_threshold <= detection.low_text:
+        raise ConfigError(f"{where}: detection.text_threshold ({detection.text_threshold}) must be above "
+                          f"detection.low_text ({detection.low_text})")
+    if config.mqtt.qos == 0:
+        raise ConfigError(f"{where}: mqtt.qos 0 is refused: the spool deletes a detection only when the broker "
+                          "acknowledges it, and QoS 0 has no acknowledgement (use 1 or 2)")
     tls = config.mqtt.tls
     if tls.enabled and bool(tls.cert_file) != bool(tls.key_file):
         raise ConfigError(f"{where}: mqtt.tls.cert_file and mqtt.tls.key_file go together")
+    if tls.enabled:
+        for key in ("ca_file", "cert_file", "key_file"):
+            if getattr(tls, key):
+                check_readable(getattr(tls, key), f"mqtt.tls.{key}", where)
 
 
-def parse_config(text: str, where: str) -> Config:
+def parse_config(text: str, where: str, base: Path | None = None) -> Config:
+    """Config from YAML text; with ``base``, its relative paths are taken against that folder first."""
     try:
         data = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:  # a NUL or other control character, or bytes that are not UTF-8
+        problem = str(exc).splitlines()[0]  # "unacceptable character #x0000: special characters are not allowed"
+        raise ConfigError(f"{where}: character {exc.position + 1} not valid YAML ({problem})") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}:{line} not valid YAML ({getattr(exc, 'problem', None) or exc})") from exc
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"{where}:{line} not valid YAML ({problem})") from exc
     try:
         config = from_dict(Config, data if data is not None else {}, "config")
     except SchemaError as exc:
         raise ConfigError(f"{where}: {str(exc).removeprefix('config.')}") from exc
+    if base is not None:
+        resolve_paths(config, base)  # before the checks: they open the TLS files
     _check(config, where)
     return config
 
@@ -161,9 +213,7 @@ def load_config(path: Path) -> Config:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from exc
-    config = parse_config(text, str(path))
-    resolve_paths(config, absolute(path).parent)
-    return config
+    return parse_config(text, str(path), absolute(path).parent)
 
 
 def resolve_paths(config: Config, base: Path) -> None:
@@ -194,7 +244,10 @@ def mqtt_password(config: MqttConfig, environ: dict[str, str] | None = None) -> 
     if credentials:
         path = Path(credentials) / CREDENTIAL_NAME
         if path.is_file():
-            return path.read_text().rstrip("\n") or None
+            try:
+                return path.read_text().rstrip("\n") or None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{path}: cannot read the MQTT password ({exc})") from exc
     return None
 
 

@@ -1,8 +1,10 @@
 """The daemon: capture thread -> latest-frame slot -> inference + post-processing -> publish thread.
 
-Signals: SIGTERM/SIGINT stop cleanly (offline published, queued messages flushed, exit 0);
-SIGHUP reloads the configuration and the model. Under systemd it sends READY=1 once camera,
-model and broker are up, WATCHDOG=1 while frames are processed, and STATUS= lines.
+Signals: SIGTERM/SIGINT stop cleanly (waits up to mqtt.shutdown_ack_seconds for the broker's
+acknowledgements, publishes offline, exit 0); SIGHUP reloads the configuration and the model.
+Under systemd it sends READY=1 once the configuration and the model are loaded (broker and camera
+may still be down: STATUS= lines and the status topic say so), WATCHDOG=1 while frames are processed.
+One daemon per state directory (edge.statelock).
 """
 
 from __future__ import annotations
@@ -16,16 +18,16 @@ from dataclasses import dataclass
 
 from edge import __version__
 from edge.capture import CaptureThread, LatestFrame
-from edge.config import Config, mqtt_password, state_dir
-from edge.delivery import Delivery
+from edge.config import Config, state_dir
 from edge.detector import Detector
 from edge.inference import ModelRunner, build_runner
 from edge.notify import Watchdog, notify
+from edge.outbox import Outbox
 from edge.payload import boxes_changed, detection_message, utc_iso
 from edge.postprocess import Box, Thresholds
 from edge.publisher import Publisher
 from edge.sources import Frame, make_source
-from edge.spool import Spool
+from edge.statelock import StateLock
 from edge.stats import RollingStats
 
 log = logging.getLogger(__name__)
@@ -63,10 +65,9 @@ class Daemon:
         self._last_boxes: list[Box] | None = None
         self._last_published = 0.0
         self._last_stats = time.monotonic()
-        self._ready_sent = False
         self._status_text = ""
         self._last_summary: tuple | None = None
-        self.delivery: Delivery | None = None
+        self.outbox: Outbox | None = None
 
     # -- building --------------------------------------------------------------------------
     def _build(self, config: Config) -> Components:
@@ -81,24 +82,22 @@ class Daemon:
         return Components(config, runner, detector, slot, capture, stop)
 
     # -- main loop -------------------------------------------------------------------------
-    def _start_delivery(self, config: Config, spool: Spool) -> tuple[Publisher, Delivery]:
-        publisher = Publisher(config, mqtt_password(config.mqtt))
-        delivery = self.delivery = Delivery(publisher, spool, memory_limit=config.mqtt.spool_max_messages)
-        delivery.start()
-        publisher.start()
-        return publisher, delivery
-
     def run(self) -> int:
         config = self.load()
         logging.getLogger().setLevel(config.log_level.upper())
+        lock = StateLock(state_dir(config))
+        lock.acquire()  # before anything touches the state directory; held until the process ends
         parts = self._build(config)
-        spool = Spool(state_dir(config), config.mqtt.spool_max_messages, config.mqtt.spool_full_policy)
-        self.seq = spool.last_seq()
-        if spool.count():
-            log.info("spool holds %d detections from an earlier run; sending them first", spool.count())
-        publisher, _ = self._start_delivery(config, spool)
+        outbox = self.outbox = Outbox(config, state_dir(config))
+        self.seq = outbox.last_seq()
+        if outbox.spool.count():
+            log.info("spool holds %d detections from an earlier run; sending them first", outbox.spool.count())
+        outbox.start()
+        publisher = outbox.publisher
         parts.capture.start()
         self._install_signals()
+        notify("READY=1")
+        log.info("ready: configuration and model loaded (broker and camera state: status topic, STATUS=)")
         self._publish_status(parts, publisher)
         exit_code = 0
         source_ended = False
@@ -115,29 +114,25 @@ class Daemon:
                         break
                     self._periodic(parts, publisher)
                     continue
-                self._process(frame, parts, publisher)
+                self._process(frame, parts)
                 self._periodic(parts, publisher)
                 if self.max_frames is not None and self.stats.frames >= self.max_frames:
                     log.info("processed %d frames (--max-frames)", self.stats.frames)
                     break
         finally:
             parts.capture_stop.set()
-            delivery = self.delivery
-            assert delivery is not None
-            publisher = delivery.publisher
             # A finished run (--max-frames, or a finite source) delivers everything before it exits.
             finished = self.max_frames is not None or source_ended
-            if finished and not delivery.wait_until_delivered(ACK_TIMEOUT_SECONDS):
-                log.error("%d detections not acknowledged by the broker (kept in the spool)", delivery.undelivered())
+            if finished and not outbox.wait_until_delivered(ACK_TIMEOUT_SECONDS):
+                log.error("%d detections not acknowledged by the broker (kept in the spool)", outbox.undelivered())
                 exit_code = 1
-            delivery.stop()
             notify("STOPPING=1")
-            publisher.stop()
-            spool.close()
+            outbox.stop(outbox.config.mqtt.shutdown_ack_seconds)
             parts.capture.join(timeout=5)
+            lock.release()
         return exit_code
 
-    def _process(self, frame: Frame, parts: Components, publisher: Publisher) -> None:
+    def _process(self, frame: Frame, parts: Components) -> None:
         config = parts.config
         detection = parts.detector.detect(frame.rgb)
         boxes, timing = detection.boxes, detection.timing
@@ -154,14 +149,10 @@ class Daemon:
                 variant=choice.variant, backend=choice.backend, runtime=parts.runner.runtime.name,
                 input_hw=parts.runner.input_hw, timing=timing, boxes=boxes,
             )
-            assert self.delivery is not None
-            self.delivery.submit(message, self.seq)
+            assert self.outbox is not None
+            self.outbox.submit(message, self.seq)  # durable before the next frame
             self._last_published = time.monotonic()
             self._last_boxes = boxes
-        if not self._ready_sent and publisher.connected.is_set():
-            notify("READY=1")
-            self._ready_sent = True
-            log.info("ready: camera, model and broker are up")
 
     # -- status and stats ------------------------------------------------------------------
     def _status(self, parts: Components) -> dict:
@@ -172,12 +163,14 @@ class Daemon:
             "source": {"kind": parts.config.source.kind, "name": parts.config.source.name, "state": capture.state,
                        "detail": capture.detail, "reopens": capture.reopens},
             "since": utc_iso(time.time()),
+            **(self.outbox.status() if self.outbox else {}),
         }
 
     def _publish_status(self, parts: Components, publisher: Publisher) -> None:
         status = self._status(parts)
         publisher.publish_status(status)
-        text = f"{status['variant']} on {status['backend']}, source {status['source']['state']}"
+        broker = status.get("broker", "").split(":")[0]
+        text = f"{status['variant']} on {status['backend']}, source {status['source']['state']}, broker {broker}"
         if text != self._status_text:
             self._status_text = text
             notify(f"STATUS={text}")
@@ -185,7 +178,8 @@ class Daemon:
     def _periodic(self, parts: Components, publisher: Publisher) -> None:
         if parts.capture.status.state == "lost" and parts.capture.is_alive():
             self.watchdog.alive()  # not stuck: waiting for the camera, reopening with backoff
-        summary = (parts.runner.choice, parts.capture.status.state, dict(parts.runner.states))
+        broker_up = publisher.connected.is_set()
+        summary = (parts.runner.choice, parts.capture.status.state, dict(parts.runner.states), broker_up)
         if summary != self._last_summary:
             self._last_summary = summary
             self._publish_status(parts, publisher)
@@ -201,17 +195,8 @@ class Daemon:
             "frames_dropped": parts.slot.dropped, "bad_frames": parts.capture.status.bad_frames,
             "backend": model["backend"], "variant": model["variant"], "runtime": model["runtime"],
             "source_state": parts.capture.status.state, "tpu_state": tpu_state(parts.runner),
-            "ignored_messages": publisher.ignored_messages, "rejected_by_broker": publisher.rejected,
-            "broker": "connected" if publisher.connected.is_set() else f"disconnected: {publisher.last_error}",
-            "spool": self._spool_stats(),
+            **(self.outbox.stats() if self.outbox else {}),
         }
-
-    def _spool_stats(self) -> dict:
-        delivery = self.delivery
-        if delivery is None:
-            return {}
-        return {"pending": delivery.undelivered(), "dropped": delivery.spool.dropped + delivery.memory_dropped,
-                "write_failures": delivery.spool.write_failures}
 
     # -- signals and reload ----------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -224,23 +209,20 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
 
     def _reload(self, parts: Components, publisher: Publisher) -> tuple[Components, Publisher]:
+        outbox = self.outbox
+        assert outbox is not None
         notify("RELOADING=1")
-        try:
+        try:  # build every new part first; swap only when all of them work
             config = self.load()
+            prepared = outbox.prepare(config)
             fresh = self._build(config)
         except Exception as exc:  # a bad edit must not take the running daemon down
-            log.error("reload failed, keeping the running configuration: %s", exc)
+            log.error("reload failed, keeping the running configuration: %s", " ".join(str(exc).split()))
             notify("READY=1")
             return parts, publisher
         parts.capture_stop.set()
         parts.capture.join(timeout=5)
-        mqtt_changed = config.mqtt != parts.config.mqtt or config.topic_prefix != parts.config.topic_prefix
-        if mqtt_changed or mqtt_password(config.mqtt) != publisher.password:
-            assert self.delivery is not None
-            spool = self.delivery.spool
-            self.delivery.stop()
-            publisher.stop()
-            publisher, _ = self._start_delivery(config, spool)
+        publisher = outbox.swap(config, prepared)
         fresh.capture.start()
         logging.getLogger().setLevel(config.log_level.upper())
         log.info("reloaded configuration and model")

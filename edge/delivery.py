@@ -1,10 +1,15 @@
-"""Delivery of detections: bounded queue -> spool on disk -> MQTT, deleted on PUBACK.
+"""Delivery of detections: spool on disk -> MQTT, deleted on PUBACK.
 
-The inference thread only puts messages on a bounded queue. This thread writes each one to the
-spool, and whenever the broker is connected publishes the spooled messages in order, a window
-at a time. PUBACKs arrive on paho's network thread; they are handed over through a queue, because
-calling into our own locks from inside paho's callback could deadlock against paho's mutexes.
-Messages the spool could not store (disk full) are kept in memory, bounded, and published too.
+``submit`` runs on the inference thread and returns once the detection is in the spool, committed
+and fsync'd, so nothing the daemon has processed waits in memory where a SIGKILL or a power cut
+would lose it. This thread publishes the spooled messages in order whenever the broker is
+connected, a window at a time. PUBACKs arrive on paho's network thread; they are handed over
+through a queue, because calling into our own locks from inside paho's callback could deadlock
+against paho's mutexes. Each publisher gets its own generation number, so an acknowledgement
+from a publisher that was replaced (reload) can never delete a message sent by the new one.
+
+Messages the spool could not store (disk full under drop_newest, a damaged database) are kept in
+memory, bounded, and published too; they are the only ones a crash can lose.
 """
 
 from __future__ import annotations
@@ -21,93 +26,114 @@ from edge.spool import Spool
 
 log = logging.getLogger(__name__)
 
-QUEUE_SIZE = 64
 WINDOW = 50  # messages handed to paho and not yet acknowledged
+IDLE_SECONDS = 0.1
 
 
 class Delivery(threading.Thread):
     def __init__(self, publisher: Publisher, spool: Spool, memory_limit: int) -> None:
         super().__init__(name="delivery", daemon=True)
-        self.publisher = publisher
         self.spool = spool
-        self.incoming: queue.Queue[tuple[dict, int] | None] = queue.Queue(maxsize=QUEUE_SIZE)
-        self._acks: queue.Queue[int] = queue.Queue()
+        self.memory_dropped = 0
+        self._lock = threading.Lock()  # guards everything below: submit, undelivered and the thread share it
+        self._wake = threading.Event()
+        self._stopping = False
+        self._acks: queue.Queue[tuple[int, int]] = queue.Queue()  # (publisher generation, paho mid)
+        self._generation = 0
         self._in_flight: dict[int, int | None] = {}  # paho mid -> spool id (None: memory-only)
         self._last_sent = 0
         self._memory: deque[str] = deque(maxlen=memory_limit)
         self._memory_payloads: dict[int, str] = {}  # in flight, not spooled: resent after a reconnect
-        self.memory_dropped = 0
         self._connection_seen = 0
-        publisher.on_ack = self._acks.put
+        self.publisher = publisher
+        self._attach(publisher)
+
+    def _attach(self, publisher: Publisher) -> None:
+        generation = self._generation = self._generation + 1
+        self.publisher = publisher
+        self._connection_seen = -1  # first pump on this publisher's connection resends what is in flight
+        publisher.on_ack = lambda mid: self._acks.put((generation, mid))
 
     # -- called from other threads ---------------------------------------------------------
-    def submit(self, message: dict, seq: int) -> None:
-        """Hand over one detection; waits only if the bounded queue is full."""
-        self.incoming.put((message, seq))
+    def submit(self, message: dict, seq: int) -> bool:
+        """Store one detection; True once it is durable in the spool, False if it is kept in memory only."""
+        payload = json.dumps(message, separators=(",", ":"))
+        stored = self.spool.put(payload, seq) is not None
+        if not stored:
+            with self._lock:
+                if len(self._memory) == self._memory.maxlen:
+                    self.memory_dropped += 1
+                self._memory.append(payload)
+        self._wake.set()
+        return stored
+
+    def use(self, publisher: Publisher) -> Publisher:
+        """Publish through ``publisher`` from now on (reload); returns the previous one, for stopping."""
+        with self._lock:
+            previous = self.publisher
+            self._attach(publisher)
+        self._wake.set()
+        return previous
 
     def undelivered(self) -> int:
-        return self.spool.count() + len(self._memory) + sum(1 for v in self._in_flight.values() if v is None)
+        with self._lock:
+            in_memory = len(self._memory) + sum(1 for v in self._in_flight.values() if v is None)
+        return self.spool.count() + in_memory
+
+    def memory_only(self) -> int:
+        """Detections held only in memory (not spooled), in flight or waiting."""
+        with self._lock:
+            return len(self._memory) + len(self._memory_payloads)
 
     def wait_until_delivered(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while self.incoming.unfinished_tasks or self.undelivered():
+        while self.undelivered():
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
         return True
 
     def stop(self, timeout: float = 10.0) -> None:
-        self.incoming.put(None)
+        self._stopping = True
+        self._wake.set()
         self.join(timeout)
 
     # -- the thread ------------------------------------------------------------------------
     def run(self) -> None:
-        while True:
-            try:
-                item = self.incoming.get(timeout=0.1)
-            except queue.Empty:
-                item = ()
-            if item is None:
-                self.incoming.task_done()
+        while not self._stopping:
+            self._wake.wait(IDLE_SECONDS)
+            self._wake.clear()
+            with self._lock:
                 self._pump()
-                return
-            if item:
-                message, seq = item
-                payload = json.dumps(message, separators=(",", ":"))
-                if self.spool.put(payload, seq) is None:
-                    if len(self._memory) == self._memory.maxlen:
-                        self.memory_dropped += 1
-                    self._memory.append(payload)
-                self.incoming.task_done()
-            self._pump()
 
     def _pump(self) -> None:
         while True:
             try:
-                mid = self._acks.get_nowait()
+                generation, mid = self._acks.get_nowait()
             except queue.Empty:
                 break
-            if mid not in self._in_flight:
-                continue  # availability, status or stats, or a message from an earlier connection
+            if generation != self._generation or mid not in self._in_flight:
+                continue  # availability, status or stats, or a message from an earlier connection or publisher
             spool_id = self._in_flight.pop(mid)
             self._memory_payloads.pop(mid, None)
             if spool_id is not None:
                 self.spool.ack(spool_id)
-        if not self.publisher.connected.is_set():
+        publisher = self.publisher
+        if not publisher.connected.is_set():
             return
-        if self._connection_seen != self.publisher.connections:
+        if self._connection_seen != publisher.connections:
             # A new connection: send everything still spooled again, in order. Messages that were
             # in flight may arrive twice (QoS 1 allows it; frame.seq identifies them).
-            self._connection_seen = self.publisher.connections
+            self._connection_seen = publisher.connections
             self._memory.extendleft(reversed([self._memory_payloads.pop(m) for m in list(self._memory_payloads)]))
             self._in_flight.clear()
             self._last_sent = 0
         room = WINDOW - len(self._in_flight)
         for spool_id, payload in self.spool.pending(self._last_sent, max(room, 0)):
-            self._in_flight[self.publisher.publish_detection(payload)] = spool_id
+            self._in_flight[publisher.publish_detection(payload)] = spool_id
             self._last_sent = spool_id
         while self._memory and len(self._in_flight) < WINDOW:
             payload = self._memory.popleft()
-            mid = self.publisher.publish_detection(payload)
+            mid = publisher.publish_detection(payload)
             self._in_flight[mid] = None
             self._memory_payloads[mid] = payload

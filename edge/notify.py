@@ -1,8 +1,8 @@
 """systemd notifications over $NOTIFY_SOCKET (plain socket, no extra dependency).
 
-READY=1 once camera, model and broker are up; WATCHDOG=1 while frames are being processed (or a
-lost camera is being reopened), so a stuck pipeline gets restarted by systemd; STATUS= lines for
-``systemctl status``.
+READY=1 once config and model are loaded (broker and camera may still be down); WATCHDOG=1
+while frames are being processed (or a lost camera is being reopened), so a stuck pipeline gets
+restarted by systemd; STATUS= lines for ``systemctl status``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import ssl
 import sys
 import threading
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_SECONDS = 3600
 MAX_INCOMING_BYTES = 1024
+# MQTT v5 Maximum Packet Size on CONNECT: the broker must not send us anything bigger, so an
+# oversized message never reaches paho's memory (the payload limit above is checked after that).
+MAX_PACKET_BYTES = 4096
 ONLINE, OFFLINE = "online", "offline"
 
 
@@ -45,9 +49,14 @@ class Topics:
         return cls(f"{prefix}/detections", f"{prefix}/availability", f"{prefix}/status", f"{prefix}/stats")
 
 
+def ha_object_id(device_id: str) -> str:
+    """Home Assistant accepts only ``[a-zA-Z0-9_-]`` in discovery topics' object ids."""
+    return "craft_edge_" + re.sub(r"[^a-zA-Z0-9_]", "_", device_id)
+
+
 def discovery_message(config: Config, topics: Topics) -> tuple[str, dict]:
     """Home Assistant MQTT discovery: a sensor counting text boxes, attributes from the payload."""
-    object_id = f"craft_edge_{config.device_id}".replace("-", "_").replace(" ", "_")
+    object_id = ha_object_id(config.device_id)
     topic = f"{config.mqtt.home_assistant.discovery_prefix}/sensor/{object_id}/text_boxes/config"
     return topic, {
         "name": "Text boxes",
@@ -71,6 +80,9 @@ def apply_credentials(client: mqtt.Client, settings: MqttConfig, password: str |
     """User name, password and TLS from the config: the daemon's publisher and ``craft-edge watch`` alike."""
     if settings.username:
         client.username_pw_set(settings.username, password)
+    if password and not settings.tls.enabled:
+        log.warning("MQTT password for %s:%s goes over a connection without TLS: anyone on the network "
+                    "path can read it (set mqtt.tls.enabled)", settings.host, settings.port)
     if settings.tls.enabled:
         client.tls_set(
             ca_certs=settings.tls.ca_file or None, certfile=settings.tls.cert_file or None,
@@ -150,6 +162,7 @@ class Publisher:
     def start(self) -> None:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        properties.MaximumPacketSize = MAX_PACKET_BYTES
         self.client.connect_async(
             self.config.mqtt.host, self.config.mqtt.port, keepalive=self.config.mqtt.keepalive,
             clean_start=False, properties=properties,

@@ -1,19 +1,22 @@
 """On-disk spool of detections the broker has not acknowledged yet (SQLite in WAL mode).
 
-Every detection is written here before it is published and deleted when the broker's PUBACK
-arrives, so messages survive a broker outage and a daemon crash: after a restart the spool is
-replayed in order. The spool is bounded; when full it drops the oldest messages (counted). The
-last frame sequence number is kept here too, so ``frame.seq`` keeps rising across restarts and
-subscribers can recognise QoS 1 duplicates by it.
+Every detection is written here before the daemon moves on to the next frame, and deleted when
+the broker's PUBACK arrives, so messages survive a broker outage, a daemon crash and a power cut:
+``synchronous=FULL`` makes each commit durable (the WAL is fsync'd) before ``put`` returns. After
+a restart the spool is replayed in order. The last frame sequence number is kept here too, in the
+same transaction, so ``frame.seq`` keeps rising across restarts and is never handed out twice for
+a spooled detection; subscribers recognise QoS 1 duplicates by it.
 
-A spool that cannot be written (disk full) does not stop the daemon: the message is still
-published from memory, the failure is counted and reported in stats, and the oldest spooled
-messages are dropped to make room.
+The spool is bounded: when it holds ``max_messages``, the policy drops the oldest or the newest
+(counted, logged). Only a full disk (SQLITE_FULL, ENOSPC) may drop anything else, and only under
+``drop_oldest``: the oldest tenth goes to make room (counted, logged). Any other error (a busy or
+damaged database) drops nothing: ``put`` returns None and the caller keeps the message in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import sqlite3
 import threading
@@ -22,6 +25,16 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SPOOL_FILE = "spool.sqlite3"
+BUSY_TIMEOUT_MS = 5000
+DELETE_BATCH = 500  # acknowledged ids per DELETE (SQLite's limit on bound parameters is far above)
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for SQLite's SQLITE_FULL and for ENOSPC/EDQUOT, never for BUSY, LOCKED or I/O errors."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
 
 
 class Spool:
@@ -29,13 +42,16 @@ class Spool:
         self.path = folder / SPOOL_FILE
         self.max_messages = max_messages
         self.newest_first = policy == "drop_newest"
-        self.dropped = 0
+        self.dropped = 0  # by the bound (spool_max_messages)
+        self.dropped_disk_full = 0  # by drop_oldest on a full disk
         self.write_failures = 0
+        self._acked: set[int] = set()  # acknowledged, but the delete failed (full disk): retried with the next
         self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT)")
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)")
 
@@ -45,26 +61,55 @@ class Spool:
         return int(row[0]) if row else 0
 
     def put(self, payload: str, seq: int) -> int | None:
-        """Store one message; returns its id, or None if the disk refused (counted)."""
+        """Store one message durably; its id, or None if it could not be stored (counted, logged)."""
         with self._lock:
-            for attempt in (1, 2):
+            try:
+                return self._insert(payload, seq)
+            except sqlite3.Error as exc:
+                error: sqlite3.Error = exc
+            if is_disk_full(error):
                 try:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    cursor = self._db.execute("INSERT INTO messages (payload) VALUES (?)", (payload,))
-                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (seq,))
-                    self._trim()
-                    self._db.execute("COMMIT")
-                    return int(cursor.lastrowid)
+                    return self._insert_on_full_disk(payload, seq)
                 except sqlite3.Error as exc:
-                    self._rollback()
-                    if attempt == 1 and self._make_room():
-                        continue
-                    self.write_failures += 1
-                    if self.write_failures == 1 or self.write_failures % 100 == 0:
-                        log.error("spool %s cannot be written (%s); publishing from memory (%d failures)",
-                                  self.path, exc, self.write_failures)
-                    return None
-        return None
+                    error = exc
+            self.write_failures += 1
+            if self.write_failures == 1 or self.write_failures % 100 == 0:
+                log.error("spool %s cannot be written (%s); keeping detections in memory (%d failures)",
+                          self.path, error, self.write_failures)
+            return None
+
+    def _insert(self, payload: str, seq: int) -> int:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            cursor = self._db.execute("INSERT INTO messages (payload) VALUES (?)", (payload,))
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (seq,))
+            self._trim()
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self._rollback()
+            raise
+        return int(cursor.lastrowid)
+
+    def _insert_on_full_disk(self, payload: str, seq: int) -> int:
+        """Fold the WAL into the database (frees its space), retry; then, under drop_oldest only, drop."""
+        self._checkpoint()
+        try:
+            return self._insert(payload, seq)
+        except sqlite3.Error as exc:
+            if self.newest_first or not is_disk_full(exc):
+                raise
+        (count,) = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
+        drop = max(1, count // 10)
+        self._db.execute("DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)", (drop,))
+        self.dropped_disk_full += drop
+        log.warning("disk full: dropped the oldest %d spooled detections (drop_oldest; %d so far)", drop,
+                    self.dropped_disk_full)
+        self._checkpoint()
+        return self._insert(payload, seq)
+
+    def _checkpoint(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _trim(self) -> None:
         (count,) = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
@@ -78,45 +123,42 @@ class Spool:
                 log.warning("spool full (%d messages): %d dropped so far (%s)", self.max_messages, self.dropped,
                             "newest" if self.newest_first else "oldest")
 
-    def _make_room(self) -> bool:
-        """Disk full: drop the oldest tenth of the spool and try once more."""
-        try:
-            (count,) = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
-            if count == 0:
-                return False
-            drop = max(1, count // 10)
-            self._db.execute("DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)",
-                             (drop,))
-            self.dropped += drop
-            return True
-        except sqlite3.Error:
-            return False
-
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")
 
     def pending(self, after_id: int, limit: int) -> list[tuple[int, str]]:
-        """Stored messages with id > ``after_id``, oldest first."""
+        """Stored messages with id > ``after_id``, oldest first (acknowledged ones left out)."""
         with self._lock:
             try:
-                return self._db.execute(
-                    "SELECT id, payload FROM messages WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+                rows = self._db.execute(
+                    "SELECT id, payload FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                    (after_id, limit + len(self._acked)),
                 ).fetchall()
             except sqlite3.Error:
                 return []
+        return [row for row in rows if row[0] not in self._acked][:limit]
 
     def ack(self, message_id: int) -> None:
+        """Delete an acknowledged message. On a full disk even a delete needs room in the WAL: then the id
+        is remembered (not sent again, not counted) and deleted with a later acknowledgement; a restart
+        before that sends it once more (a QoS 1 duplicate, never a loss)."""
         with self._lock:
+            self._acked.add(message_id)
+            ids = sorted(self._acked)[:DELETE_BATCH]
             try:
-                self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+                self._db.execute(f"DELETE FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)
             except sqlite3.Error as exc:
-                log.warning("spool: could not delete acknowledged message %d (%s)", message_id, exc)
+                if len(self._acked) == 1 or len(self._acked) % 100 == 0:
+                    log.warning("spool: cannot delete %d acknowledged messages yet (%s)", len(self._acked), exc)
+                return
+            self._acked.difference_update(ids)
 
     def count(self) -> int:
+        """Messages not acknowledged yet."""
         with self._lock:
             try:
-                return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+                return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]) - len(self._acked)
             except sqlite3.Error:
                 return -1
 

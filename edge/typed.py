@@ -2,12 +2,13 @@
 
 Used for the manifest and for config.yaml, so both refuse bad input the same way: one message
 naming the field's path (``where.key[2].name``) and what is wrong. Field metadata may add
-``choices`` (allowed values), ``min`` and ``max`` (inclusive bounds).
+``choices`` (allowed values), ``min`` and ``max`` (inclusive bounds; a bounded float must be finite).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -24,6 +25,8 @@ def _check_limits(spec: dataclasses.Field, value: Any, where: str) -> None:
     if choices is not None and value not in choices:
         raise SchemaError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
     low, high = spec.metadata.get("min"), spec.metadata.get("max")
+    if (low is not None or high is not None) and isinstance(value, float) and not math.isfinite(value):
+        raise SchemaError(f"{where}: {value!r} is not a finite number")  # nan passes every comparison
     if low is not None and value < low:
         raise SchemaError(f"{where}: {value!r} is below the minimum {low}")
     if high is not None and value > high:

@@ -53,7 +53,7 @@ run install -d -m 0755 /etc/craft-edge
 [ -f /etc/craft-edge/mqtt-password ] || run install -m 0600 /dev/null /etc/craft-edge/mqtt-password
 if [ -n "$models" ]; then
   run install -d -o craft-edge -g craft-edge -m 0750 /var/lib/craft-edge/models
-  run cp -r "$models" "/var/lib/craft-edge/models/$(basename "$models")"
+  run "$repo/systemd/install-models.sh" "$models" /var/lib/craft-edge/models
   run chown -R craft-edge:craft-edge /var/lib/craft-edge/models
 fi
 run install -m 0644 "$repo/systemd/99-craft-edge-coral.rules" /etc/udev/rules.d/99-craft-edge-coral.rules

@@ -1,32 +1,66 @@
-"""Shared fixtures. The conversion fixture runs the real toolchain on the real weights once per session."""
+"""Shared fixtures. The conversion fixture runs the real toolchain on the real weights once per session.
+
+Two environments run these tests. The main one has every extra and runs them all. The device-only
+venv (scripts/test-device.sh: only ``.[device,test]``, the versions a Raspberry Pi gets) has no
+converter stack: there the modules in CONVERTER_TEST_MODULES are not even collected, every other
+test runs (``-m "not converter"``), and the converted models come from ``$CRAFT_EDGE_TEST_MODELS``.
+Nothing here imports the converter at import time, so this file loads in both.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from converter.calibration import DEFAULT_VALIDATION_DIR
-from converter.model import default_weights_path
+import edge
 
 # Small enough to convert all variants in well under a minute, big enough for real boxes.
 TEST_SIZE = (192, 256)
-SAMPLES = DEFAULT_VALIDATION_DIR
+SAMPLES = Path(edge.__file__).resolve().parent / "samples"  # converter.calibration.DEFAULT_VALIDATION_DIR
+MODELS_ENV = "CRAFT_EDGE_TEST_MODELS"
+
+# Test modules that import the converter's stack (torch, TensorFlow, ONNX) when they are imported.
+# Their tests get the `converter` marker; tests elsewhere that need it carry the marker themselves.
+CONVERTER_TEST_MODULES = ("test_cli_errors.py", "test_conversion.py", "test_edgetpu.py", "test_model.py",
+                          "test_onnx_export.py", "test_postprocess_official.py", "test_upsample.py")
+CONVERTER_STACK = all(importlib.util.find_spec(name) for name in ("torch", "tensorflow", "onnx"))
+collect_ignore = [] if CONVERTER_STACK else list(CONVERTER_TEST_MODULES)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in CONVERTER_TEST_MODULES:
+            item.add_marker(pytest.mark.converter)
 
 
 @pytest.fixture(scope="session")
 def weights() -> Path:
+    from converter.model import default_weights_path
+
     return default_weights_path()
 
 
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Output folder of ``convert-for-device`` run on the real weights at TEST_SIZE, all variants."""
+    """Output folder of ``convert-for-device`` run on the real weights at TEST_SIZE, all variants.
+
+    With ``$CRAFT_EDGE_TEST_MODELS`` set: that folder, used as it is when it already holds the models
+    (the device-only run), else converted into (a main run; empty the folder to convert afresh).
+    Tests must not change it: copy it before corrupting anything.
+    """
+    size = f"{TEST_SIZE[0]}x{TEST_SIZE[1]}"
+    shared = os.environ.get(MODELS_ENV)
+    out = Path(shared).resolve() if shared else tmp_path_factory.mktemp("converted")
+    if shared and (out / size / "manifest.json").is_file():
+        return out
+    if not CONVERTER_STACK:
+        pytest.fail(f"no converted models in ${MODELS_ENV} ({shared or 'unset'}) and no converter here to make them")
     from converter.cli import main
 
-    out = tmp_path_factory.mktemp("converted")
-    size = f"{TEST_SIZE[0]}x{TEST_SIZE[1]}"
     assert main(["--out", str(out), "--input-size", size, "--threads", "2", "--force"]) == 0
     return out
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import Config, ConfigError, load_config, mqtt_password, parse_config, state_dir
+from edge.config import Config, ConfigError, load_config, machine_device_id, mqtt_password, parse_config, state_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,18 @@ def test_shipped_config_documents_the_builtin_defaults() -> None:
             while is_setting(lines[above]):
                 above -= 1
             assert lines[above].lstrip().startswith("#") or lines[above].rstrip().endswith(":"), line
-    assert Config().topic_prefix == "craft-edge/craft-edge" and Config().client_id == "craft-edge-craft-edge"
+    assert Config().device_id == machine_device_id() and Config().topic_prefix == f"craft-edge/{machine_device_id()}"
+
+
+def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
+    machine_id = tmp_path / "machine-id"
+    machine_id.write_text("3f9a2c1d55aa4b2e9c0d1e2f3a4b5c6d\n")
+    assert machine_device_id("RaspberryPi", machine_id) == "raspberrypi-3f9a2c1d"
+    assert machine_device_id("cam.local/#1", machine_id) == "cam-local-1-3f9a2c1d"  # no '+', '#', '/' or '.'
+    assert machine_device_id("porch", tmp_path / "absent") == "porch"
+    assert machine_device_id("", tmp_path / "absent") == "craft-edge"
+    config = parse_config("device_id: ''", "c")
+    assert config.device_id == machine_device_id() and config.client_id == f"craft-edge-{machine_device_id()}"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -39,8 +50,23 @@ def test_shipped_config_documents_the_builtin_defaults() -> None:
     ("source: {kind: webcam}", "source.kind: 'webcam' is not one of picamera2, opencv, files"),
     ("source: {kind: files, path: ''}", "source.path is required"),
     ("device_id: 'a+b'", "device_id 'a+b' must be non-empty without"),
-    ("device_id: ''", "must be non-empty"),
+    ("device_id: '  '", "must be non-empty"),
     ("mqtt: {topic_prefix: 'x/#'}", "mqtt.topic_prefix 'x/#'"),
+    ("mqtt: {topic_prefix: '$SYS/cam'}", "must not hold '+' or '#', start with '$'"),
+    ("mqtt: {topic_prefix: 'site//cam'}", "have an empty level"),
+    ("mqtt: {topic_prefix: '/cam'}", "have an empty level"),
+    ("mqtt: {edgetpu_retry: 1}", "mqtt.edgetpu_retry: unknown key"),
+    ("model: {edgetpu: {retry_seconds: .nan}}", "model.edgetpu.retry_seconds: nan is not a finite number"),
+    ("mqtt: {reconnect_max_seconds: .nan}", "mqtt.reconnect_max_seconds: nan is not a finite number"),
+    ("mqtt: {heartbeat_seconds: .inf}", "mqtt.heartbeat_seconds: inf is not a finite number"),
+    ("source: {max_fps: -.inf}", "source.max_fps: -inf is not a finite number"),
+    ("detection: {text_threshold: 0.3, low_text: 0.4}", "detection.text_threshold (0.3) must be above"),
+    ("detection: {text_threshold: 0.4, low_text: 0.4}", "detection.text_threshold (0.4) must be above"),
+    ("mqtt: {qos: 0}", "mqtt.qos 0 is refused"),
+    ("device_id: cam\x00\n", "c.yaml: character 15 not valid YAML (unacceptable character #x0000: special"),
+    ("device_id: cam\x07", "not valid YAML (unacceptable character #x0007: special characters are not allowed)"),
+    ("mqtt: {tls: {enabled: true, ca_file: /nonexistent/ca.crt}}",
+     "c.yaml: mqtt.tls.ca_file /nonexistent/ca.crt: cannot read (No such file or directory)"),
     ("mqtt: {tls: {enabled: true, cert_file: c.pem}}", "cert_file and mqtt.tls.key_file go together"),
     ("mqtt: [1, 2]", "mqtt: expected a mapping"),
     ("model: {prefer: fastest}", "model.prefer: 'fastest' is not one of"),
@@ -58,7 +84,7 @@ def test_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "none.yaml")
 
 
-@pytest.mark.parametrize("content", ["mqtt: {port: seventy}", "unknown_section: {}", "{{{"])
+@pytest.mark.parametrize("content", ["mqtt: {port: seventy}", "unknown_section: {}", "{{{", "device_id: a\x00b"])
 def test_run_exits_2_with_one_line(tmp_path: Path, content: str) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(content)

@@ -115,3 +115,49 @@ def test_on_change_publishes_only_when_boxes_change(broker: Broker, model_dir: P
     finally:
         daemon.kill()
         daemon.communicate()
+
+
+def test_ready_with_the_broker_and_the_camera_down(model_dir: Path, tmp_path: Path) -> None:
+    """READY=1 once config and model are up, so systemd does not kill a device whose broker is away."""
+    config = daemon_helpers.write_config(tmp_path / "config.yaml", 1, model_dir, tmp_path / "no-frames-yet",
+                                         device_id="life", source={"reopen_backoff_max_seconds": 1})
+    notify = NotifySocket(tmp_path / "notify.sock")
+    daemon = start(config, {"NOTIFY_SOCKET": str(notify.path)})
+    try:
+        assert notify.wait_for("READY=1"), notify.received
+        assert notify.wait_for("source lost, broker disconnected", timeout=30), notify.received
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=30)
+        assert daemon.returncode == 0, stderr
+    finally:
+        daemon.kill()
+
+
+def test_reload_with_a_bad_tls_file_keeps_running_and_says_why(broker: Broker, model_dir: Path,
+                                                                tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    write_config(config, broker, model_dir, SAMPLES, prefer="int8")
+    subscriber = Subscriber(broker, "craft-edge/life/detections")
+    daemon = start(config, {"NOTIFY_SOCKET": ""})
+    try:
+        assert subscriber.wait_for(lambda: len(subscriber.messages) >= 3, timeout=120)
+        garbage_ca = tmp_path / "garbage-ca.crt"
+        garbage_ca.write_text("not a certificate\n")
+        for ca_file in (tmp_path / "missing-ca.crt", garbage_ca):  # refused at load; refused by the TLS library
+            daemon_helpers.write_config(config, broker.port, model_dir, SAMPLES, device_id="life",
+                                        model={"prefer": "int8"}, mqtt={"tls": {"enabled": True,
+                                                                                "ca_file": str(ca_file)}})
+            daemon.send_signal(signal.SIGHUP)
+            count = len(subscriber.messages)
+            assert subscriber.wait_for(lambda count=count: len(subscriber.messages) > count + 3, timeout=60)
+        assert daemon.poll() is None
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=30)
+        assert daemon.returncode == 0, stderr
+    finally:
+        daemon.kill()
+    failures = [line for line in stderr.splitlines() if "reload failed, keeping the running configuration" in line]
+    assert len(failures) == 2, stderr
+    assert f"mqtt.tls.ca_file {tmp_path / 'missing-ca.crt'}: cannot read (No such file or directory)" in failures[0]
+    assert "mqtt: cannot use the new settings" in failures[1]
+    assert "Traceback" not in stderr

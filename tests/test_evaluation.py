@@ -144,6 +144,7 @@ def test_eval_needs_truth_or_a_reference(tmp_path: Path) -> None:
 
 
 @pytest.mark.conversion
+@pytest.mark.converter
 def test_compare_with_pytorch(model_dir: Path, tmp_path: Path) -> None:
     from converter.compare import main
 

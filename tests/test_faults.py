@@ -271,7 +271,15 @@ def test_manifest_problems_are_one_line(tmp_path: Path, model_dir: Path, broker:
     manifest = load_manifest(models)
     manifest.variant("int8").input.shape = [1, 480, 640, 3]  # lies about the file
     manifest.write(models)
-    daemon = start_daemon(config, "--max-frames", "1")
+    auto = write_config(tmp_path / "auto.yaml", broker.port, models, SAMPLES, model={"prefer": "auto"})
+    subscriber = Subscriber(broker, f"{TOPIC}/detections")
+    daemon = start_daemon(auto, "--max-frames", "1")  # auto selection meets the lie: that variant is refused
+    _, stderr = daemon.communicate(timeout=300)
+    assert daemon.returncode == 0, stderr
+    assert "int8: the manifest says input [1, 480, 640, 3] but the file takes [1, 192, 256, 3]" in stderr
+    assert subscriber.wait_for(lambda: len(subscriber.messages) == 1, timeout=10)
+    assert json.loads(subscriber.messages[0].payload)["model"]["variant"] != "int8"
+    daemon = start_daemon(config, "--max-frames", "1")  # forced, nothing to fall back to: one line, exit 2
     _, stderr = daemon.communicate(timeout=300)
     assert daemon.returncode == 2
     assert "int8: the manifest says input [1, 480, 640, 3] but the file takes [1, 192, 256, 3]" in stderr

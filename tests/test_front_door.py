@@ -33,6 +33,7 @@ def run_from(folder: Path, *command: str, timeout: float, env: dict[str, str] | 
 
 
 @pytest.mark.conversion
+@pytest.mark.converter
 def test_conversion_with_relative_paths_from_another_folder(tmp_path: Path, weights: Path) -> None:
     """Every path relative to a working directory that is neither the repository nor the output."""
     (tmp_path / "in").mkdir()
@@ -61,6 +62,12 @@ def test_config_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatc
         "model: {dir: ../models/480x640}\nstate_dir: state\n"
         "mqtt: {tls: {enabled: true, ca_file: certs/ca.pem, cert_file: /abs/c.pem, key_file: k.pem}}\n"
     )
+    for name in ("certs/ca.pem", "k.pem"):  # TLS files must exist and be readable at load
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_text("-----BEGIN CERTIFICATE-----\n")
+    absolute_cert = tmp_path / "c.pem"
+    absolute_cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    config_file.write_text(config_file.read_text().replace("/abs/c.pem", str(absolute_cert)))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -73,7 +80,8 @@ def test_config_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatc
     assert same(config.source.device, folder / "clip.mp4")
     assert same(config.model.dir, tmp_path / "models" / "480x640")
     assert same(config.state_dir, folder / "state")
-    assert same(config.mqtt.tls.ca_file, folder / "certs" / "ca.pem") and config.mqtt.tls.cert_file == "/abs/c.pem"
+    assert same(config.mqtt.tls.ca_file, folder / "certs" / "ca.pem")
+    assert config.mqtt.tls.cert_file == str(absolute_cert)
     assert same(config.mqtt.tls.key_file, folder / "k.pem")
 
 

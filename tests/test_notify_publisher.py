@@ -45,6 +45,13 @@ def test_home_assistant_discovery_wires_availability() -> None:
     assert payload["value_template"] == "{{ value_json.boxes | count }}"
 
 
+def test_home_assistant_object_id_is_sanitised() -> None:
+    config = parse_config("device_id: 'Porch Cam.1 (ä)'", "c")
+    topic, payload = discovery_message(config, Topics.for_prefix(config.topic_prefix))
+    assert topic == "homeassistant/sensor/craft_edge_Porch_Cam_1____/text_boxes/config"
+    assert payload["unique_id"] == "craft_edge_Porch_Cam_1_____text_boxes"
+
+
 def test_discovery_republished_on_ha_birth_and_junk_ignored(broker: Broker) -> None:
     config = parse_config(
         f"device_id: porch\nmqtt: {{host: 127.0.0.1, port: {broker.port}, home_assistant: {{enabled: true}}}}", "c"
@@ -57,10 +64,12 @@ def test_discovery_republished_on_ha_birth_and_junk_ignored(broker: Broker) -> N
         assert discovery.wait_for(lambda: len(discovery.messages) == 1, timeout=10)
         ha = Subscriber(broker, "unused/#")
         ha.client.publish("homeassistant/status", b"\xff\xfe" * 10, qos=1)  # not UTF-8
-        ha.client.publish("homeassistant/status", b"x" * 5000, qos=1)  # oversized
+        ha.client.publish("homeassistant/status", b"x" * 2000, qos=1)  # over our 1 KiB, under the packet limit
+        ha.client.publish("homeassistant/status", b"x" * 1_000_000, qos=1)  # over MaximumPacketSize
         ha.client.publish("homeassistant/status", b"restarting", qos=1)  # unknown word
         ha.client.publish("homeassistant/status", b"online", qos=1)
         assert discovery.wait_for(lambda: len(discovery.messages) == 2, timeout=10)
+        # The megabyte never reached paho: the broker honours the MaximumPacketSize sent on CONNECT.
         assert publisher.ignored_messages == 3
         assert json.loads(discovery.messages[-1].payload)["unique_id"] == "craft_edge_porch_text_boxes"
     finally:
@@ -75,3 +84,14 @@ def test_watch_line_summarises_a_message() -> None:
         "timing_ms": {"preprocess": 1, "inference": 120, "postprocess": 3, "total": 124.4}, "boxes": [{}, {}],
     }
     assert watch_line(message) == "porch #7 2026-01-01T00:00:00.000+00:00 a.jpg 640x480 int8/cpu 124 ms: 2 boxes"
+
+
+def test_a_password_without_tls_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    plain = parse_config("device_id: t\nmqtt: {host: broker.lan, username: cam}", "c")
+    with caplog.at_level("WARNING", logger="edge.publisher"):
+        Publisher(plain, "s3cret")
+        Publisher(plain, None)  # no password, nothing to warn about
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == ["MQTT password for broker.lan:1883 goes over a connection without TLS: anyone on the "
+                        "network path can read it (set mqtt.tls.enabled)"]
+    assert "s3cret" not in caplog.text

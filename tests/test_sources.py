@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
 import pytest
 
+from edge import capture
 from edge.capture import CaptureThread, LatestFrame
 from edge.config import SourceConfig
 from edge.sources import BadFrame, Frame, SourceLost, make_source
@@ -62,10 +66,69 @@ def test_picamera2_source_with_a_standin_camera() -> None:
     source.close()
 
 
-def test_picamera2_missing_is_a_lost_source() -> None:
+def test_picamera2_missing_is_a_lost_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # as on a machine without it, also on a Pi that has it
     source = make_source(SourceConfig(kind="picamera2"))
     with pytest.raises(SourceLost, match="picamera2 is not installed"):
         source.open()
+
+
+class BrokenCamera:
+    """A stand-in Pi camera: ``configure`` or ``start`` fails, or ``capture_array`` never returns."""
+
+    instances: ClassVar[list[BrokenCamera]] = []
+
+    def __init__(self, fail_in: str = "", stall: threading.Event | None = None) -> None:
+        self.fail_in = fail_in
+        self.stall = stall
+        self.closed = False
+        BrokenCamera.instances.append(self)
+
+    def create_video_configuration(self, main: dict) -> dict:
+        return main
+
+    def configure(self, config: dict) -> None:
+        if self.fail_in == "configure":
+            raise RuntimeError("Failed to configure camera")
+
+    def start(self) -> None:
+        if self.fail_in == "start":
+            raise RuntimeError("Camera in Acquired state trying start()")
+
+    def capture_array(self, stream: str) -> np.ndarray:
+        assert self.stall is not None
+        self.stall.wait()  # a stalled camera: libcamera never completes the request
+        return np.zeros((30, 64, 3), np.uint8)
+
+    def stop(self) -> None:
+        if self.fail_in:
+            raise RuntimeError("camera was not started")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("fail_in", ["configure", "start"])
+def test_picamera2_is_closed_when_it_cannot_start(fail_in: str) -> None:
+    BrokenCamera.instances.clear()
+    source = picam.Picamera2Source("porch", 40, 30, "RGB888", camera_factory=lambda: BrokenCamera(fail_in))
+    for _ in range(2):  # a reopen finds the camera released, not still held by the failed attempt
+        with pytest.raises(SourceLost, match="cannot start the Pi camera"):
+            source.open()
+    assert [camera.closed for camera in BrokenCamera.instances] == [True, True]
+
+
+def test_a_stalled_picamera2_is_a_lost_source() -> None:
+    stall = threading.Event()
+    source = picam.Picamera2Source("porch", 40, 30, "RGB888", camera_factory=lambda: BrokenCamera(stall=stall),
+                                   capture_timeout=0.2)
+    source.open()
+    try:
+        with pytest.raises(SourceLost, match=r"gave no frame in 0.2 s \(stalled\)"):
+            source.read()
+    finally:
+        stall.set()
+        source.close()
 
 
 @pytest.mark.parametrize(("image", "message"), [
@@ -178,3 +241,52 @@ def test_capture_reopens_a_lost_source_with_backoff() -> None:
     assert len(seen) >= 4, seen
     assert source.opens == 4  # two failures, first success, reopen after the drop
     assert thread.status.reopens == 3 and thread.status.state == "ok"
+
+
+class GarbageSource:
+    """A camera that only ever sends bad frames."""
+
+    kind = "opencv"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> Frame | None:
+        self.reads += 1
+        raise BadFrame(f"frame {self.reads}: empty frame")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stream_of_bad_frames_backs_off_and_logs_little(caplog: pytest.LogCaptureFixture) -> None:
+    slot, stop, source = LatestFrame(), threading.Event(), GarbageSource()
+    thread = CaptureThread(source, slot, stop, backoff_max=1)
+    with caplog.at_level("WARNING", logger="edge.capture"):
+        thread.start()
+        time.sleep(3)
+        stop.set()
+        thread.join(5)
+    lines = [r for r in caplog.records if "skipped a frame" in r.getMessage()]
+    assert thread.status.bad_frames == source.reads
+    assert source.reads < 30  # with backoff to 1 s; without, hundreds of thousands spin a core
+    assert len(lines) <= 10 and lines[0].getMessage() == "skipped a frame: frame 1: empty frame"
+
+
+def test_held_back_lines_are_counted() -> None:
+    now = [0.0]
+    limited = capture.RateLimitedLog(2, clock=lambda: now[0])
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    capture.log.addHandler(handler)
+    try:
+        for second in (0, 1, 2, 3, 61):
+            now[0] = second
+            limited.warning("skipped a frame: %s", second)
+    finally:
+        capture.log.removeHandler(handler)
+    assert records == ["skipped a frame: 0", "skipped a frame: 1", "skipped a frame: 61 (2 similar lines held back)"]

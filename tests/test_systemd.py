@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "craft-edge.service"
-MAX_EXPOSURE = 3.0
+MAX_EXPOSURE = 1.7  # what README.md claims ("Installing on a Raspberry Pi")
 
 needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                            reason="systemd-analyze is not installed on this machine")
@@ -50,7 +50,8 @@ def test_unit_has_what_a_device_service_needs() -> None:
                  "ConfigurationDirectory=craft-edge", "DevicePolicy=closed", "DeviceAllow=char-video4linux rw",
                  "DeviceAllow=char-apex rw", "DeviceAllow=char-usb_device rw", "DeviceAllow=char-vchiq rw",
                  "DeviceAllow=char-dma_heap rw", "DeviceAllow=char-media rw",
-                 "LoadCredential=mqtt-password:/etc/craft-edge/mqtt-password", "ExecReload=/bin/kill -HUP $MAINPID"):
+                 "LoadCredential=mqtt-password:/etc/craft-edge/mqtt-password", "ExecReload=/bin/kill -HUP $MAINPID",
+                 "RestartPreventExitStatus=2"):
         assert line in text, line
     rules = (REPO / "systemd" / "99-craft-edge-coral.rules").read_text()
     assert 'ATTRS{idVendor}=="1a6e", ATTRS{idProduct}=="089a"' in rules
@@ -70,6 +71,23 @@ def test_installer_dry_run(tmp_path: Path) -> None:
     assert f"pip install {REPO}[device]" in out
     assert "install -m 0600 /dev/null /etc/craft-edge/mqtt-password" in out
     assert "systemctl enable --now craft-edge.service" in out
+    assert f"{REPO}/systemd/install-models.sh {models} /var/lib/craft-edge/models" in out
     bad = subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--dry-run", "--models", str(tmp_path)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "has no manifest.json" in bad.stderr
+
+
+def test_reinstalling_models_replaces_them_without_nesting(tmp_path: Path) -> None:
+    models = tmp_path / "480x640"
+    models.mkdir()
+    (models / "manifest.json").write_text("{}")
+    (models / "old.tflite").write_bytes(b"old")
+    target = tmp_path / "var-lib-models"
+    target.mkdir()
+    install = REPO / "systemd" / "install-models.sh"
+    subprocess.run(["bash", str(install), str(models), str(target)], check=True)
+    (models / "old.tflite").unlink()
+    (models / "new.tflite").write_bytes(b"new")
+    subprocess.run(["bash", str(install), f"{models}/", str(target)], check=True)  # reinstall, trailing slash
+    assert sorted(p.name for p in (target / "480x640").iterdir()) == ["manifest.json", "new.tflite"]
+    assert sorted(p.name for p in target.iterdir()) == ["480x640"]

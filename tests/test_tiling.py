@@ -94,6 +94,7 @@ def agreement(found: list, truth: list) -> float:
 
 
 @pytest.mark.conversion
+@pytest.mark.converter  # the native model is converted here
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
 def test_full_tiling_gives_the_boxes_of_one_native_pass(model_dir: Path, native_dir: Path, variant: str) -> None:
     runtime = find_runtime()

@@ -1,0 +1,110 @@
+"""The outbox: one object that owns the MQTT publisher, the delivery thread and the spool.
+
+The daemon hands it detections (``submit`` returns once they are durable), status and stats; it
+reports its own state (``status``, ``stats``). A reload builds the new publisher first (TLS files,
+credentials) and swaps only when that worked, so a bad edit never leaves the daemon without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from edge.config import Config, ConfigError, mqtt_password
+from edge.delivery import Delivery
+from edge.publisher import Publisher
+from edge.spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+def mqtt_settings_changed(new: Config, old: Config) -> bool:
+    return new.mqtt != old.mqtt or new.topic_prefix != old.topic_prefix or new.client_id != old.client_id \
+        or new.device_id != old.device_id
+
+
+class Outbox:
+    def __init__(self, config: Config, state: Path) -> None:
+        self.config = config
+        self.spool = Spool(state, config.mqtt.spool_max_messages, config.mqtt.spool_full_policy)
+        self.publisher = Publisher(config, mqtt_password(config.mqtt))
+        self.delivery = Delivery(self.publisher, self.spool, memory_limit=config.mqtt.spool_max_messages)
+
+    def start(self) -> None:
+        self.delivery.start()
+        self.publisher.start()
+
+    def last_seq(self) -> int:
+        return self.spool.last_seq()
+
+    def submit(self, message: dict, seq: int) -> bool:
+        """Returns once the detection is durable in the spool (True), or kept in memory (False: disk trouble)."""
+        durable = self.delivery.submit(message, seq)
+        if durable:
+            log.debug("seq %d spooled", seq)
+        return durable
+
+    def publish_status(self, status: dict) -> None:
+        self.publisher.publish_status(status)
+
+    def publish_stats(self, stats: dict) -> None:
+        self.publisher.publish_stats(stats)
+
+    def prepare(self, config: Config) -> Publisher | None:
+        """The publisher for ``config`` (SIGHUP), built but not started; None when the MQTT settings and the
+        password are unchanged. Raises ConfigError when it cannot be built: the running one stays."""
+        password = mqtt_password(config.mqtt)
+        if not mqtt_settings_changed(config, self.config) and password == self.publisher.password:
+            return None
+        try:
+            return Publisher(config, password)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise ConfigError(f"mqtt: cannot use the new settings ({exc})") from exc
+
+    def swap(self, config: Config, prepared: Publisher | None) -> Publisher:
+        """Send through ``prepared`` from now on; the old publisher is stopped only after the swap."""
+        self.config = config
+        if prepared is not None:
+            old = self.delivery.use(prepared)
+            old.stop()
+            prepared.start()
+            self.publisher = prepared
+            log.info("MQTT settings reloaded")
+        return self.publisher
+
+    def wait_until_delivered(self, timeout: float) -> bool:
+        return self.delivery.wait_until_delivered(timeout)
+
+    def stop(self, ack_timeout: float) -> int:
+        """Wait up to ``ack_timeout`` s for the broker to acknowledge what was sent (only while connected),
+        then publish ``offline`` and disconnect. Returns what is still unacknowledged (it stays spooled)."""
+        if self.publisher.connected.is_set() and self.delivery.undelivered():
+            started = time.monotonic()
+            if self.delivery.wait_until_delivered(ack_timeout):
+                log.info("all detections acknowledged by the broker (%.1f s)", time.monotonic() - started)
+        left = self.delivery.undelivered()
+        lost = self.delivery.memory_only()
+        if left:
+            log.warning("%d detections not acknowledged by the broker: kept in the spool for the next start%s",
+                        left - lost, f"; {lost} held only in memory are lost" if lost else "")
+        self.delivery.stop()
+        self.publisher.stop()
+        self.spool.close()
+        return left
+
+    def undelivered(self) -> int:
+        return self.delivery.undelivered()
+
+    def status(self) -> dict:
+        publisher = self.publisher
+        return {"broker": "connected" if publisher.connected.is_set() else f"disconnected: {publisher.last_error}"}
+
+    def stats(self) -> dict:
+        return {
+            **self.status(), "ignored_messages": self.publisher.ignored_messages,
+            "rejected_by_broker": self.publisher.rejected,
+            "spool": {"pending": self.delivery.undelivered(),
+                      "dropped": self.spool.dropped + self.spool.dropped_disk_full + self.delivery.memory_dropped,
+                      "write_failures": self.spool.write_failures},
+        }
