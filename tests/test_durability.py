@@ -67,6 +67,32 @@ def offline_session(tmp_path: Path, client_id: str) -> Broker:
     return broker
 
 
+@contextmanager
+def running(config: Path, log: Path) -> Iterator[subprocess.Popen]:
+    """The daemon for the with-block; then SIGTERM, which must end it with 0 (killed if the block fails)."""
+    daemon = run_logged(config, log)
+    try:
+        yield daemon
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    finally:
+        daemon.kill()
+
+
+def deliver_after_restart(broker: Broker, config: Path, folder: Path, client_id: str, expected: list[int]
+                          ) -> Subscriber:
+    """The broker back and one more daemon run: every seq in ``expected`` arrives (else the test fails)."""
+    broker.start()
+    try:
+        subscriber = Subscriber(broker, TOPIC, client_id=client_id)
+        final = run_logged(config, folder / "final.log", "--max-frames", "1")
+        assert final.wait(timeout=180) == 0, (folder / "final.log").read_text()[-3000:]
+        assert subscriber.wait_for(lambda: set(seqs(subscriber.messages)) >= set(expected), timeout=60)
+    finally:
+        broker.stop()
+    return subscriber
+
+
 def test_sigkill_at_random_moments_loses_no_processed_seq_and_reuses_none(tmp_path: Path, model_dir: Path) -> None:
     broker = offline_session(tmp_path, "kill-20")
     config = write_config(tmp_path / "config.yaml", broker.port, model_dir, SAMPLES, log_level="debug")
@@ -83,14 +109,7 @@ def test_sigkill_at_random_moments_loses_no_processed_seq_and_reuses_none(tmp_pa
             daemon.wait(timeout=10)
         rounds.append(spooled(log))
     processed = [seq for reported in rounds for seq in reported]
-    broker.start()
-    try:
-        subscriber = Subscriber(broker, TOPIC, client_id="kill-20")
-        final = run_logged(config, tmp_path / "final.log", "--max-frames", "1")
-        assert final.wait(timeout=180) == 0, (tmp_path / "final.log").read_text()[-3000:]
-        assert subscriber.wait_for(lambda: set(seqs(subscriber.messages)) >= set(processed), timeout=60)
-    finally:
-        broker.stop()
+    subscriber = deliver_after_restart(broker, config, tmp_path, "kill-20", processed)
     payloads: dict[int, set[bytes]] = {}
     for message in subscriber.messages:
         payloads.setdefault(json.loads(message.payload)["frame"]["seq"], set()).add(message.payload)
@@ -122,9 +141,12 @@ def test_second_daemon_on_the_same_state_directory_is_refused(tmp_path: Path, mo
     third = run_logged(config, tmp_path / "third.log")  # the kernel released the lock with the process
     try:
         assert wait_until(lambda: "ready:" in (tmp_path / "third.log").read_text(), timeout=120)
-    finally:
         third.send_signal(signal.SIGTERM)
         assert third.wait(timeout=30) == 0
+    finally:
+        if third.poll() is None:  # never leave a daemon running after a failed test
+            third.kill()
+            third.wait(timeout=10)
 
 
 @contextmanager
@@ -148,29 +170,17 @@ def test_full_disk_with_the_broker_down_deletes_nothing_spooled(tmp_path: Path, 
                           source={"max_fps": 20}, mqtt={"spool_full_policy": "drop_newest"})
     log = tmp_path / "daemon.log"
     with small_filesystem(tmp_path / "state", "320k") as state:
-        daemon = run_logged(config, log)
-        try:
+        with running(config, log):
             assert wait_until(lambda: "cannot be written" in log.read_text(), timeout=180), log.read_text()[-2000:]
             failed_at = len(spooled(log))
             time.sleep(2)  # frames keep coming on the full disk
-            daemon.send_signal(signal.SIGTERM)
-            assert daemon.wait(timeout=60) == 0
-        finally:
-            daemon.kill()
         text = log.read_text()
         reported = spooled(log)
         on_disk = spool_seqs(state)
         assert "Traceback" not in text and "database disk image is malformed" not in text
         assert "SQLITE_FULL" in text or "database or disk is full" in text
         assert on_disk == reported  # every spooled detection is still there, in order; nothing deleted
-        broker.start()
-        try:
-            subscriber = Subscriber(broker, TOPIC, client_id="full-disk")
-            final = run_logged(config, tmp_path / "final.log", "--max-frames", "1")
-            assert final.wait(timeout=180) == 0, (tmp_path / "final.log").read_text()[-3000:]
-            assert subscriber.wait_for(lambda: set(seqs(subscriber.messages)) >= set(reported), timeout=60)
-        finally:
-            broker.stop()
+        subscriber = deliver_after_restart(broker, config, tmp_path, "full-disk", reported)
     report("disk full, broker down", spooled=len(reported), spooled_when_full=failed_at, kept=len(on_disk),
            received=len(set(seqs(subscriber.messages))))
 
@@ -181,14 +191,9 @@ def test_full_disk_drop_oldest_drops_only_what_it_logs(tmp_path: Path, model_dir
                           source={"max_fps": 20})
     log = tmp_path / "daemon.log"
     with small_filesystem(tmp_path / "state", "320k") as state:
-        daemon = run_logged(config, log)
-        try:
+        with running(config, log):
             assert wait_until(lambda: "disk full: dropped the oldest" in log.read_text(), timeout=180), \
                 log.read_text()[-2000:]
-            daemon.send_signal(signal.SIGTERM)
-            assert daemon.wait(timeout=60) == 0
-        finally:
-            daemon.kill()
         text = log.read_text()
         reported = spooled(log)
         on_disk = spool_seqs(state)
