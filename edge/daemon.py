@@ -70,8 +70,12 @@ class Daemon:
         self.outbox: Outbox | None = None
 
     # -- building --------------------------------------------------------------------------
-    def _build(self, config: Config) -> Components:
-        runner = build_runner(config.model, state_dir(config))
+    def _build(self, config: Config, running: Components | None = None) -> Components:
+        """The parts for ``config``; on reload, the running model is kept when the model settings
+        did not change (no second set of models in memory, nothing measured again)."""
+        same_model = running is not None and (running.config.model, state_dir(running.config)) == (
+            config.model, state_dir(config))
+        runner = running.runner if same_model else build_runner(config.model, state_dir(config))
         detection = config.detection
         detector = Detector(runner, Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text))
         slot = LatestFrame()
@@ -215,7 +219,7 @@ class Daemon:
         try:  # build every new part first; swap only when all of them work
             config = self.load()
             prepared = outbox.prepare(config)
-            fresh = self._build(config)
+            fresh = self._build(config, running=parts)
         except Exception as exc:  # a bad edit must not take the running daemon down
             log.error("reload failed, keeping the running configuration: %s", " ".join(str(exc).split()))
             notify("READY=1")

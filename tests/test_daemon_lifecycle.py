@@ -63,8 +63,9 @@ def test_systemd_notifications_stats_and_sighup_reload(broker: Broker, model_dir
         def stats() -> list[dict]:
             return [json.loads(m.payload) for m in subscriber.on("craft-edge/life/stats")]
 
-        assert subscriber.wait_for(lambda: any(s["frames"] > 0 for s in stats()), timeout=30)
-        latest = stats()[-1]
+        # fps needs two processed frames: wait for stats that have seen them
+        assert subscriber.wait_for(lambda: any(s["frames"] >= 2 for s in stats()), timeout=30)
+        latest = next(s for s in reversed(stats()) if s["frames"] >= 2)
         assert latest["variant"] == "fp16" and latest["runtime"].startswith("ai-edge-litert")
         assert latest["source_state"] == "ok" and latest["inference_ms"]["median"] > 0
         assert latest["tpu_state"] == "not used" and latest["fps"] > 0  # no edgetpu variant in the folder
@@ -161,3 +162,24 @@ def test_reload_with_a_bad_tls_file_keeps_running_and_says_why(broker: Broker, m
     assert f"mqtt.tls.ca_file {tmp_path / 'missing-ca.crt'}: cannot read (No such file or directory)" in failures[0]
     assert "mqtt: cannot use the new settings" in failures[1]
     assert "Traceback" not in stderr
+
+
+def test_reload_keeps_the_running_model_when_its_settings_are_unchanged(model_dir: Path, tmp_path: Path) -> None:
+    import copy
+
+    from edge.config import Config
+    from edge.daemon import Daemon
+
+    config = Config()
+    config.model.dir, config.model.prefer, config.state_dir = str(model_dir), "int8", str(tmp_path / "state")
+    config.source.kind, config.source.path = "files", str(SAMPLES)
+    daemon = Daemon(lambda: config)
+    first = daemon._build(config)
+    edited = copy.deepcopy(config)
+    edited.detection.text_threshold = 0.8  # a reload that leaves the model alone
+    second = daemon._build(edited, running=first)
+    assert second.runner is first.runner and second.detector.thresholds.text == 0.8
+    other_model = copy.deepcopy(edited)  # each reload parses a new Config
+    other_model.model.prefer = "fp32"
+    third = daemon._build(other_model, running=second)
+    assert third.runner is not second.runner and third.runner.choice.variant == "fp32"
