@@ -143,7 +143,7 @@ class CaptureThread(threading.Thread):
         if not self._open_with_backoff():
             return
         last = 0.0
-        bad_in_a_row = 0
+        bad_in_a_row = lost_in_a_row = 0
         while not self.stop_event.is_set():
             if self.min_interval:
                 wait = last + self.min_interval - time.monotonic()
@@ -162,10 +162,15 @@ class CaptureThread(threading.Thread):
             except SourceLost as exc:
                 self._lost(str(exc))
                 self.source.close()
+                # A source that opens but fails its first read (a dead stream) must not be reopened
+                # in a tight loop: wait as after a failed open, longer each time it fails again.
+                lost_in_a_row += 1
+                if self.stop_event.wait(min(0.5 * 2 ** (lost_in_a_row - 1), self.backoff_max)):
+                    break
                 if not self._open_with_backoff():
                     break
                 continue
-            bad_in_a_row = 0
+            bad_in_a_row = lost_in_a_row = 0
             if frame is None:
                 self.status.state = "ended"
                 self.slot.finish()

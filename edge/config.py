@@ -101,7 +101,8 @@ class MqttConfig:
     stats_interval_seconds: float = field(default=30.0, metadata={"min": 1.0, "max": 86400.0})
     reconnect_max_seconds: float = field(default=60.0, metadata={"min": 1.0, "max": 3600.0})
     # On SIGTERM, wait this long for the broker to acknowledge what was sent; the rest stays spooled.
-    shutdown_ack_seconds: float = field(default=10.0, metadata={"min": 0.0, "max": 600.0})
+    # below systemd's default TimeoutStopSec (90 s), which would SIGKILL a longer wait
+    shutdown_ack_seconds: float = field(default=10.0, metadata={"min": 0.0, "max": 60.0})
     # Detections not yet acknowledged by the broker wait in a spool on disk (state directory).
     spool_max_messages: int = field(default=10000, metadata={"min": 10, "max": 10_000_000})
     spool_full_policy: str = field(default="drop_oldest", metadata={"choices": ("drop_oldest", "drop_newest")})
@@ -147,9 +148,9 @@ def check_device_id(device_id: str, where: str) -> None:
         raise ConfigError(f"{where}: device_id {device_id!r} must be non-empty without '+', '#' or '/'")
 
 
-def check_topic_prefix(prefix: str, where: str) -> None:
+def check_topic_prefix(prefix: str, where: str, key: str = "mqtt.topic_prefix") -> None:
     if any(c in prefix for c in ("+", "#")) or prefix.startswith("$") or "" in prefix.split("/"):
-        raise ConfigError(f"{where}: mqtt.topic_prefix {prefix!r} must not hold '+' or '#', start with '$' "
+        raise ConfigError(f"{where}: {key} {prefix!r} must not hold '+' or '#', start with '$' "
                           "(broker-internal topics) or have an empty level ('//', a leading or trailing '/')")
 
 
@@ -167,6 +168,8 @@ def _check(config: Config, where: str) -> None:
         config.device_id = machine_device_id()
     check_device_id(config.device_id, where)
     check_topic_prefix(config.topic_prefix, where)
+    # paho raises inside its network thread on a bad filter, which would stop every reconnect
+    check_topic_prefix(config.mqtt.home_assistant.discovery_prefix, where, "mqtt.home_assistant.discovery_prefix")
     if config.source.kind == "files" and not config.source.path:
         raise ConfigError(f"{where}: source.path is required when source.kind is files")
     detection = config.detection

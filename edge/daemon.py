@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from edge import __version__
 from edge.capture import CaptureThread, LatestFrame
-from edge.config import Config, state_dir
+from edge.config import Config, ConfigError, state_dir
 from edge.detector import Detector
 from edge.inference import ModelRunner, build_runner
 from edge.notify import Watchdog, notify
@@ -92,7 +92,10 @@ class Daemon:
         lock = StateLock(state_dir(config))
         lock.acquire()  # before anything touches the state directory; held until the process ends
         parts = self._build(config)
-        outbox = self.outbox = Outbox(config, state_dir(config))
+        try:
+            outbox = self.outbox = Outbox(config, state_dir(config))
+        except (OSError, ValueError) as exc:  # e.g. a readable file that is no certificate: one line, exit 2
+            raise ConfigError(f"mqtt: cannot use the settings ({' '.join(str(exc).split())})") from exc
         self.seq = outbox.last_seq()
         if outbox.spool.count():
             log.info("spool holds %d detections from an earlier run; sending them first", outbox.spool.count())

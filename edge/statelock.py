@@ -13,6 +13,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from edge.config import ConfigError
+
 LOCK_FILE = "daemon.lock"
 
 
@@ -28,8 +30,12 @@ class StateLock:
 
     def acquire(self) -> None:
         """Take the lock or raise ``StateDirBusy`` naming the directory and the running process."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:  # e.g. a lock file left by a run as root: a setup error, not worth restarting
+            raise ConfigError(f"state directory {self.folder}: cannot use {self.path.name} "
+                              f"({exc.strerror or exc}); fix its owner or permissions") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

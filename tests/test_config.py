@@ -63,6 +63,8 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
     ("detection: {text_threshold: 0.3, low_text: 0.4}", "detection.text_threshold (0.3) must be above"),
     ("detection: {text_threshold: 0.4, low_text: 0.4}", "detection.text_threshold (0.4) must be above"),
     ("mqtt: {qos: 0}", "mqtt.qos 0 is refused"),
+    ("mqtt: {home_assistant: {discovery_prefix: 'ha/#'}}", "mqtt.home_assistant.discovery_prefix 'ha/#' must not"),
+    ("mqtt: {shutdown_ack_seconds: 120}", "mqtt.shutdown_ack_seconds: 120.0 is above the maximum 60.0"),
     ("device_id: cam\x00\n", "c.yaml: character 15 not valid YAML (unacceptable character #x0000: special"),
     ("device_id: cam\x07", "not valid YAML (unacceptable character #x0007: special characters are not allowed)"),
     ("mqtt: {tls: {enabled: true, ca_file: /nonexistent/ca.crt}}",

@@ -243,3 +243,27 @@ def test_sigterm_waits_for_the_broker_to_acknowledge(tmp_path: Path, model_dir: 
         daemon.kill()
     assert daemon.returncode == 0, stderr
     assert left and f"{len(left)} detections not acknowledged by the broker: kept in the spool" in stderr
+
+
+def test_an_unusable_state_directory_or_tls_file_is_one_line_and_exit_2(tmp_path: Path, model_dir: Path) -> None:
+    """Setup errors found at start end with one line and exit 2 (systemd does not restart on 2)."""
+    config = write_config(tmp_path / "config.yaml", 1, model_dir, SAMPLES)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "daemon.lock").mkdir()  # cannot be opened as a file, like a lock file another user owns
+    daemon = start_daemon(config)
+    _, stderr = daemon.communicate(timeout=120)
+    assert daemon.returncode == 2, stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"craft-edge: error: state directory {state}: cannot use "
+                                                      "daemon.lock"), stderr
+    assert "Traceback" not in stderr
+    (state / "daemon.lock").rmdir()
+    garbage = tmp_path / "ca.crt"
+    garbage.write_text("not a certificate\n")  # readable, so it passes the load check; TLS refuses it
+    config = write_config(tmp_path / "config.yaml", 1, model_dir, SAMPLES,
+                          mqtt={"tls": {"enabled": True, "ca_file": str(garbage)}})
+    daemon = start_daemon(config)
+    _, stderr = daemon.communicate(timeout=120)
+    assert daemon.returncode == 2, stderr
+    assert stderr.strip().splitlines()[-1].startswith("craft-edge: error: mqtt: cannot use the settings"), stderr
+    assert "Traceback" not in stderr

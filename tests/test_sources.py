@@ -290,3 +290,34 @@ def test_held_back_lines_are_counted() -> None:
     finally:
         capture.log.removeHandler(handler)
     assert records == ["skipped a frame: 0", "skipped a frame: 1", "skipped a frame: 61 (2 similar lines held back)"]
+
+
+class DeadStream:
+    """Opens fine, then fails every first read (an RTSP URL that answers but sends nothing)."""
+
+    kind = "opencv"
+    paced = False
+
+    def __init__(self) -> None:
+        self.opens = 0
+
+    def open(self) -> None:
+        self.opens += 1
+
+    def read(self) -> Frame | None:
+        raise SourceLost("video source stopped delivering frames")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_source_that_opens_but_never_reads_is_reopened_with_backoff() -> None:
+    slot, stop, source = LatestFrame(), threading.Event(), DeadStream()
+    thread = CaptureThread(source, slot, stop, backoff_max=0.4)
+    thread.start()
+    time.sleep(2.0)
+    stop.set()
+    thread.join(5)
+    # waits of 0.5 s (capped at 0.4) between reopens: a handful in 2 s, not thousands
+    assert 2 <= source.opens <= 8, source.opens
+    assert thread.status.state == "lost"
