@@ -162,10 +162,10 @@ class CaptureThread(threading.Thread):
             except SourceLost as exc:
                 self._lost(str(exc))
                 self.source.close()
-                # A source that opens but fails its first read (a dead stream) must not be reopened
-                # in a tight loop: wait as after a failed open, longer each time it fails again.
+                # A stream that was delivering is reopened at once; one that opens but fails its
+                # first read again (a dead stream) must not spin: wait, longer each time.
                 lost_in_a_row += 1
-                if self.stop_event.wait(min(0.5 * 2 ** (lost_in_a_row - 1), self.backoff_max)):
+                if lost_in_a_row > 1 and self.stop_event.wait(min(0.5 * 2 ** (lost_in_a_row - 2), self.backoff_max)):
                     break
                 if not self._open_with_backoff():
                     break
