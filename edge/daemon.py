@@ -192,9 +192,9 @@ class Daemon:
             self._publish_status(parts, publisher)
         if time.monotonic() - self._last_stats >= parts.config.mqtt.stats_interval_seconds:
             self._last_stats = time.monotonic()
-            publisher.publish_stats(self._stats(parts, publisher))
+            publisher.publish_stats(self._stats(parts))
 
-    def _stats(self, parts: Components, publisher: Publisher) -> dict:
+    def _stats(self, parts: Components) -> dict:
         model = parts.runner.status()
         return {
             "version": __version__, "uptime_s": self.stats.uptime(), "frames": self.stats.frames,

@@ -45,12 +45,6 @@ class Outbox:
             log.debug("seq %d spooled", seq)
         return durable
 
-    def publish_status(self, status: dict) -> None:
-        self.publisher.publish_status(status)
-
-    def publish_stats(self, stats: dict) -> None:
-        self.publisher.publish_stats(stats)
-
     def prepare(self, config: Config) -> Publisher | None:
         """The publisher for ``config`` (SIGHUP), built but not started; None when the MQTT settings and the
         password are unchanged. Raises ConfigError when it cannot be built: the running one stays."""
