@@ -71,6 +71,19 @@ def spool_state(state: Path) -> tuple[int, int]:
     return count, int(row[0]) if row else 0
 
 
+def wait_for_spooled_seq(state: Path, seq: int, timeout: float) -> None:
+    """Wait until the daemon's spool has reached `seq`. The spool file exists a moment before its
+    tables do, so a read in that moment is retried, not taken as an answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if (state / "spool.sqlite3").exists() and spool_state(state)[1] >= seq:
+                return
+        except sqlite3.OperationalError:  # no such table yet
+            pass
+        time.sleep(0.2)
+
+
 def test_sigkill_while_the_broker_is_down_then_restart(tmp_path: Path, model_dir: Path) -> None:
     broker = Broker(tmp_path / "broker")
     broker.start()
@@ -141,10 +154,7 @@ def test_spool_full_drops_oldest_and_counts(tmp_path: Path, model_dir: Path) -> 
                           source={"max_fps": 10}, mqtt={"spool_max_messages": 10})
     daemon = start_daemon(config, "--max-frames", "25")
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not ((tmp_path / "state" / "spool.sqlite3").exists()
-                                                   and spool_state(tmp_path / "state")[1] >= 20):
-            time.sleep(0.2)
+        wait_for_spooled_seq(tmp_path / "state", 20, timeout=120)
         assert spool_state(tmp_path / "state")[0] == 10  # bounded
         broker.start()
         subscriber = Subscriber(broker, f"{TOPIC}/detections", client_id="full-subscriber")
