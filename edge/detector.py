@@ -3,12 +3,16 @@
 The daemon, ``craft-edge detect``, ``eval``, ``bench`` and the benchmarks all run frames through
 ``Detector``, so they give the same boxes for the same frame and model. Tiling modes:
 ``off`` letterboxes the frame into the model's input (one inference); ``full`` runs the frame at
-``scale`` times its size in tiles of the model's input size and stitches their score maps
-(``edge.tiling``), so small text keeps its pixels.
+``scale`` times its size in tiles of the tile model's input size and stitches their score maps
+(``edge.tiling``), so small text keeps its pixels; ``adaptive`` first letterboxes the frame into the
+coarse model and runs only the tiles whose core it scored above ``ADAPTIVE_MIN_SCORE`` (a tile left
+out keeps zero scores: the coarse pass saw nothing there that post-processing could turn into a
+box). With a ``gate`` (``edge.gating``), a video frame runs only the tiles that changed.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +21,10 @@ from typing import Protocol
 import numpy as np
 
 from edge import tiling
+from edge.gating import ChangeGate, GateSettings, Region
 from edge.postprocess import Box, Thresholds, detect_boxes
 from edge.preprocess import Letterbox, letterbox, resize
+from edge.tiling import TILING_MODES
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 pixels -> (H/2, W/2, 2) scores
 
@@ -52,64 +58,156 @@ def boxes_in_source(scores: np.ndarray, frame: Letterbox, thresholds: Thresholds
     return [box.scaled(factor) for box in detect_boxes(scores[..., 0], scores[..., 1], thresholds)]
 
 
-TILING_MODES = ("off", "full")
+ADAPTIVE_MIN_SCORE = 0.15  # adaptive: a tile runs when the coarse pass scores its core above this
+
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in source-frame pixels
 
 
 @dataclass(frozen=True)
 class Detection:
     boxes: list[Box]  # in the source frame's pixels
     timing: Timing  # inference: total model time, every tile included
-    tiles_run: int  # model inferences for this frame (1 when tiling is off)
+    tiles_run: int  # model inferences for this frame (the coarse pass included; 0 when nothing changed)
+    tiles_skipped: int = 0  # tiles not run: unchanged since last inferred, or no text in the coarse pass
+    tiles: tuple[Rect, ...] = ()  # where the tiles that ran sit in the source frame
+
+
+@dataclass
+class _Memory:
+    """What the last frame left for the next one (gating): its size, stitched maps and boxes."""
+
+    shape: tuple[int, ...]
+    boxes: list[Box]
+    maps: np.ndarray | None  # stitched maps (tiling on)
+    refreshed: float  # clock time of the last frame on which every region was inferred
 
 
 class Detector:
+    """Frames in, boxes out. With ``gate`` (video), only what changed since the model last saw it
+    is inferred again: unchanged tiles keep their stitched scores, an unchanged frame its boxes."""
+
     def __init__(self, model: SizedScoreFn, thresholds: Thresholds | None = None, tiling_mode: str = "off",
-                 scale: float = 1.0) -> None:
+                 scale: float = 1.0, tile_model: SizedScoreFn | None = None, gate: GateSettings | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if tiling_mode not in TILING_MODES:
             raise ValueError(f"tiling {tiling_mode!r} is not one of {', '.join(TILING_MODES)}")
         if not scale > 0:
             raise ValueError(f"scale {scale!r} must be above 0")
-        self.model = model
+        self.model = model  # tiling off: the only model; adaptive: the coarse pass
+        self.tile_model = tile_model or model
         self.thresholds = thresholds or Thresholds()
         self.tiling_mode = tiling_mode
         self.scale = scale
+        self.gate = ChangeGate(gate) if gate else None
+        self.clock = clock
+        self._memory: _Memory | None = None
+        # adaptive: below every post-processing threshold, so a tile left out could not have added a box
+        self._select_score = min(ADAPTIVE_MIN_SCORE, self.thresholds.low_text, self.thresholds.link)
 
     def detect(self, rgb: np.ndarray) -> Detection:
         """Word boxes in ``rgb``'s pixels (an (H, W, 3) uint8 frame of any size), timed by stage."""
-        if self.tiling_mode == "full":
-            return self._tiled(rgb)
+        if self.tiling_mode == "off":
+            return self._single(rgb)
+        return self._tiled(rgb)
+
+    def boxes(self, rgb: np.ndarray) -> list[Box]:
+        return self.detect(rgb).boxes
+
+    def _refresh_due(self, shape: tuple[int, ...]) -> bool:
+        memory = self._memory
+        return (self.gate is None or memory is None or memory.shape != shape
+                or self.clock() - memory.refreshed >= self.gate.settings.refresh_seconds)
+
+    def _unchanged(self, start: float, skipped: int) -> Detection:
+        assert self._memory is not None
+        preprocess = (time.perf_counter() - start) * 1e3
+        return Detection(list(self._memory.boxes), Timing(preprocess, 0.0, 0.0), tiles_run=0, tiles_skipped=skipped)
+
+    def _single(self, rgb: np.ndarray) -> Detection:
         start = time.perf_counter()
+        whole = [(0, rgb.shape[0], 0, rgb.shape[1])]
+        thumbnail = self.gate.thumbnail(rgb) if self.gate else None
+        refresh = self._refresh_due(rgb.shape)
+        if not refresh and not self.gate.changed(thumbnail, whole)[0]:  # type: ignore[union-attr]
+            return self._unchanged(start, skipped=1)
         frame = letterbox(rgb, self.model.input_hw)
         after_pre = time.perf_counter()
         scores = self.model(frame.pixels)
         after_inference = time.perf_counter()
         boxes = boxes_in_source(scores, frame, self.thresholds)
         done = time.perf_counter()
+        self._remember(rgb.shape, boxes, None, thumbnail, whole, refresh)
         timing = Timing((after_pre - start) * 1e3, (after_inference - after_pre) * 1e3, (done - after_inference) * 1e3)
         return Detection(boxes, timing, tiles_run=1)
+
+    def _remember(self, shape: tuple[int, ...], boxes: list[Box], maps: np.ndarray | None,
+                  thumbnail: np.ndarray | None, regions: list[Region], refresh: bool) -> None:
+        if self.gate is None:
+            return
+        assert thumbnail is not None
+        self.gate.remember(thumbnail, regions)
+        refreshed = self.clock() if refresh or self._memory is None else self._memory.refreshed
+        self._memory = _Memory(shape, boxes, maps, refreshed)
+
+    def _coarse_maxima(self, rgb: np.ndarray, tiles: list[tiling.Tile]) -> tuple[list[float], float]:
+        """adaptive: one letterboxed pass; the highest region/affinity score inside each tile's core.
+
+        Returns the maxima and the model time in seconds."""
+        frame = letterbox(rgb, self.model.input_hw)
+        ran = time.perf_counter()
+        scores = self.model(frame.pixels).max(axis=2)
+        seconds = time.perf_counter() - ran
+        factor = frame.scale / self.scale / 2  # scaled-frame pixel -> coarse map cell
+        maxima = []
+        for tile in tiles:
+            top, bottom, left, right = tile.core()
+            cells = scores[int(top * factor):max(int(top * factor) + 1, math.ceil(bottom * factor)),
+                           int(left * factor):max(int(left * factor) + 1, math.ceil(right * factor))]
+            maxima.append(float(cells.max()) if cells.size else 0.0)
+        return maxima, seconds
 
     def _tiled(self, rgb: np.ndarray) -> Detection:
         start = time.perf_counter()
         scaled = resize(rgb, self.scale)
-        tile_hw = self.model.input_hw
+        tile_hw = self.tile_model.input_hw
         tiles = tiling.plan(scaled.shape[:2], tile_hw)
-        maps = tiling.empty_maps(scaled.shape[:2])
-        preprocess = inference = 0.0
-        for tile in tiles:
-            cut = time.perf_counter()
+        cores = [tile.core() for tile in tiles]
+        thumbnail = self.gate.thumbnail(scaled) if self.gate else None
+        refresh = self._refresh_due(rgb.shape)
+        changed = [True] * len(tiles) if refresh else self.gate.changed(thumbnail, cores)  # type: ignore[union-attr]
+        if not any(changed):
+            return self._unchanged(start, skipped=len(tiles))
+        maps = tiling.empty_maps(scaled.shape[:2]) if refresh else self._memory.maps  # type: ignore[union-attr]
+        inference = 0.0
+        runs = 0
+        wanted = changed
+        if self.tiling_mode == "adaptive" and refresh:  # between refreshes every changed tile runs
+            maxima, inference = self._coarse_maxima(rgb, tiles)
+            runs = 1
+            wanted = [score > self._select_score for score in maxima]
+        ran_tiles = []
+        for tile, run in zip(tiles, wanted, strict=True):
+            if not run:  # unchanged (gating), or nothing the coarse pass scored: its core stays as it is
+                continue
             pixels = tiling.crop(scaled, tile, tile_hw)
-            ran = time.perf_counter()
-            scores = self.model(pixels)
-            inference += time.perf_counter() - ran
+            before = time.perf_counter()
+            scores = self.tile_model(pixels)
+            inference += time.perf_counter() - before
             tiling.paste_core(maps, tile, scores)
-            preprocess += ran - cut
+            ran_tiles.append(tile)
+        runs += len(ran_tiles)
         after_tiles = time.perf_counter()
-        preprocess += after_tiles - start - preprocess - inference  # the resize and the stitching
         factor = 2 / self.scale  # stitched maps are at half the scaled frame's size
         boxes = [box.scaled(factor) for box in detect_boxes(maps[..., 0], maps[..., 1], self.thresholds)]
         done = time.perf_counter()
-        timing = Timing(preprocess * 1e3, inference * 1e3, (done - after_tiles) * 1e3)
-        return Detection(boxes, timing, tiles_run=len(tiles))
+        self._remember(rgb.shape, boxes, maps, thumbnail,
+                       [core for core, was_changed in zip(cores, changed, strict=True) if was_changed], refresh)
+        timing = Timing((after_tiles - start) * 1e3 - inference * 1e3, inference * 1e3, (done - after_tiles) * 1e3)
+        rects = tuple(self._source_rect(tile.extent(tile_hw), rgb.shape) for tile in ran_tiles)
+        return Detection(boxes, timing, tiles_run=runs, tiles_skipped=len(tiles) - len(ran_tiles), tiles=rects)
 
-    def boxes(self, rgb: np.ndarray) -> list[Box]:
-        return self.detect(rgb).boxes
+    def _source_rect(self, extent: Region, shape: tuple[int, ...]) -> Rect:
+        top, bottom, left, right = extent
+        height, width = shape[:2]
+        return (min(width, round(left / self.scale)), min(height, round(top / self.scale)),
+                min(width, round(right / self.scale)), min(height, round(bottom / self.scale)))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+TILING_MODES = ("off", "full", "adaptive")  # what edge.detector.Detector runs; see its docstring
 STRIDE = 32  # CRAFT's total downsampling: tile origins on this grid see identical pooling windows
 CONTEXT = 64  # pixels of picture around every core pixel, at least (64 gave identical boxes)
 
@@ -58,6 +59,14 @@ class Tile:
     rows: Span
     cols: Span
 
+    def core(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) of the frame pixels this tile is responsible for."""
+        return self.rows.core_start, self.rows.core_end, self.cols.core_start, self.cols.core_end
+
+    def extent(self, tile_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) of the frame pixels the tile's model sees (padding included)."""
+        return self.rows.start, self.rows.start + tile_hw[0], self.cols.start, self.cols.start + tile_hw[1]
+
 
 def padded(frame_hw: tuple[int, int]) -> tuple[int, int]:
     """The frame's size rounded up to STRIDE, as a single pass pads it (black below and right)."""
@@ -90,3 +99,4 @@ def paste_core(maps: np.ndarray, tile: Tile, scores: np.ndarray) -> None:
     left, right = tile.cols.core_start // 2, tile.cols.core_end // 2
     origin_y, origin_x = tile.rows.start // 2, tile.cols.start // 2
     maps[top:bottom, left:right] = scores[top - origin_y:bottom - origin_y, left - origin_x:right - origin_x]
+

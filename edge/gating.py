@@ -1,0 +1,65 @@
+"""Change gating for video: which parts of a frame changed since the model last saw them.
+
+A fixed camera mostly sees the same scene. Each region (a tile's core, or the whole frame when
+tiling is off) is compared with the same region of the frame it was last inferred on; only
+changed regions need the model. The comparison is on a grey thumbnail (``cell`` x ``cell``
+pixels averaged into one, so sensor noise averages out), after removing the region's mean
+change (so a slow, global brightness drift is not a change). A region changed when any cell
+still differs by more than ``threshold`` grey levels: a word appearing in one corner is enough.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+Region = tuple[int, int, int, int]  # top, bottom, left, right in frame pixels ([top, bottom) x [left, right))
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    threshold: float = 12.0  # grey levels (0-255) a thumbnail cell must change by, mean change removed
+    cell: int = 8  # frame pixels per thumbnail cell, along each axis
+    refresh_seconds: float = 60.0  # every region is inferred again at least this often
+
+
+class ChangeGate:
+    """Remembers, per region, the thumbnail of the frame the model last ran on."""
+
+    def __init__(self, settings: GateSettings) -> None:
+        self.settings = settings
+        self._reference: np.ndarray | None = None
+
+    def thumbnail(self, rgb: np.ndarray) -> np.ndarray:
+        cell = self.settings.cell
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        size = (max(1, grey.shape[1] // cell), max(1, grey.shape[0] // cell))
+        return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    def _cells(self, region: Region) -> tuple[slice, slice]:
+        cell = self.settings.cell
+        top, bottom, left, right = region
+        return slice(top // cell, -(-bottom // cell)), slice(left // cell, -(-right // cell))
+
+    def changed(self, thumbnail: np.ndarray, regions: list[Region]) -> list[bool]:
+        """For each region: did it change since it was last remembered? (All of them, the first time.)"""
+        if self._reference is None or self._reference.shape != thumbnail.shape:
+            return [True] * len(regions)
+        result = []
+        for region in regions:
+            rows, cols = self._cells(region)
+            difference = thumbnail[rows, cols] - self._reference[rows, cols]
+            result.append(difference.size > 0
+                          and float(np.abs(difference - difference.mean()).max()) > self.settings.threshold)
+        return result
+
+    def remember(self, thumbnail: np.ndarray, regions: list[Region]) -> None:
+        """The model has just run on these regions of the frame ``thumbnail`` was made from."""
+        if self._reference is None or self._reference.shape != thumbnail.shape:
+            self._reference = thumbnail.copy()
+            return
+        for region in regions:
+            rows, cols = self._cells(region)
+            self._reference[rows, cols] = thumbnail[rows, cols]

@@ -1,0 +1,135 @@
+"""Change gating on the project's clip: few tile inferences, and every event in the first frame showing it.
+
+The clip (data/clip) is a static scene with sensor noise and a slow brightness drift; words
+appear, move and vanish at known frames (clip.json). Gating must skip what did not change and
+still reflect each event in the boxes of the frame where it happens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.boxes import match_boxes
+from edge.detector import Detector
+from edge.gating import ChangeGate, GateSettings
+from edge.manifest import load_manifest
+from edge.runtime import CraftModel, find_runtime, load_model
+from edge.tiling import plan
+
+CLIP = Path(__file__).resolve().parent.parent / "data" / "clip"
+FRAME_SECONDS = 1 / 12
+
+
+def clip_frames() -> Iterator[np.ndarray]:
+    capture = cv2.VideoCapture(str(CLIP / "clip.avi"))
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
+@pytest.fixture(scope="module")
+def clip() -> dict:
+    return json.loads((CLIP / "clip.json").read_text())
+
+
+def word(clip: dict, frame: int, text: str) -> np.ndarray:
+    return next(np.array(w["poly"]) for w in clip["frames"][frame]["words"] if w["text"] == text)
+
+
+def test_noise_and_drift_are_not_changes_but_a_new_word_is(clip: dict) -> None:
+    gate = ChangeGate(GateSettings())
+    frames = list(zip(range(16), clip_frames(), strict=False))
+    first = frames[0][1]
+    cores = [tile.core() for tile in plan(first.shape[:2], (288, 288))]
+    gate.remember(gate.thumbnail(first), cores)
+    taxi = word(clip, 8, "Taxi").mean(axis=0)  # centre (x, y)
+    for index, rgb in frames[1:8]:  # noise and drift only
+        assert not any(gate.changed(gate.thumbnail(rgb), cores)), index
+    changed = gate.changed(gate.thumbnail(frames[8][1]), cores)
+    hit = [core for core, was in zip(cores, changed, strict=True) if was]
+    assert hit and all(top - 8 <= taxi[1] < bottom + 8 and left - 8 <= taxi[0] < right + 8
+                       for top, bottom, left, right in hit), (hit, taxi)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def tile_model(model_dir: Path) -> CraftModel:
+    return load_model(model_dir / load_manifest(model_dir).variant("int8").file, find_runtime(), 2)
+
+
+def test_gating_on_the_clip_runs_ten_times_fewer_tiles_and_catches_every_event(clip: dict,
+                                                                                tile_model: CraftModel) -> None:
+    clock = Clock()
+    gated = Detector(tile_model, tiling_mode="full", gate=GateSettings(refresh_seconds=3600), clock=clock)
+    every_frame = Detector(tile_model, tiling_mode="full")
+    events = {event["frame"]: event for event in clip["events"]}
+    runs = 0
+    tiles_per_frame = 0
+    seen: set[tuple[str, str]] = set()
+    checked: set[tuple[str, str]] = set()
+    for index, rgb in enumerate(clip_frames()):
+        clock.now = index * FRAME_SECONDS
+        detection = gated.detect(rgb)
+        runs += detection.tiles_run
+        tiles_per_frame = detection.tiles_run + detection.tiles_skipped
+        event = events.get(index)
+        if event is None:
+            continue
+        key = (event["kind"], event["text"])
+        found = [box.points for box in detection.boxes]
+        if event["kind"] == "vanish":
+            assert match_boxes(found, [word(clip, index - 1, event["text"])], 0.3).matched == 0, event
+        if key not in checked:  # first frame of each event: the same boxes as running every tile
+            checked.add(key)
+            reference = [box.points for box in every_frame.detect(rgb).boxes]
+            assert match_boxes(found, reference).matched == len(found) == len(reference), event
+            if event["kind"] != "vanish" and match_boxes(reference, [word(clip, index, event["text"])]).matched:
+                seen.add(key)
+        if key in seen:  # a word the model sees: found where it is now, in every frame of the event
+            assert match_boxes(found, [word(clip, index, event["text"])]).matched == 1, event
+    # the events the model can see at all were seen, in their first frame, with the gate on
+    assert seen >= {("appear", "Platform"), ("move", "Tickets")}, seen
+    frames = len(clip["frames"])
+    assert frames * tiles_per_frame >= 10 * runs, (frames * tiles_per_frame, runs)
+
+
+def test_a_refresh_runs_every_tile_again_and_an_unchanged_frame_none(tile_model: CraftModel) -> None:
+    clock = Clock()
+    detector = Detector(tile_model, tiling_mode="full", gate=GateSettings(refresh_seconds=10), clock=clock)
+    rgb = next(clip_frames())[:400, :600]
+    first = detector.detect(rgb)
+    assert first.tiles_run > 1 and first.tiles_skipped == 0
+    again = detector.detect(rgb)
+    assert (again.tiles_run, again.tiles_skipped) == (0, first.tiles_run)
+    assert [b.points.tolist() for b in again.boxes] == [b.points.tolist() for b in first.boxes]
+    clock.now = 10.0
+    assert detector.detect(rgb).tiles_run == first.tiles_run
+
+
+def test_gating_with_tiling_off_skips_the_single_pass(tile_model: CraftModel) -> None:
+    detector = Detector(tile_model, gate=GateSettings(), clock=Clock())
+    frames = clip_frames()
+    rgb = next(frames)
+    assert detector.detect(rgb).tiles_run == 1
+    assert detector.detect(next(frames)).tiles_run == 0  # noise and drift only
+    covered = rgb.copy()
+    covered[300:420, 500:700] = 255
+    assert detector.detect(covered).tiles_run == 1
