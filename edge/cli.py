@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge.config import DEFAULT_CONFIG_PATH, Config, ConfigError, MqttConfig, check_device_id, load_config
-from edge.detector import TILING_MODES
 from edge.paths import absolute, is_url, video_file
+from edge.tiling import TILING_MODES
 
 if TYPE_CHECKING:
     from edge.inference import ModelRunner
@@ -294,8 +294,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def watch_line(message: dict) -> str:
     """One line for one detections message: the reference for people writing a subscriber."""
     frame, model, boxes = message["frame"], message["model"], message["boxes"]
+    tiling = message.get("tiling")  # schema 2
+    tiles = f" {tiling['mode']} {tiling['tiles_run']} runs" if tiling and tiling["mode"] != "off" else ""
     return (f"{message['device_id']} #{frame['seq']} {frame['timestamp']} {message['source']['name']} "
-            f"{frame['width']}x{frame['height']} {model['variant']}/{model['backend']} "
+            f"{frame['width']}x{frame['height']} {model['variant']}/{model['backend']}{tiles} "
             f"{message['timing_ms']['total']:.0f} ms: {len(boxes)} boxes")
 
 

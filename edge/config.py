@@ -20,6 +20,7 @@ import yaml
 from edge import variants
 from edge.paths import absolute, video_file
 from edge.sources import SOURCE_KINDS
+from edge.tiling import TILING_MODES
 from edge.typed import SchemaError, from_dict
 
 DEFAULT_CONFIG_PATH = Path("/etc/craft-edge/config.yaml")
@@ -63,6 +64,19 @@ class ModelConfig:
     min_agreement: float = field(default=0.95, metadata={"min": 0.0, "max": 1.0})
     num_threads: int = field(default=0, metadata={"min": 0, "max": 64})  # 0: one per core
     edgetpu: EdgeTpuConfig = field(default_factory=EdgeTpuConfig)
+    # off: the frame letterboxed into the model; full: native-scale tiles; adaptive: tiles where text may be
+    tiling: str = field(default="off", metadata={"choices": TILING_MODES})
+    scale: float = field(default=1.0, metadata={"min": 0.1, "max": 4.0})  # frame scale for the tiles (1.0 = native)
+
+
+@dataclass
+class GatingConfig:
+    """Video: run the model only on what changed since it last ran (edge.gating)."""
+
+    enabled: bool = False
+    threshold: float = field(default=12.0, metadata={"min": 1.0, "max": 255.0})
+    cell: int = field(default=8, metadata={"min": 1, "max": 64})
+    refresh_seconds: float = field(default=60.0, metadata={"min": 1.0, "max": 86400.0})
 
 
 @dataclass
@@ -130,6 +144,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    gating: GatingConfig = field(default_factory=GatingConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     state_dir: str = str(DEFAULT_STATE_DIR)  # $STATE_DIRECTORY (systemd) wins
     log_level: str = field(default="info", metadata={"choices": ("debug", "info", "warning", "error")})

@@ -14,16 +14,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from edge import __version__
 from edge.capture import CaptureThread, LatestFrame
 from edge.config import Config, ConfigError, state_dir
 from edge.detector import Detector
+from edge.gating import GateSettings
 from edge.inference import ModelRunner, build_runner
 from edge.notify import Watchdog, notify
 from edge.outbox import Outbox
-from edge.payload import boxes_changed, detection_message, utc_iso
+from edge.payload import TilingSettings, boxes_changed, detection_message, utc_iso
 from edge.postprocess import Box, Thresholds
 from edge.publisher import Publisher
 from edge.sources import Frame, make_source
@@ -45,6 +46,7 @@ class Components:
     slot: LatestFrame
     capture: CaptureThread
     capture_stop: threading.Event
+    tiling: TilingSettings
 
 
 def tpu_state(runner: ModelRunner) -> str:
@@ -76,14 +78,17 @@ class Daemon:
         same_model = running is not None and (running.config.model, state_dir(running.config)) == (
             config.model, state_dir(config))
         runner = running.runner if same_model else build_runner(config.model, state_dir(config))
-        detection = config.detection
-        detector = Detector(runner, Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text))
+        detection, gating, model = config.detection, config.gating, config.model
+        gate = GateSettings(gating.threshold, gating.cell, gating.refresh_seconds) if gating.enabled else None
+        detector = Detector(runner, Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text),
+                            tiling_mode=model.tiling, scale=model.scale, gate=gate)
+        tiling = TilingSettings(model.tiling, model.scale, detector.tile_model.input_hw, gating.enabled)
         slot = LatestFrame()
         stop = threading.Event()
         source = make_source(config.source)
         capture = CaptureThread(source, slot, stop, config.source.reopen_backoff_max_seconds,
                                 max_fps=config.source.max_fps, pace_to_consumer=source.paced)
-        return Components(config, runner, detector, slot, capture, stop)
+        return Components(config, runner, detector, slot, capture, stop, tiling)
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> int:
@@ -142,9 +147,9 @@ class Daemon:
     def _process(self, frame: Frame, parts: Components) -> None:
         config = parts.config
         detection = parts.detector.detect(frame.rgb)
-        boxes, timing = detection.boxes, detection.timing
+        boxes = detection.boxes
         self.seq += 1
-        self.stats.record(timing.inference)
+        self.stats.record(detection.timing.inference, detection.tiles_run, detection.tiles_skipped)
         self.watchdog.alive()
         choice = parts.runner.choice
         assert choice is not None
@@ -154,7 +159,7 @@ class Daemon:
                 device_id=config.device_id, source_kind=config.source.kind,
                 source_name=frame.name, seq=self.seq, captured=frame.captured, frame_hw=frame.rgb.shape[:2],
                 variant=choice.variant, backend=choice.backend, runtime=parts.runner.runtime.name,
-                input_hw=parts.runner.input_hw, timing=timing, boxes=boxes,
+                input_hw=parts.runner.input_hw, tiling=parts.tiling, detection=detection,
             )
             assert self.outbox is not None
             self.outbox.submit(message, self.seq)  # durable before the next frame
@@ -166,7 +171,7 @@ class Daemon:
         capture = parts.capture.status
         return {
             "state": "running", "version": __version__, "device_id": parts.config.device_id,
-            **parts.runner.status(), "tpu": tpu_state(parts.runner),
+            **parts.runner.status(), "tpu": tpu_state(parts.runner), "tiling": asdict(parts.tiling),
             "source": {"kind": parts.config.source.kind, "name": parts.config.source.name, "state": capture.state,
                        "detail": capture.detail, "reopens": capture.reopens},
             "since": utc_iso(time.time()),
@@ -202,6 +207,7 @@ class Daemon:
             "frames_dropped": parts.slot.dropped, "bad_frames": parts.capture.status.bad_frames,
             "backend": model["backend"], "variant": model["variant"], "runtime": model["runtime"],
             "source_state": parts.capture.status.state, "tpu_state": tpu_state(parts.runner),
+            "tiles_run": self.stats.tiles_run, "tiles_skipped": self.stats.tiles_skipped,
             **(self.outbox.stats() if self.outbox else {}),
         }
 

@@ -171,8 +171,8 @@ class Detector:
         scaled = resize(rgb, self.scale)
         tile_hw = self.tile_model.input_hw
         tiles = tiling.plan(scaled.shape[:2], tile_hw)
-        cores = [tile.core() for tile in tiles]
-        thumbnail = self.gate.thumbnail(scaled) if self.gate else None
+        cores = [self._in_source(tile.core(), rgb.shape) for tile in tiles]  # gating compares source pixels
+        thumbnail = self.gate.thumbnail(rgb) if self.gate else None
         refresh = self._refresh_due(rgb.shape)
         changed = [True] * len(tiles) if refresh else self.gate.changed(thumbnail, cores)  # type: ignore[union-attr]
         if not any(changed):
@@ -203,11 +203,13 @@ class Detector:
         self._remember(rgb.shape, boxes, maps, thumbnail,
                        [core for core, was_changed in zip(cores, changed, strict=True) if was_changed], refresh)
         timing = Timing((after_tiles - start) * 1e3 - inference * 1e3, inference * 1e3, (done - after_tiles) * 1e3)
-        rects = tuple(self._source_rect(tile.extent(tile_hw), rgb.shape) for tile in ran_tiles)
+        extents = (self._in_source(tile.extent(tile_hw), rgb.shape) for tile in ran_tiles)
+        rects = tuple((left, top, right, bottom) for top, bottom, left, right in extents)
         return Detection(boxes, timing, tiles_run=runs, tiles_skipped=len(tiles) - len(ran_tiles), tiles=rects)
 
-    def _source_rect(self, extent: Region, shape: tuple[int, ...]) -> Rect:
-        top, bottom, left, right = extent
+    def _in_source(self, region: Region, shape: tuple[int, ...]) -> Region:
+        """A (top, bottom, left, right) region of the scaled frame, in source-frame pixels."""
+        top, bottom, left, right = region
         height, width = shape[:2]
-        return (min(width, round(left / self.scale)), min(height, round(top / self.scale)),
-                min(width, round(right / self.scale)), min(height, round(bottom / self.scale)))
+        return (min(height, round(top / self.scale)), min(height, round(bottom / self.scale)),
+                min(width, round(left / self.scale)), min(width, round(right / self.scale)))

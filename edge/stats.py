@@ -1,4 +1,4 @@
-"""Rolling numbers for the stats topic: frames per second and inference latency."""
+"""Rolling numbers for the stats topic: frames per second, inference latency, tiles run and skipped."""
 
 from __future__ import annotations
 
@@ -16,9 +16,13 @@ class RollingStats:
         self.frames = 0
         self._inference_ms: deque[float] = deque(maxlen=WINDOW)
         self._done_at: deque[float] = deque(maxlen=WINDOW)
+        self.tiles_run = 0  # model inferences since the start (adaptive's coarse pass included)
+        self.tiles_skipped = 0  # tiles not run: unchanged (gating) or nothing there (adaptive)
 
-    def record(self, inference_ms: float) -> None:
+    def record(self, inference_ms: float, tiles_run: int = 1, tiles_skipped: int = 0) -> None:
         self.frames += 1
+        self.tiles_run += tiles_run
+        self.tiles_skipped += tiles_skipped
         self._inference_ms.append(inference_ms)
         self._done_at.append(time.monotonic())
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import jsonschema
 import numpy as np
 import pytest
@@ -16,7 +17,10 @@ import pytest
 from edge.boxes import match_boxes
 from edge.payload import load_schema
 from tests.conftest import SAMPLES, TEST_SIZE, sample_words
+from tests.daemon_helpers import start_daemon as start_configured
+from tests.daemon_helpers import write_config
 from tests.mqtt_helpers import Broker, Subscriber
+from tests.test_gating import clip_frames
 
 pytestmark = pytest.mark.conversion
 REPO = Path(__file__).resolve().parent.parent
@@ -123,3 +127,36 @@ def test_daemon_detect_and_eval_give_the_same_boxes(broker: Broker, model_dir: P
     assert evaluate.returncode == 0, evaluate.stderr
     per_image = {r["image"]: r["detections"] for r in json.loads(report.read_text())["variants"]["int8"]["images"]}
     assert {name: per_image[name] for name in from_detect} == {n: len(b) for n, b in from_detect.items()}
+
+
+def test_adaptive_tiling_with_gating_on_the_clip(broker: Broker, model_dir: Path, tmp_path: Path) -> None:
+    """The daemon on a video with ``tiling: adaptive`` and gating: schema-valid messages that say what
+    ran, unchanged frames republished without inference, and the stats counting tiles."""
+    frames = tmp_path / "frames"  # the clip's first 40 frames as files: a paced source, every frame processed
+    frames.mkdir()
+    for index, rgb in zip(range(40), clip_frames(), strict=False):
+        cv2.imwrite(str(frames / f"frame_{index:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    config = write_config(tmp_path / "config.yaml", broker.port, model_dir, frames, source={"loop": False},
+                          model={"tiling": "adaptive", "scale": 0.5}, gating={"enabled": True},
+                          mqtt={"topic_prefix": PREFIX})
+    subscriber = Subscriber(broker, f"{PREFIX}/#")
+    daemon = start_configured(config)
+    _, stderr = daemon.communicate(timeout=600)
+    assert daemon.returncode == 0, stderr
+    assert subscriber.wait_for(lambda: len(detections(subscriber)) == 40, timeout=10)
+    messages = detections(subscriber)
+    schema = load_schema()
+    for message in messages:
+        jsonschema.validate(message, schema)
+    tiling = [m["tiling"] for m in messages]
+    assert all((t["mode"], t["scale"], t["gating"], t["tile_input"]) == ("adaptive", 0.5, True, list(TEST_SIZE))
+               for t in tiling)
+    per_frame = tiling[0]["tiles_run"] - 1 + tiling[0]["tiles_skipped"]  # the grid (the coarse pass is not a tile)
+    assert per_frame > 1
+    unchanged = [t for t in tiling if t["tiles_run"] == 0]
+    assert len(unchanged) >= 20 and all(t["tiles_skipped"] == per_frame for t in unchanged)
+    assert tiling[8]["tiles_run"] > 0  # "Taxi" appears in frame 8 (clip.json)
+    assert [m["boxes"] for m in messages[1:8]] == [messages[0]["boxes"]] * 7  # nothing changed: republished
+    stats = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/stats")]
+    assert stats and stats[-1]["tiles_skipped"] > stats[-1]["tiles_run"] > 0
+    subscriber.close()

@@ -117,6 +117,8 @@ def test_a_refresh_runs_every_tile_again_and_an_unchanged_frame_none(tile_model:
     rgb = next(clip_frames())[:400, :600]
     first = detector.detect(rgb)
     assert first.tiles_run > 1 and first.tiles_skipped == 0
+    assert len(first.tiles) == first.tiles_run and max(rect[2] for rect in first.tiles) == rgb.shape[1]
+    assert all(0 <= x0 < x1 <= rgb.shape[1] and 0 <= y0 < y1 <= rgb.shape[0] for x0, y0, x1, y1 in first.tiles)
     again = detector.detect(rgb)
     assert (again.tiles_run, again.tiles_skipped) == (0, first.tiles_run)
     assert [b.points.tolist() for b in again.boxes] == [b.points.tolist() for b in first.boxes]

@@ -78,7 +78,7 @@ def test_discovery_republished_on_ha_birth_and_junk_ignored(broker: Broker) -> N
 
 def test_watch_line_summarises_a_message() -> None:
     message = {
-        "schema": 1, "device_id": "porch", "source": {"kind": "files", "name": "a.jpg"},
+        "schema": 2, "device_id": "porch", "source": {"kind": "files", "name": "a.jpg"},
         "frame": {"seq": 7, "timestamp": "2026-01-01T00:00:00.000+00:00", "width": 640, "height": 480},
         "model": {"variant": "int8", "backend": "cpu", "runtime": "ai-edge-litert", "input": [480, 640]},
         "timing_ms": {"preprocess": 1, "inference": 120, "postprocess": 3, "total": 124.4}, "boxes": [{}, {}],
