@@ -23,9 +23,11 @@ ADVICE = "move the camera closer, zoom in, or use a larger model input or tiling
 
 
 def box_height(points: np.ndarray) -> float:
-    """Height of a quad whose corners run clockwise from the top-left: the mean of its left and right sides."""
+    """Height of a word's quad: the mean length of its shorter pair of opposite sides (words are wider
+    than tall, and a rotated box may start its corners on either side)."""
     p = np.asarray(points, dtype=np.float64)
-    return float((np.linalg.norm(p[3] - p[0]) + np.linalg.norm(p[2] - p[1])) / 2)
+    sides = np.linalg.norm(p - np.roll(p, -1, axis=0), axis=1)
+    return float(min(sides[0] + sides[2], sides[1] + sides[3]) / 2)
 
 
 def verdict(heights: Sequence[float], input_hw: tuple[int, int]) -> str:
@@ -43,5 +45,8 @@ def verdict(heights: Sequence[float], input_hw: tuple[int, int]) -> str:
         return (f"partly too small: {sizes}; words under {MIN_BOX_HEIGHT:g} px are mostly missed; "
                 f"{needs}: for those, {ADVICE}")
     if median < GOOD_BOX_HEIGHT:
-        return f"large enough for clear text: {sizes}; {needs}: for those, {ADVICE}"
+        return f"borderline: {sizes}; clear words this size are found, tilted, blurred or faint ones often not; " \
+               f"{needs}: {ADVICE}"
+    if smallest < GOOD_BOX_HEIGHT:
+        return f"mostly good: {sizes}; the smallest words are borderline; {needs}"
     return f"good: {sizes}; {needs}"
