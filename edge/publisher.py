@@ -9,11 +9,14 @@ are parsed defensively: anything unexpected is ignored and counted.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import re
 import ssl
+import struct
 import sys
+import termios
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -278,6 +281,17 @@ class Publisher:
         properties = Properties(PacketTypes.PUBLISH)
         properties.UserProperty = [("seq", str(seq)), ("timestamp", timestamp)]
         return self.client.publish(self.topics.snapshot, jpeg, qos=0, retain=True, properties=properties)
+
+    def unsent_bytes(self) -> int:
+        """Bytes the kernel still holds for the broker on this connection (not sent, or not yet acknowledged
+        by TCP): how far a slow link is behind. 0 where the system cannot say (Linux can: TIOCOUTQ)."""
+        sock = self.client.socket()
+        if sock is None or not hasattr(termios, "TIOCOUTQ"):
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4)))[0]
+        except (OSError, ValueError):  # closed meanwhile
+            return 0
 
     def publish_stats(self, stats: dict) -> None:
         self.client.publish(self.topics.stats, json.dumps(stats), qos=0)

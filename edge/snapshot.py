@@ -8,9 +8,10 @@ passed, so a still scene costs one picture per interval, not one per frame.
 The inference thread only decides whether a snapshot is due and hands the frame over (``offer``):
 drawing, scaling and JPEG encoding run on this module's own thread, which holds at most one
 waiting frame (a newer one replaces it: drop-oldest). A snapshot goes out at QoS 0 and is never
-spooled; while the broker is away, or the previous snapshot is still in paho's send buffer (a
-slow link), a due snapshot is dropped rather than queued in front of detections. Drops are counted
-in stats.
+spooled. Snapshots share the connection with detections, so one sent into a slow link delays the
+detections behind it: while the broker is away, or the previous snapshot is still in paho's
+buffer, or the kernel still holds more than BACKLOG_BYTES for the broker (Linux tells), a due
+snapshot is dropped instead. Drops are counted in stats.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+from paho.mqtt.client import MQTT_ERR_SUCCESS
 
 from edge.config import SnapshotConfig
 from edge.payload import boxes_changed, utc_iso
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 BOX_BGR = (255, 0, 255)  # magenta: rare in scenes, and still magenta after JPEG
 TILE_BGR = (255, 255, 0)  # cyan, blended in faintly
 TILE_OPACITY = 0.35
+BACKLOG_BYTES = 16 * 1024  # a few detections' worth still on its way to the broker: the link keeps up
 Tile = tuple[int, int, int, int]  # (x0, y0, x1, y1) in source-frame pixels
 
 
@@ -120,6 +123,7 @@ class SnapshotStream(threading.Thread):
         self._job: Job | None = None
         self._wake = threading.Condition()
         self._stopping = False
+        self._failures = 0
         self._sent: tuple[Publisher, int, MQTTMessageInfo] | None = None  # the last snapshot handed to paho
 
     @property
@@ -166,22 +170,32 @@ class SnapshotStream(threading.Thread):
                 self._send(job)
             except Exception:  # a snapshot must never take the daemon down
                 self.dropped += 1
-                log.exception("snapshot for frame %d failed", job.seq)
+                self._failures += 1
+                if self._failures == 1 or self._failures % 100 == 0:
+                    log.exception("snapshot of frame %d failed (%d failures so far)", job.seq, self._failures)
 
     def _send(self, job: Job) -> None:
-        publisher = self.publisher()
+        settings, publisher = self.settings, self.publisher()
+        if not settings.enabled:  # turned off by a reload since: the new connection has emptied the topic
+            return
         if not publisher.connected.is_set() or self._busy(publisher):
             self.dropped += 1
             return
-        settings = self.settings
         picture = annotate(job.frame.rgb, job.boxes, job.tiles, settings.max_width)
         info = publisher.publish_snapshot(encode_jpeg(picture, settings.jpeg_quality), job.seq,
                                            utc_iso(job.frame.captured))
+        if info.rc != MQTT_ERR_SUCCESS:  # the connection went away meanwhile
+            self.dropped += 1
+            return
         self._sent = (publisher, publisher.connections, info)
         self.published += 1
 
     def _busy(self, publisher: Publisher) -> bool:
-        """The last snapshot is still waiting in paho's send buffer on this very connection (slow link)."""
+        """A slow link: the last snapshot still waits in paho's buffer on this connection, or the kernel
+        still holds more than BACKLOG_BYTES for the broker. A snapshot sent now would queue in front of
+        the detections that follow it."""
+        if publisher.unsent_bytes() > BACKLOG_BYTES:
+            return True
         if self._sent is None:
             return False
         sent_by, connection, info = self._sent

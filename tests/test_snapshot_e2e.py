@@ -4,12 +4,16 @@ watch --snapshots/--show`` and ``craft-edge frame``."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import signal
+import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -150,6 +154,79 @@ def test_with_the_broker_down_detections_are_spooled_and_snapshots_are_not(tmp_p
     assert not [s for s in received if stopped + 0.5 < captured_at(s) < restarted - 1.0]
     stats = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/stats")]
     assert stats[-1]["snapshots"]["dropped"] >= 5  # the outage's, counted
+
+
+class SlowLink:
+    """A TCP proxy to the broker passing at most ``rate`` bytes a second towards it, with small socket
+    buffers: a slow network between the daemon and the broker."""
+
+    def __init__(self, broker: Broker, rate: int) -> None:
+        self.broker, self.rate = broker, rate
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # inherited by accepted ones
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection((self.broker.host, self.broker.port))
+                self.sockets += [client, upstream]
+                threading.Thread(target=self._pump, args=(client, upstream, self.rate), daemon=True).start()
+                threading.Thread(target=self._pump, args=(upstream, client, 0), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket, rate: int) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(2048):
+                target.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_a_slow_link_drops_snapshots_instead_of_delaying_detections(broker: Broker, model_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    """Snapshots worth about 200 KB/s into a 60 KB/s link: the detections behind them stay on time."""
+    link = SlowLink(broker, rate=60_000)
+    config = snapshot_config(tmp_path / "config.yaml", broker, model_dir, SAMPLES, source={"max_fps": 5},
+                             mqtt={"port": link.port, "snapshot": {"enabled": True, "interval_seconds": 1,
+                                                                   "min_interval_seconds": 0.2, "max_width": 640}})
+    subscriber = Subscriber(broker, f"{PREFIX}/#")
+    arrived: dict[int, float] = {}
+    keep = subscriber.client.on_message
+
+    def on_message(client: object, userdata: object, message: object) -> None:
+        if message.topic.endswith("/detections"):
+            arrived[json.loads(message.payload)["frame"]["seq"]] = time.time()
+        keep(client, userdata, message)
+
+    subscriber.client.on_message = on_message
+    frames = 80
+    daemon = start_daemon(config, "--max-frames", str(frames))
+    try:
+        _, stderr = daemon.communicate(timeout=300)
+        assert daemon.returncode == 0, stderr
+        assert subscriber.wait_for(lambda: len(arrived) == frames, timeout=30)
+    finally:
+        daemon.kill()
+        link.close()
+    messages = detections_by_seq(subscriber)
+    late = {seq: round(arrived[seq] - datetime.datetime.fromisoformat(m["frame"]["timestamp"]).timestamp(), 2)
+            for seq, m in messages.items()}
+    received = snapshots(subscriber)
+    stats = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/stats")][-1]["snapshots"]
+    print(f"\n[slow link] detections late by median {statistics.median(late.values())} s, max {max(late.values())} s;"
+          f" snapshots received {len(received)}, {stats}")
+    assert max(late[seq] for seq in range(frames // 2, frames + 1)) < 4.0, late  # no growing backlog
+    assert len(received) >= 3 and stats["dropped"] >= 10, (len(received), stats)
 
 
 def test_home_assistant_camera_is_removed_when_snapshots_are_turned_off_and_reloaded(broker: Broker, model_dir: Path,
