@@ -58,7 +58,7 @@ def annotate(rgb: np.ndarray, boxes: Sequence[Box], tiles: Sequence[Tile] = (), 
         picture = cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
     else:
         picture = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    thickness = max(2, round(picture.shape[1] / 320))
+    thickness = max(2, round(picture.shape[1] / 640))
     if tiles:
         overlay = picture.copy()
         for x0, y0, x1, y1 in tiles:
