@@ -38,7 +38,9 @@ class Checked:
 def grab(config: Config) -> Frame:
     """One frame from the configured source (a live camera's after WARMUP_SECONDS of frames)."""
     source = make_source(config.source)
-    what = f"source {config.source.kind} ({config.source.path or config.source.device})"
+    settings = config.source
+    location = {"files": settings.path, "opencv": settings.device}.get(settings.kind, settings.name)
+    what = f"source {settings.kind} ({location})"
     try:
         source.open()
         frame, bad, started = None, 0, time.monotonic()
