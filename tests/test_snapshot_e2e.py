@@ -149,9 +149,10 @@ def test_with_the_broker_down_detections_are_spooled_and_snapshots_are_not(tmp_p
     received = snapshots(subscriber)
     after = [s for s in received if not s.retain and captured_at(s) > stopped]
     assert after, "no snapshot after the broker came back"
-    # nothing taken while the broker was away arrives later: snapshots are dropped, not queued
-    assert all(captured_at(s) >= restarted - 1.0 for s in after), [s.properties for s in after]
-    assert not [s for s in received if stopped + 0.5 < captured_at(s) < restarted - 1.0]
+    # nothing taken while the broker was away arrives later: snapshots are dropped, not queued (the
+    # margin: a frame captured just before the daemon reconnected may still be drawn and sent after)
+    assert all(captured_at(s) >= restarted - 2.5 for s in after), [s.properties for s in after]
+    assert not [s for s in received if stopped + 0.5 < captured_at(s) < restarted - 2.5]
     stats = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/stats")]
     assert stats[-1]["snapshots"]["dropped"] >= 5  # the outage's, counted
 
