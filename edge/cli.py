@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -169,6 +170,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 cv2.polylines(canvas, [np.round(box.points).astype(np.int32)], True, (0, 255, 0), 2)
             cv2.imwrite(str(args.draw / f"{image.stem}_boxes.png"), canvas)
     return 1 if failures else 0
+
+
+# -- frame --------------------------------------------------------------------------------------
+def cmd_frame(args: argparse.Namespace) -> int:
+    from edge.frame_check import FrameError, check
+
+    try:
+        checked = check(load_config(args.config), args.out)
+    except FrameError as exc:
+        raise Fatal(str(exc), code=1) from exc
+    print(f"{args.out}: {checked.description}")
+    print(f"text size: {checked.verdict}")
+    return 0
 
 
 # -- eval ---------------------------------------------------------------------------------------
@@ -341,6 +355,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from edge.publisher import apply_credentials
 
     settings, broker, topic = watch_target(args)
+    snapshots = args.snapshots
+    if args.show and snapshots is None:
+        snapshots = Path(tempfile.mkdtemp(prefix="craft-edge-snapshots-"))
+    topics = [topic] if snapshots is None else [topic, topic.removesuffix("/detections") + "/snapshot"]
+    if snapshots is not None:
+        try:
+            snapshots.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Fatal(f"--snapshots {snapshots}: cannot create the folder ({exc.strerror or exc})", code=1) from exc
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     try:
         apply_credentials(client, settings, mqtt_password(settings))
@@ -349,12 +372,27 @@ def cmd_watch(args: argparse.Namespace) -> int:
     done = threading.Event()
 
     def on_connect(client: mqtt.Client, userdata: object, flags: object, reason: object, properties: object) -> None:
-        client.subscribe(topic, qos=1)
-        print(f"watching {topic} on {broker[0]}:{broker[1]}", file=sys.stderr, flush=True)
+        for watched in topics:
+            client.subscribe(watched, qos=1)
+        print(f"watching {' and '.join(topics)} on {broker[0]}:{broker[1]}", file=sys.stderr, flush=True)
+        if snapshots is not None:
+            print(f"saving snapshots in {snapshots}", file=sys.stderr, flush=True)
 
     received = [0]
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if snapshots is not None and message.topic.endswith("/snapshot"):
+            from edge.snapshot import save_snapshot
+
+            try:
+                saved = save_snapshot(snapshots, message.topic, message.payload, message.properties)
+            except OSError as exc:
+                print(f"{PROG}: cannot save a snapshot in {snapshots}: {exc.strerror or exc}", file=sys.stderr,
+                      flush=True)
+                return
+            if saved is not None and args.show:
+                print(f"snapshot: {saved}", flush=True)
+            return
         try:
             payload = json.loads(message.payload)
             print(pretty_json(payload) if args.json else watch_line(payload), flush=True)
@@ -452,7 +490,20 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--device-id", help="only this device (default: all, or the config's device)")
     watch.add_argument("--count", type=int, default=0, metavar="N", help="exit after N messages")
     watch.add_argument("--json", action="store_true", help="print each message as indented JSON")
+    watch.add_argument("--snapshots", type=absolute, metavar="DIR",
+                       help="also save each snapshot that arrives (mqtt.snapshot) in DIR as <device>_<seq>.jpg")
+    watch.add_argument("--show", action="store_true",
+                       help="also print the path of each snapshot as it arrives (saved in --snapshots DIR, "
+                            "else in a new temporary folder)")
     watch.set_defaults(func=cmd_watch)
+
+    frame = commands.add_parser(
+        "frame", help="setting up a camera: one frame through the model, drawn, and whether its text is large enough")
+    frame.add_argument("--config", type=absolute, required=True,
+                       help="the daemon's config file: its source, model and detection settings")
+    frame.add_argument("--out", type=absolute, required=True, metavar="PNG",
+                       help="where to write the frame with its boxes drawn")
+    frame.set_defaults(func=cmd_frame)
     return parser
 
 

@@ -101,6 +101,19 @@ class HomeAssistantConfig:
 
 
 @dataclass
+class SnapshotConfig:
+    """Annotated JPEGs of the camera's view on ``<prefix>/snapshot`` (edge.snapshot); off by default."""
+
+    enabled: bool = False
+    # A snapshot at least this often while frames flow, sooner when the boxes change, but never two
+    # within min_interval_seconds.
+    interval_seconds: float = field(default=5.0, metadata={"min": 0.1, "max": 86400.0})
+    min_interval_seconds: float = field(default=1.0, metadata={"min": 0.1, "max": 86400.0})
+    max_width: int = field(default=640, metadata={"min": 32, "max": 8192})
+    jpeg_quality: int = field(default=75, metadata={"min": 1, "max": 100})
+
+
+@dataclass
 class MqttConfig:
     host: str = "localhost"
     port: int = field(default=1883, metadata={"min": 1, "max": 65535})
@@ -123,6 +136,7 @@ class MqttConfig:
     message_expiry_seconds: int = field(default=0, metadata={"min": 0, "max": 31_536_000})
     tls: TlsConfig = field(default_factory=TlsConfig)
     home_assistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
 
 
 def machine_device_id(hostname: str | None = None, machine_id_path: Path = MACHINE_ID_PATH) -> str:
@@ -194,6 +208,10 @@ def _check(config: Config, where: str) -> None:
     if config.mqtt.qos == 0:
         raise ConfigError(f"{where}: mqtt.qos 0 is refused: the spool deletes a detection only when the broker "
                           "acknowledges it, and QoS 0 has no acknowledgement (use 1 or 2)")
+    snapshot = config.mqtt.snapshot
+    if snapshot.min_interval_seconds > snapshot.interval_seconds:
+        raise ConfigError(f"{where}: mqtt.snapshot.min_interval_seconds ({snapshot.min_interval_seconds}) must not be "
+                          f"above mqtt.snapshot.interval_seconds ({snapshot.interval_seconds})")
     tls = config.mqtt.tls
     if tls.enabled and bool(tls.cert_file) != bool(tls.key_file):
         raise ConfigError(f"{where}: mqtt.tls.cert_file and mqtt.tls.key_file go together")

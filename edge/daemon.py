@@ -165,6 +165,8 @@ class Daemon:
             self.outbox.submit(message, self.seq)  # durable before the next frame
             self._last_published = time.monotonic()
             self._last_boxes = boxes
+        assert self.outbox is not None
+        self.outbox.snapshots.offer(frame, detection, self.seq)  # after the detection; hands over, never waits
 
     # -- status and stats ------------------------------------------------------------------
     def _status(self, parts: Components) -> dict:

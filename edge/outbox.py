@@ -1,4 +1,5 @@
-"""The outbox: one object that owns the MQTT publisher, the delivery thread and the spool.
+"""The outbox: one object that owns the MQTT publisher, the delivery thread and the spool, and the
+snapshot thread (which publishes through the same publisher and never touches the spool).
 
 The daemon hands it detections (``submit`` returns once they are durable), status and stats; it
 reports its own state (``status``, ``stats``). A reload builds the new publisher first (TLS files,
@@ -14,6 +15,7 @@ from pathlib import Path
 from edge.config import Config, ConfigError, mqtt_password
 from edge.delivery import Delivery
 from edge.publisher import Publisher
+from edge.snapshot import SnapshotStream
 from edge.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -30,9 +32,11 @@ class Outbox:
         self.spool = Spool(state, config.mqtt.spool_max_messages, config.mqtt.spool_full_policy)
         self.publisher = Publisher(config, mqtt_password(config.mqtt))
         self.delivery = Delivery(self.publisher, self.spool, memory_limit=config.mqtt.spool_max_messages)
+        self.snapshots = SnapshotStream(config.mqtt.snapshot, lambda: self.publisher)
 
     def start(self) -> None:
         self.delivery.start()
+        self.snapshots.start()
         self.publisher.start()
 
     def last_seq(self) -> int:
@@ -59,6 +63,7 @@ class Outbox:
     def swap(self, config: Config, prepared: Publisher | None) -> Publisher:
         """Send through ``prepared`` from now on; the old publisher is stopped only after the swap."""
         self.config = config
+        self.snapshots.configure(config.mqtt.snapshot)
         if prepared is not None:
             old = self.delivery.use(prepared)
             old.stop()
@@ -83,6 +88,7 @@ class Outbox:
             log.warning("%d detections not acknowledged by the broker: kept in the spool for the next start%s",
                         left - lost, f"; {lost} held only in memory are lost" if lost else "")
         self.delivery.stop()
+        self.snapshots.stop()
         self.publisher.stop()
         self.spool.close()
         return left
@@ -101,4 +107,5 @@ class Outbox:
             "spool": {"pending": self.delivery.undelivered(),
                       "dropped": self.spool.dropped + self.spool.dropped_disk_full + self.delivery.memory_dropped,
                       "write_failures": self.spool.write_failures},
+            "snapshots": self.snapshots.stats(),
         }

@@ -9,11 +9,14 @@ are parsed defensively: anything unexpected is ignored and counted.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import re
 import ssl
+import struct
 import sys
+import termios
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,10 +46,12 @@ class Topics:
     availability: str
     status: str
     stats: str
+    snapshot: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> Topics:
-        return cls(f"{prefix}/detections", f"{prefix}/availability", f"{prefix}/status", f"{prefix}/stats")
+        return cls(f"{prefix}/detections", f"{prefix}/availability", f"{prefix}/status", f"{prefix}/stats",
+                   f"{prefix}/snapshot")
 
 
 def ha_object_id(device_id: str) -> str:
@@ -71,8 +76,32 @@ def discovery_message(config: Config, topics: Topics) -> tuple[str, dict]:
         "payload_not_available": OFFLINE,
         "unit_of_measurement": "boxes",
         "state_class": "measurement",
-        "device": {"identifiers": [object_id], "name": f"craft-edge {config.device_id}", "model": "craft-edge",
-                   "sw_version": __version__},
+        "device": ha_device(config),
+    }
+
+
+def ha_device(config: Config) -> dict:
+    """The device every entity of this daemon belongs to in Home Assistant."""
+    object_id = ha_object_id(config.device_id)
+    return {"identifiers": [object_id], "name": f"craft-edge {config.device_id}", "model": "craft-edge",
+            "sw_version": __version__}
+
+
+def camera_discovery_message(config: Config, topics: Topics) -> tuple[str, dict | None]:
+    """Home Assistant MQTT discovery for the snapshot camera (raw JPEG on ``topics.snapshot``), on the
+    sensor's device; None when snapshots are off: an empty retained config removes the entity."""
+    object_id = ha_object_id(config.device_id)
+    topic = f"{config.mqtt.home_assistant.discovery_prefix}/camera/{object_id}/snapshot/config"
+    if not config.mqtt.snapshot.enabled:
+        return topic, None
+    return topic, {
+        "name": "Snapshot",
+        "unique_id": f"{object_id}_snapshot",
+        "topic": topics.snapshot,
+        "availability_topic": topics.availability,
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+        "device": ha_device(config),
     }
 
 
@@ -181,6 +210,8 @@ class Publisher:
             status = dict(self._status)
         if status:
             client.publish(self.topics.status, json.dumps(status), qos=1, retain=True)
+        if not self.config.mqtt.snapshot.enabled:  # snapshots off: leave no picture of the view on the broker
+            client.publish(self.topics.snapshot, b"", qos=0, retain=True)
         if self.config.mqtt.home_assistant.enabled:
             client.subscribe(f"{self.config.mqtt.home_assistant.discovery_prefix}/status", qos=1)
             self._publish_discovery()
@@ -229,6 +260,8 @@ class Publisher:
     def _publish_discovery(self) -> None:
         topic, payload = discovery_message(self.config, self.topics)
         self.client.publish(topic, json.dumps(payload), qos=1, retain=True)
+        topic, camera = camera_discovery_message(self.config, self.topics)
+        self.client.publish(topic, json.dumps(camera) if camera else b"", qos=1, retain=True)
 
     # -- publishing ------------------------------------------------------------------------
     def publish_detection(self, payload: str) -> int:
@@ -241,6 +274,24 @@ class Publisher:
         with self._lock:
             self._status = status
         self.client.publish(self.topics.status, json.dumps(status), qos=1, retain=True)
+
+    def publish_snapshot(self, jpeg: bytes, seq: int, timestamp: str) -> mqtt.MQTTMessageInfo:
+        """Queue one snapshot (retained, QoS 0: never spooled); the frame's seq and capture time ride
+        along as MQTT v5 user properties, so a subscriber can pair it with its detections message."""
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.UserProperty = [("seq", str(seq)), ("timestamp", timestamp)]
+        return self.client.publish(self.topics.snapshot, jpeg, qos=0, retain=True, properties=properties)
+
+    def unsent_bytes(self) -> int:
+        """Bytes the kernel still holds for the broker on this connection (not sent, or not yet acknowledged
+        by TCP): how far a slow link is behind. 0 where the system cannot say (Linux can: TIOCOUTQ)."""
+        sock = self.client.socket()
+        if sock is None or not hasattr(termios, "TIOCOUTQ"):
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4)))[0]
+        except (OSError, ValueError):  # closed meanwhile
+            return 0
 
     def publish_stats(self, stats: dict) -> None:
         self.client.publish(self.topics.stats, json.dumps(stats), qos=0)

@@ -90,6 +90,7 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    properties: dict[str, str] = field(default_factory=dict)  # MQTT v5 user properties
 
 
 @dataclass
@@ -119,7 +120,8 @@ class Subscriber:
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append(Received(message.topic, bytes(message.payload), bool(message.retain)))
+            user = dict(getattr(message.properties, "UserProperty", None) or [])
+            self.messages.append(Received(message.topic, bytes(message.payload), bool(message.retain), user))
 
     def on(self, topic: str) -> list[Received]:
         with self._lock:
