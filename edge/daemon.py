@@ -19,13 +19,12 @@ from dataclasses import asdict, dataclass
 from edge import __version__
 from edge.capture import CaptureThread, LatestFrame
 from edge.config import Config, ConfigError, state_dir
-from edge.detector import Detector
-from edge.gating import GateSettings
+from edge.detector import Detector, configured_detector
 from edge.inference import ModelRunner, build_runner
 from edge.notify import Watchdog, notify
 from edge.outbox import Outbox
 from edge.payload import TilingSettings, boxes_changed, detection_message, utc_iso
-from edge.postprocess import Box, Thresholds
+from edge.postprocess import Box
 from edge.publisher import Publisher
 from edge.sources import Frame, make_source
 from edge.statelock import StateLock
@@ -78,11 +77,9 @@ class Daemon:
         same_model = running is not None and (running.config.model, state_dir(running.config)) == (
             config.model, state_dir(config))
         runner = running.runner if same_model else build_runner(config.model, state_dir(config))
-        detection, gating, model = config.detection, config.gating, config.model
-        gate = GateSettings(gating.threshold, gating.cell, gating.refresh_seconds) if gating.enabled else None
-        detector = Detector(runner, Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text),
-                            tiling_mode=model.tiling, scale=model.scale, gate=gate)
-        tiling = TilingSettings(model.tiling, model.scale, detector.tile_model.input_hw, gating.enabled)
+        detector = configured_detector(config, runner)
+        tiling = TilingSettings(config.model.tiling, config.model.scale, detector.tile_model.input_hw,
+                                config.gating.enabled)
         slot = LatestFrame()
         stop = threading.Event()
         source = make_source(config.source)

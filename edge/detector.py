@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from edge.gating import ChangeGate, GateSettings, Region
 from edge.postprocess import Box, Thresholds, detect_boxes
 from edge.preprocess import Letterbox, letterbox, resize
 from edge.tiling import TILING_MODES
+
+if TYPE_CHECKING:
+    from edge.config import Config
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 pixels -> (H/2, W/2, 2) scores
 
@@ -80,6 +83,17 @@ class _Memory:
     boxes: list[Box]
     maps: np.ndarray | None  # stitched maps (tiling on)
     refreshed: float  # clock time of the last frame on which every region was inferred
+
+
+def configured_detector(config: Config, model: SizedScoreFn, tile_model: SizedScoreFn | None = None,
+                        video: bool = True) -> Detector:
+    """The Detector a configuration asks for (the daemon's, and ``craft-edge frame``'s with ``video`` off:
+    gating needs a stream of frames)."""
+    detection, gating = config.detection, config.gating
+    gate = (GateSettings(gating.threshold, gating.cell, gating.refresh_seconds)
+            if gating.enabled and video else None)
+    return Detector(model, Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text),
+                    tiling_mode=config.model.tiling, scale=config.model.scale, tile_model=tile_model, gate=gate)
 
 
 class Detector:

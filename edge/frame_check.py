@@ -14,9 +14,8 @@ from pathlib import Path
 import cv2
 
 from edge.config import Config, state_dir
-from edge.detector import Detector
+from edge.detector import configured_detector
 from edge.inference import build_runner
-from edge.postprocess import Thresholds
 from edge.snapshot import annotate
 from edge.sources import BadFrame, Frame, SourceLost, make_source
 from edge.textsize import box_height, verdict
@@ -71,19 +70,20 @@ def check(config: Config, out: Path) -> Checked:
     """Grab, detect, write the annotated picture to ``out`` and judge the text size."""
     frame = grab(config)
     runner = build_runner(config.model, state_dir(config))
-    thresholds = config.detection
-    detector = Detector(runner, Thresholds(thresholds.text_threshold, thresholds.link_threshold, thresholds.low_text))
+    detector = configured_detector(config, runner, video=False)
     detection = detector.detect(frame.rgb)
-    tiles = tuple(getattr(detection, "tiles", ()))  # tiling (being added) reports the tiles that ran
     try:
-        written = cv2.imwrite(str(out), annotate(frame.rgb, detection.boxes, tiles))
+        written = cv2.imwrite(str(out), annotate(frame.rgb, detection.boxes, detection.tiles))
     except cv2.error as exc:
         raise FrameError(f"{out}: cannot write the picture ({' '.join(str(exc).split())})") from exc
     if not written:
         raise FrameError(f"{out}: cannot write the picture")
     height, width = frame.rgb.shape[:2]
-    input_hw = runner.input_hw
-    scale = min(input_hw[0] / height, input_hw[1] / width)  # the letterbox's: source px -> model-input px
+    if config.model.tiling == "off":  # the letterbox's scale: source px -> model-input px
+        input_hw = runner.input_hw
+        scale = min(input_hw[0] / height, input_hw[1] / width)
+    else:  # tiles see the frame at model.scale
+        input_hw, scale = detector.tile_model.input_hw, config.model.scale
     heights = [box_height(box.points) * scale for box in detection.boxes]
     choice = runner.choice
     assert choice is not None

@@ -139,8 +139,7 @@ class SnapshotStream(threading.Thread):
         """Hand over a processed frame; kept for drawing only when a snapshot is due."""
         if not self.settings.enabled or not self.schedule.due(detection.boxes):
             return
-        # Tiling (being added) gives Detection the tiles whose model ran this frame.
-        tiles = tuple(getattr(detection, "tiles", ()))
+        tiles = detection.tiles
         with self._wake:
             if self._job is not None:
                 self.dropped += 1  # the thread is behind: the newer frame wins
