@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import stat
@@ -156,3 +157,25 @@ def test_bilinear_resize_at_512_is_flagged() -> None:
     assert problems == ["op 0 RESIZE_BILINEAR: output 512x512; bilinear resize was reported not mapped to the Edge "
                         "TPU at 512x512"]
 
+
+def test_the_tile_models_compile_note(tmp_path: Path) -> None:
+    """What the run and report.md say about compiling the tile model: the command, the compiler's
+    complaint when it ran here and failed, or the compiled file."""
+    from converter.report import SizeResult, tile_compile_note
+    from edge.manifest import Roles
+    from tests.test_manifest import example
+
+    manifest = example()
+    source = dataclasses.replace(manifest.variants[0], name="int8-tpu", file="craft_160x160_int8-tpu.tflite")
+    manifest.variants = [source]
+    result = SizeResult(manifest, tmp_path / "160x160", [], {})
+    roles = Roles("192x256", "160x160")
+    folder = tmp_path / "160x160"
+    assert tile_compile_note([result], roles) == (
+        "not compiled; on an x86-64 Debian/Ubuntu machine with edgetpu_compiler, run: "
+        f"edgetpu_compiler -s -o {folder} {folder}/craft_160x160_int8-tpu.tflite")
+    source.edgetpu = {"compiler": {"compiled": False, "ran": True, "message": "edgetpu_compiler failed (exit 1): x"}}
+    assert tile_compile_note([result], roles) == "edgetpu_compiler failed (exit 1): x"
+    manifest.variants.append(dataclasses.replace(source, name="edgetpu", target="edgetpu", file="c_edgetpu.tflite"))
+    source.edgetpu["compiler"]["compiled"] = True
+    assert tile_compile_note([result], roles) == "compiled: c_edgetpu.tflite"
