@@ -20,7 +20,7 @@ from edge import __version__
 from edge.capture import CaptureThread, LatestFrame
 from edge.config import Config, ConfigError, state_dir
 from edge.detector import Detector
-from edge.inference import ModelRunner, build_runner
+from edge.inference import ModelRunner, build_runners
 from edge.notify import Watchdog, notify
 from edge.outbox import Outbox
 from edge.payload import boxes_changed, detection_message, utc_iso
@@ -75,7 +75,7 @@ class Daemon:
         did not change (no second set of models in memory, nothing measured again)."""
         same_model = running is not None and (running.config.model, state_dir(running.config)) == (
             config.model, state_dir(config))
-        runner = running.runner if same_model else build_runner(config.model, state_dir(config))
+        runner = running.runner if same_model else build_runners(config.model, state_dir(config)).coarse
         detection = config.detection
         detector = Detector(runner, Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text))
         slot = LatestFrame()
