@@ -16,7 +16,7 @@ mkdir -p "$work"
 
 if [ ! -f "$models/manifest.json" ]; then
   echo "== converting craft_mlt_25k.pth into every variant of the coarse (480x640) and the tile (288x288) model" \
-    "(about 8 minutes on 2 cores)"
+    "(about 5 minutes on 2 cores)"
   "$bin/convert-for-device" --out "$models" --force
 else
   echo "== reusing $models (delete it to convert again)"
