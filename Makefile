@@ -10,7 +10,9 @@ BIN    := $(VENV)/bin
 
 .PHONY: setup demo test test-device bench benchmarks clean
 
-SIZES := 320x320 480x640 736x1280
+# The benchmarks' input sizes: the first is the bundle's coarse model; the tile model (288x288) is
+# converted beside them.
+SIZES := 480x640 320x320 736x1280
 
 $(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +33,11 @@ test: setup
 	$(BIN)/pytest -q
 
 # The device code's tests in a venv with only the device extra (what a Pi gets), on models that the
-# converter venv makes once (the same size and options as tests/conftest.py's fixture).
+# converter venv makes once (the same sizes and options as tests/conftest.py's fixture).
 test-device: setup
 	scripts/ensure-mosquitto.sh
-	[ -f .test-models/192x256/manifest.json ] || \
-		$(BIN)/convert-for-device --out .test-models --input-size 192x256 --threads 2 --force
+	[ -f .test-models/manifest.json ] || \
+		$(BIN)/convert-for-device --out .test-models --input-size 192x256 --tile-size 160x160 --threads 2 --force
 	scripts/test-device.sh .test-models
 
 bench: setup
@@ -44,7 +46,7 @@ bench: setup
 # The whole benchmark suite (docs/benchmarks.md): converts any missing input size first.
 benchmarks: setup
 	$(BIN)/pip install --quiet -e '.[device,converter,test,bench]'
-	@missing=""; for s in $(SIZES); do [ -f models/$$s/manifest.json ] || missing=1; done; \
+	@missing=""; for s in . $(SIZES) 288x288; do [ -f models/$$s/manifest.json ] || missing=1; done; \
 	if [ -n "$$missing" ]; then $(BIN)/convert-for-device --out models --force $(foreach s,$(SIZES),--input-size $(s)); fi
 	$(BIN)/python bench/suite.py --models models --eval ../shared/eval
 

@@ -14,21 +14,29 @@ from typing import TextIO
 from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
 from converter.tflite_variants import VARIANTS
 from edge.paths import absolute
+from edge.tiling import CONTEXT
 
 PROG = "convert-for-device"
 DEFAULT_SIZE = "480x640"
+# The tile model's default: its largest activation (288*288*64 bytes at int8, 5.3 MB) is below the
+# largest reported to compile for the Edge TPU (converter/edgetpu.py), so it is expected to map fully.
+DEFAULT_TILE_SIZE = "288x288"
 
 DESCRIPTION = """\
 Convert the CRAFT text detector for a Raspberry Pi / Coral Edge TPU.
 
-Steps for each input size: PyTorch -> ONNX (checked against PyTorch) -> NHWC TensorFlow graph
-(onnx2tf) -> TFLite variants: fp32 (reference), fp16, dynamic (dynamic-range), int8 (full
-integer, uint8 in/out) and int8-tpu (int8 with Edge-TPU-compatible upsampling). Every variant is
-run on the validation images and compared with PyTorch; the results go into manifest.json.
-If edgetpu_compiler is installed, int8-tpu is compiled into an 'edgetpu' variant as well.
+Two models by default: the coarse model (--input-size, 480x640), which sees the whole frame
+letterboxed, and the tile model (--tile-size, 288x288), which sees native-scale tiles of it and is
+the one sized for the Edge TPU. Steps for each input size: PyTorch -> ONNX (checked against
+PyTorch) -> NHWC TensorFlow graph (onnx2tf) -> TFLite variants: fp32 (reference), fp16, dynamic
+(dynamic-range), int8 (full integer, uint8 in/out) and int8-tpu (int8 with Edge-TPU-compatible
+upsampling). Every variant is run on the validation images and compared with PyTorch; the results
+go into its folder's manifest.json. If edgetpu_compiler is installed, int8-tpu is compiled into an
+'edgetpu' variant as well.
 
-Output: OUT/HxW/ (models + manifest.json, one folder per size; copy it to the device),
-OUT/report.md and OUT/contact_sheet_HxW.png.
+Output: OUT/manifest.json (which folder is the coarse and which the tile model), OUT/HxW/ (models
++ manifest.json, one folder per size), OUT/report.md and OUT/contact_sheet_HxW.png. Copy OUT to
+the device and give it to craft-edge --model.
 """
 
 
@@ -39,6 +47,14 @@ def parse_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"input size {text!r} is not HxW, e.g. 480x640") from None
     if height <= 0 or width <= 0 or height % 32 or width % 32:
         raise argparse.ArgumentTypeError(f"input size {text!r}: height and width must be positive multiples of 32")
+    return height, width
+
+
+def parse_tile_size(text: str) -> tuple[int, int]:
+    height, width = parse_size(text)
+    if min(height, width) <= 2 * CONTEXT:
+        raise argparse.ArgumentTypeError(f"tile size {text!r}: height and width must be above {2 * CONTEXT} "
+                                         f"(neighbouring tiles overlap by {2 * CONTEXT} px)")
     return height, width
 
 
@@ -68,7 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=absolute, default="models", help="output folder (default: ./models)")
     parser.add_argument("--input-size", type=parse_size, action="append", metavar="HxW",
-                        help=f"model input size, multiples of 32; repeat for several (default: {DEFAULT_SIZE})")
+                        help=f"the coarse model's input size, multiples of 32 (default: {DEFAULT_SIZE}); repeat "
+                        "to convert more sizes beside it (the first is the coarse model)")
+    parser.add_argument("--tile-size", type=parse_tile_size, default=DEFAULT_TILE_SIZE, metavar="HxW",
+                        help="the tile model's input size, multiples of 32 above 128 (default: "
+                        f"{DEFAULT_TILE_SIZE}); equal to --input-size for one model in both roles")
     parser.add_argument("--variants", type=parse_variants, default=VARIANTS,
                         help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
     parser.add_argument("--calibration", type=absolute, default=DEFAULT_CALIBRATION_DIR,
@@ -150,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     from converter.calibration import FramesError, read_frames
     from converter.model import CheckpointError, default_weights_path, load_craft
 
-    sizes = args.input_size or [parse_size(DEFAULT_SIZE)]
+    coarse = (args.input_size or [parse_size(DEFAULT_SIZE)])[0]
+    sizes = list(dict.fromkeys([*(args.input_size or [coarse]), args.tile_size]))
     try:
         weights = args.weights or default_weights_path()
         load_craft(weights)  # fail on a wrong file now, not after minutes of work
@@ -165,18 +186,25 @@ def run(args: argparse.Namespace) -> int:
     with native_stderr_to(log) as terminal:
         results = _convert(args, sizes, weights, calibration, validation, log, terminal)
 
-    from converter.pipeline import size_name
-    from converter.report import terminal_table, write_report
+    from converter.pipeline import size_name, utc_now
+    from converter.report import terminal_table, tile_compile_note, write_report
+    from edge import __version__
+    from edge.backends.edgetpu import size_notes
+    from edge.manifest import FORMAT_VERSION, BundleIndex, Roles
 
-    report = write_report(results, args.out)
+    roles = Roles(coarse=size_name(coarse), tile=size_name(args.tile_size))
+    index = BundleIndex(FORMAT_VERSION, utc_now(), __version__, roles).write(args.out)
+    report = write_report(results, args.out, roles)
     for result in results:
         size = size_name(tuple(result.manifest.input_size))
         print(f"\n{size} -> {result.folder}/manifest.json\n{terminal_table(result.manifest)}")
-        for variant in result.manifest.variants:
-            compiler = (variant.edgetpu or {}).get("compiler")
-            if compiler and not compiler["compiled"]:
-                print(f"Edge TPU: {compiler['message']}")
-    print(f"\nreport: {report}")
+        for note in size_notes(result.manifest):
+            print(f"Edge TPU: {note}")
+    print(f"\n{index}: coarse model {roles.coarse}, tile model {roles.tile}; give {args.out} to craft-edge --model")
+    note = tile_compile_note(results, roles)
+    if note is not None:
+        print(f"Edge TPU, tile model: {note}")
+    print(f"report: {report}")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -54,6 +54,11 @@ class Request:
 
 def size_name(input_hw: tuple[int, int]) -> str:
     return f"{input_hw[0]}x{input_hw[1]}"
+
+
+def utc_now() -> str:
+    """The time a manifest records as ``created``."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def toolchain_versions() -> dict[str, str]:
@@ -131,7 +136,7 @@ class SizeConverter:
         self._verify(variants)
         manifest = Manifest(
             format_version=FORMAT_VERSION,
-            created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            created=utc_now(),
             converter_version=__version__,
             source_weights=request.weights.name,
             source_sha256=file_sha256(request.weights),
@@ -160,7 +165,9 @@ class SizeConverter:
         variant.agreement = measured.agreement
         self.sheet_boxes[name] = measured.boxes[:SHEET_IMAGES]
         if name in QUANTIZED_VARIANTS:
-            variant.edgetpu = {"readiness": edgetpu.check_readiness(graph_facts).__dict__}
+            variant.edgetpu = {"readiness": asdict(edgetpu.check_readiness(graph_facts)),
+                               "activation": asdict(edgetpu.largest_activation(graph_facts)),
+                               "parameters": asdict(edgetpu.parameter_memory(graph_facts))}
         return variant
 
     def _tpu_variants(self, scratch: Path, references: list[Reference]) -> list[Variant]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.manifest import Manifest, Variant
+from edge.backends.edgetpu import COMPILED_FROM, compile_note, size_notes
+from edge.manifest import Manifest, Roles, Variant
 
 SHEET_IMAGES = 4
 SHEET_TILE_WIDTH = 320
@@ -65,8 +66,19 @@ def markdown_table(manifest: Manifest) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
+def tile_compile_note(results: list[SizeResult], roles: Roles) -> str | None:
+    """The tile model's compiled file, the compiler's complaint when it ran here and failed, or the
+    command that compiles it on a machine that has the compiler."""
+    tile = next(result for result in results if result.folder.name == roles.tile)
+    source = next((v for v in tile.manifest.variants if v.name == COMPILED_FROM), None)
+    compiler = ((source.edgetpu or {}).get("compiler") if source else None) or {}
+    if compiler.get("ran") and not compiler.get("compiled"):
+        return compiler["message"]
+    return compile_note(tile.folder, tile.manifest)
+
+
 def _edgetpu_section(manifest: Manifest) -> list[str]:
-    lines = []
+    lines = [f"- {note}" for note in size_notes(manifest)]
     for variant in manifest.variants:
         info = variant.edgetpu or {}
         readiness, compiler = info.get("readiness"), info.get("compiler")
@@ -104,13 +116,18 @@ def contact_sheet(result: SizeResult) -> np.ndarray:
     return np.vstack(rows)
 
 
-def write_report(results: list[SizeResult], out_dir: Path) -> Path:
+def write_report(results: list[SizeResult], out_dir: Path, roles: Roles) -> Path:
     """``report.md`` and ``contact_sheet_HxW.png`` per size in ``out_dir``; returns the report's path."""
     first = results[0].manifest
+    tile_note = tile_compile_note(results, roles)
     lines = [
         "# craft-edge conversion report", "",
         f"Weights `{first.source_weights}` (sha256 `{first.source_sha256[:16]}...`), created {first.created}.",
         "Toolchain: " + ", ".join(f"{k} {v}" for k, v in first.toolchain.items()) + ".", "",
+        f"`manifest.json` names the roles: the coarse model is `{roles.coarse}/` (the whole frame, letterboxed), "
+        f"the tile model `{roles.tile}/` (native-scale tiles; the model sized for the Edge TPU). Give this folder "
+        "to `craft-edge --model`.", "",
+        *([f"Edge TPU, tile model: {tile_note}", ""] if tile_note else []),
         "Agreement is measured against the PyTorch fp32 model on the validation images: max/mean absolute "
         "difference of the region and affinity maps, and precision/recall of the variant's boxes against "
         "PyTorch's boxes at IoU 0.5.", "",

@@ -19,6 +19,7 @@ class TensorFacts:
     dtype: str  # "float32", "int8", "uint8", "int32", ...
     shape_signature: tuple[int, ...]  # -1 marks a dynamic dimension
     constant: bool  # holds weights (a non-empty buffer)
+    data_bytes: int = 0  # size of its buffer (weights and biases as stored); 0 for activations
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,15 @@ def read_graph(path: Path) -> GraphFacts:
         tensor = graph.Tensors(i)
         signature = tensor.ShapeSignatureAsNumpy() if tensor.ShapeSignatureLength() else tensor.ShapeAsNumpy()
         buffer = model.Buffers(tensor.Buffer())
-        constant = buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0)
+        data_bytes = max(buffer.DataLength(), buffer.Size()) if buffer is not None else 0
         tensors.append(
             TensorFacts(
                 index=i,
                 name=(tensor.Name() or b"").decode(),
                 dtype=_TYPE_NAMES.get(tensor.Type(), str(tensor.Type())),
                 shape_signature=tuple(int(v) for v in signature) if hasattr(signature, "__iter__") else (),
-                constant=constant,
+                constant=data_bytes > 0,
+                data_bytes=data_bytes,
             )
         )
     ops = []

@@ -20,7 +20,7 @@ from edge.paths import absolute, is_url, video_file
 from edge.tiling import TILING_MODES
 
 if TYPE_CHECKING:
-    from edge.inference import ModelRunner
+    from edge.inference import Runners
 
 PROG = "craft-edge"
 EXIT_BAD_INPUT = 2
@@ -127,11 +127,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- detect -------------------------------------------------------------------------------------
-def _runner(model_dir: Path, variant: str | None, threads: int, state: Path) -> ModelRunner:
+def _runners(model_dir: Path, variant: str | None, threads: int, state: Path) -> Runners:
     from edge.config import ModelConfig
-    from edge.inference import build_runner
+    from edge.inference import build_runners
 
-    return build_runner(ModelConfig(dir=str(model_dir), prefer=variant or "auto", num_threads=threads), state)
+    return build_runners(ModelConfig(dir=str(model_dir), prefer=variant or "auto", num_threads=threads), state)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -142,8 +142,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from edge.imageio import ImageError, read_rgb
     from edge.payload import box_json
 
-    runner = _runner(args.model, args.variant, args.threads, args.state_dir)
-    detector = Detector(runner, tiling_mode=args.tiling, scale=args.scale)
+    runners = _runners(args.model, args.variant, args.threads, args.state_dir)
+    runner = runners.coarse
+    detector = Detector(runner, tiling_mode=args.tiling, scale=args.scale, tile_model=runners.tile)
     if args.draw:
         args.draw.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -198,7 +199,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         read_words,
     )
     from edge.imageio import ImageError, list_images, read_rgb
-    from edge.manifest import load_manifest
+    from edge.manifest import load_manifest, model_folders
 
     if (args.gt is None) == (args.against is None):
         raise Fatal("give --gt DIR (labelled images) or --against VARIANT (agreement between variants)")
@@ -211,7 +212,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.detections is not None:
         names = ["detections"]
     elif args.all:
-        names = [v.name for v in load_manifest(args.model).variants if v.target == "cpu"]
+        names = [v.name for v in load_manifest(model_folders(args.model).coarse).variants if v.target == "cpu"]
     else:
         names = [args.variant or "fp32"]
 
@@ -221,8 +222,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 found = find_ground_truth(args.detections, image.name)
                 return [w.poly for w in read_words(found)] if found else []
             return from_files
-        detector = Detector(_runner(args.model, name, args.threads, args.state_dir), tiling_mode=args.tiling,
-                            scale=args.scale)
+        runners = _runners(args.model, name, args.threads, args.state_dir)
+        detector = Detector(runners.coarse, tiling_mode=args.tiling, scale=args.scale, tile_model=runners.tile)
         return lambda image: [b.points for b in detector.boxes(read_rgb(image))]
 
     reference = boxes_of(args.against) if args.against else None
@@ -277,10 +278,23 @@ def cmd_probe(args: argparse.Namespace) -> int:
         print(f"mqtt broker: {args.broker[0]}:{args.broker[1]} answers (MQTT v5)")
     if args.model is None:
         return 0
-    runner = _runner(args.model, args.variant, args.threads, args.state_dir)
-    for name, state in runner.states.items():
+    from edge.backends.edgetpu import compile_note, size_notes
+    from edge.manifest import load_manifest, model_folders
+
+    folders = model_folders(args.model)
+    runners = _runners(args.model, args.variant, args.threads, args.state_dir)
+    for name, state in runners.coarse.states.items():
         print(f"{name} state: {state}")
-    print(f"would use: {runner.choice.variant} on {runner.choice.backend}, because {runner.choice.reason}")
+    if folders.shared:
+        print(f"model folder: {folders.coarse} (coarse and tile model)")
+    else:
+        print(f"model folders: coarse {folders.coarse}, tile {folders.tile}")
+    for label, runner in [("", runners.coarse)] + ([] if folders.shared else [("tile model ", runners.tile)]):
+        print(f"{label}would use: {runner.choice.variant} on {runner.choice.backend}, because {runner.choice.reason}")
+    tile = load_manifest(folders.tile)
+    for note in [*size_notes(tile), compile_note(folders.tile, tile)]:
+        if note is not None:
+            print(f"edge tpu, tile model: {note}")
     return 0
 
 
@@ -288,19 +302,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from edge.backends.cpu import CpuBackend
     from edge.config import ModelConfig
     from edge.hardware import cpu_info
-    from edge.manifest import load_manifest
+    from edge.manifest import load_manifest, model_folders
     from edge.runtime import default_threads, find_runtime
     from edge.selection import ModelSelector, measure_ms
 
-    selector = ModelSelector(args.model, load_manifest(args.model), ModelConfig(dir=str(args.model)), cpu_info(),
-                             args.state_dir)
     cpu = CpuBackend(find_runtime(), args.threads or default_threads())
-    print(f"{'variant':<10} {'median ms':>10}")
-    for variant in selector.manifest.variants:
-        if variant.target != cpu.target or not selector.verified(variant):
-            continue
-        model = selector.load(cpu, variant)
-        print(f"{variant.name:<10} {measure_ms(model, runs=args.runs):>10.1f}", flush=True)
+    print(f"{'model':<10} {'variant':<10} {'median ms':>10}")
+    folders = model_folders(args.model)
+    for folder in dict.fromkeys((folders.coarse, folders.tile)):  # a folder playing both roles once
+        selector = ModelSelector(folder, load_manifest(folder), ModelConfig(dir=str(folder)), cpu_info(),
+                                 args.state_dir)
+        size = "x".join(map(str, selector.manifest.input_size))
+        for variant in selector.manifest.variants:
+            if variant.target != cpu.target or not selector.verified(variant):
+                continue
+            model = selector.load(cpu, variant)
+            print(f"{size:<10} {variant.name:<10} {measure_ms(model, runs=args.runs):>10.1f}", flush=True)
     return 0
 
 
@@ -441,10 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def tiling_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--tiling", choices=TILING_MODES, default="off",
-                         help="off: letterbox each image into the model's input; full: run it at --scale "
-                              "times its size in overlapping tiles of the model's input size (small text)")
+                         help="off: letterbox each image into the (coarse) model's input; full: run it at "
+                              "--scale times its size in overlapping tiles of the tile model (small text); "
+                              "adaptive: one letterboxed pass, then only the tiles where it saw text")
         sub.add_argument("--scale", type=positive_float, default=1.0, metavar="S",
-                         help="with --tiling full: resize images by S first (1.0 = native; default 1.0)")
+                         help="with --tiling full/adaptive: resize images by S first (1.0 = native; default 1.0)")
 
     detect = commands.add_parser("detect", help="one-shot: boxes for image files, as text or JSON lines")
     detect.add_argument("images", type=Path, nargs="+")  # read here and echoed as given

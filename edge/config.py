@@ -58,7 +58,7 @@ class EdgeTpuConfig:
 
 @dataclass
 class ModelConfig:
-    dir: str = "/var/lib/craft-edge/models/480x640"
+    dir: str = "/var/lib/craft-edge/models"  # convert-for-device's output folder, or one model folder in it
     prefer: str = field(default="auto", metadata={"choices": variants.CHOICES})
     # auto only picks CPU variants whose recorded box recall and precision against PyTorch reach this
     min_agreement: float = field(default=0.95, metadata={"min": 0.0, "max": 1.0})

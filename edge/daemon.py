@@ -9,6 +9,7 @@ One daemon per state directory (edge.statelock).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -20,7 +21,7 @@ from edge import __version__
 from edge.capture import CaptureThread, LatestFrame
 from edge.config import Config, ConfigError, state_dir
 from edge.detector import Detector, configured_detector
-from edge.inference import ModelRunner, build_runner
+from edge.inference import ModelRunner, Runners, build_runners
 from edge.notify import Watchdog, notify
 from edge.outbox import Outbox
 from edge.payload import TilingSettings, boxes_changed, detection_message, utc_iso
@@ -40,12 +41,17 @@ class Components:
     """What a (re)load builds from a configuration."""
 
     config: Config
-    runner: ModelRunner
+    runners: Runners  # the coarse model (tiling off: the only one) and the tile model
     detector: Detector
     slot: LatestFrame
     capture: CaptureThread
     capture_stop: threading.Event
     tiling: TilingSettings
+
+
+def loading_key(config: Config) -> tuple:
+    """What loading the models depends on: a reload that changes only tiling or scale keeps them."""
+    return dataclasses.replace(config.model, tiling="off", scale=1.0), state_dir(config)
 
 
 def tpu_state(runner: ModelRunner) -> str:
@@ -74,18 +80,17 @@ class Daemon:
     def _build(self, config: Config, running: Components | None = None) -> Components:
         """The parts for ``config``; on reload, the running model is kept when the model settings
         did not change (no second set of models in memory, nothing measured again)."""
-        same_model = running is not None and (running.config.model, state_dir(running.config)) == (
-            config.model, state_dir(config))
-        runner = running.runner if same_model else build_runner(config.model, state_dir(config))
-        detector = configured_detector(config, runner)
-        tiling = TilingSettings(config.model.tiling, config.model.scale, detector.tile_model.input_hw,
+        same_model = running is not None and loading_key(running.config) == loading_key(config)
+        runners = running.runners if same_model else build_runners(config.model, state_dir(config))
+        detector = configured_detector(config, runners.coarse, runners.tile)
+        tiling = TilingSettings(config.model.tiling, config.model.scale, runners.tile.input_hw,
                                 config.gating.enabled)
         slot = LatestFrame()
         stop = threading.Event()
         source = make_source(config.source)
         capture = CaptureThread(source, slot, stop, config.source.reopen_backoff_max_seconds,
                                 max_fps=config.source.max_fps, pace_to_consumer=source.paced)
-        return Components(config, runner, detector, slot, capture, stop, tiling)
+        return Components(config, runners, detector, slot, capture, stop, tiling)
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> int:
@@ -148,15 +153,15 @@ class Daemon:
         self.seq += 1
         self.stats.record(detection.timing.inference, detection.tiles_run, detection.tiles_skipped)
         self.watchdog.alive()
-        choice = parts.runner.choice
+        choice = parts.runners.coarse.choice
         assert choice is not None
         heartbeat_due = time.monotonic() - self._last_published >= config.mqtt.heartbeat_seconds
         if config.mqtt.publish == "every_frame" or heartbeat_due or boxes_changed(boxes, self._last_boxes):
             message = detection_message(
                 device_id=config.device_id, source_kind=config.source.kind,
                 source_name=frame.name, seq=self.seq, captured=frame.captured, frame_hw=frame.rgb.shape[:2],
-                variant=choice.variant, backend=choice.backend, runtime=parts.runner.runtime.name,
-                input_hw=parts.runner.input_hw, tiling=parts.tiling, detection=detection,
+                variant=choice.variant, backend=choice.backend, runtime=parts.runners.coarse.runtime.name,
+                input_hw=parts.runners.coarse.input_hw, tiling=parts.tiling, detection=detection,
             )
             assert self.outbox is not None
             self.outbox.submit(message, self.seq)  # durable before the next frame
@@ -170,7 +175,8 @@ class Daemon:
         capture = parts.capture.status
         return {
             "state": "running", "version": __version__, "device_id": parts.config.device_id,
-            **parts.runner.status(), "tpu": tpu_state(parts.runner), "tiling": asdict(parts.tiling),
+            **parts.runners.coarse.status(), "tpu": tpu_state(parts.runners.coarse), "tiling": asdict(parts.tiling),
+            "tile_model": None if parts.runners.tile is parts.runners.coarse else parts.runners.tile.status(),
             "source": {"kind": parts.config.source.kind, "name": parts.config.source.name, "state": capture.state,
                        "detail": capture.detail, "reopens": capture.reopens},
             "since": utc_iso(time.time()),
@@ -190,7 +196,9 @@ class Daemon:
         if parts.capture.status.state == "lost" and parts.capture.is_alive():
             self.watchdog.alive()  # not stuck: waiting for the camera, reopening with backoff
         broker_up = publisher.connected.is_set()
-        summary = (parts.runner.choice, parts.capture.status.state, dict(parts.runner.states), broker_up)
+        coarse, tile = parts.runners.coarse, parts.runners.tile
+        summary = (coarse.choice, tile.choice, parts.capture.status.state, dict(coarse.states), dict(tile.states),
+                   broker_up)
         if summary != self._last_summary:
             self._last_summary = summary
             self._publish_status(parts, publisher)
@@ -199,13 +207,13 @@ class Daemon:
             publisher.publish_stats(self._stats(parts))
 
     def _stats(self, parts: Components) -> dict:
-        model = parts.runner.status()
+        model = parts.runners.coarse.status()
         return {
             "version": __version__, "uptime_s": self.stats.uptime(), "frames": self.stats.frames,
             "fps": round(self.stats.fps(), 2), "inference_ms": self.stats.inference_ms(),
             "frames_dropped": parts.slot.dropped, "bad_frames": parts.capture.status.bad_frames,
             "backend": model["backend"], "variant": model["variant"], "runtime": model["runtime"],
-            "source_state": parts.capture.status.state, "tpu_state": tpu_state(parts.runner),
+            "source_state": parts.capture.status.state, "tpu_state": tpu_state(parts.runners.coarse),
             "tiles_run": self.stats.tiles_run, "tiles_skipped": self.stats.tiles_skipped,
             **(self.outbox.stats() if self.outbox else {}),
         }

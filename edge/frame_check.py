@@ -15,7 +15,7 @@ import cv2
 
 from edge.config import Config, state_dir
 from edge.detector import configured_detector
-from edge.inference import build_runner
+from edge.inference import build_runners
 from edge.snapshot import annotate
 from edge.sources import BadFrame, Frame, SourceLost, make_source
 from edge.textsize import box_height, verdict
@@ -69,8 +69,9 @@ def grab(config: Config) -> Frame:
 def check(config: Config, out: Path) -> Checked:
     """Grab, detect, write the annotated picture to ``out`` and judge the text size."""
     frame = grab(config)
-    runner = build_runner(config.model, state_dir(config))
-    detector = configured_detector(config, runner, video=False)
+    runners = build_runners(config.model, state_dir(config))
+    runner = runners.coarse
+    detector = configured_detector(config, runner, runners.tile, video=False)
     detection = detector.detect(frame.rgb)
     try:
         written = cv2.imwrite(str(out), annotate(frame.rgb, detection.boxes, detection.tiles))

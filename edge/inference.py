@@ -6,6 +6,9 @@ inference thread: the same frame is finished on the CPU at once. The runner keep
 reports it, and tries the accelerators again every ``retry_seconds``, also when none was present
 at start (a device plugged in later is picked up). An accelerator that fails to load or to run,
 however it fails, never takes the CPU path down.
+
+A model bundle has two roles (``edge.manifest.model_folders``): the coarse model and the tile model,
+each with its own runner, choice and cache entry; when one folder plays both, one runner serves both.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from edge.backends import BACKENDS, Backend, BackendContext, BackendFactory, BackendUnavailable, ScoreModel
 from edge.config import ModelConfig
 from edge.hardware import cpu_info
-from edge.manifest import load_manifest
+from edge.manifest import load_manifest, model_folders
 from edge.runtime import Runtime, default_threads, find_runtime
 from edge.selection import Choice, ModelSelector
 
@@ -142,15 +145,34 @@ class ModelRunner:
         }
 
 
-def build_runner(config: ModelConfig, cache_dir: Path, runtime: Runtime | None = None,
-                 backends: Sequence[BackendFactory] = BACKENDS,
-                 clock: Callable[[], float] = time.monotonic) -> ModelRunner:
-    """The runner for a model config, started (``NoUsableModel`` if nothing can run): the daemon's and the CLI's."""
-    runtime = runtime or find_runtime()
-    model_dir = Path(config.dir)
+@dataclass(frozen=True)
+class Runners:
+    """The runner of each role; ``tile is coarse`` when one model folder plays both."""
+
+    coarse: ModelRunner
+    tile: ModelRunner
+
+
+def _start_runner(model_dir: Path, config: ModelConfig, cache_dir: Path, runtime: Runtime,
+                  backends: Sequence[BackendFactory], clock: Callable[[], float]) -> ModelRunner:
     context = BackendContext(config, runtime, config.num_threads or default_threads())
     selector = ModelSelector(model_dir, load_manifest(model_dir), config, cpu_info(), cache_dir)
     runner = ModelRunner(selector, [factory(context) for factory in backends], runtime,
                          config.edgetpu.retry_seconds, clock)
     runner.start()
     return runner
+
+
+def build_runners(config: ModelConfig, cache_dir: Path, runtime: Runtime | None = None,
+                  backends: Sequence[BackendFactory] = BACKENDS,
+                  clock: Callable[[], float] = time.monotonic) -> Runners:
+    """The runners for ``config.dir`` (a bundle or one model folder), started: the daemon's and the CLI's.
+
+    ``ManifestError`` for a folder that is neither, ``NoUsableModel`` if a role has nothing that runs.
+    """
+    runtime = runtime or find_runtime()
+    folders = model_folders(Path(config.dir))
+    coarse = _start_runner(folders.coarse, config, cache_dir, runtime, backends, clock)
+    if folders.shared:
+        return Runners(coarse, coarse)
+    return Runners(coarse, _start_runner(folders.tile, config, cache_dir, runtime, backends, clock))

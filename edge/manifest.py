@@ -1,8 +1,13 @@
 """``manifest.json``: the contract between the converter (writes it) and the device (reads it).
 
-One model folder holds the models of one input size and one manifest describing them. The format
-is documented in the README ("Manifest format"); bump ``FORMAT_VERSION`` on any incompatible
-change. Loading is strict: a missing or mistyped field is refused with its path in the file.
+One model folder holds the models of one input size and one manifest describing them. Since format
+2, ``convert-for-device --out OUT`` writes a *bundle*: model folders side by side (``OUT/480x640``,
+``OUT/288x288``) and ``OUT/manifest.json``, a small index saying which folder plays which role
+(the coarse model that sees the whole frame letterboxed, the tile model that sees native-scale
+tiles). A model folder from before bundles (format 1, same fields) is still a valid ``--model``: it
+plays both roles. The format is documented in the README ("Manifest format"); bump
+``FORMAT_VERSION`` on any incompatible change. Loading is strict: a missing or mistyped field is
+refused with its path in the file.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from typing import Any
 from edge import variants as registry
 from edge.typed import SchemaError, from_dict
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# A model folder's manifest has the same fields in 1 and 2 (2 only added the bundle index beside it).
+MODEL_VERSIONS = (1, FORMAT_VERSION)
 MANIFEST_NAME = "manifest.json"
 
 
@@ -111,15 +118,35 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
+def _json(text: str, where: str) -> Any:
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-    if isinstance(data, dict) and data.get("format_version") != FORMAT_VERSION:
-        raise ManifestError(
-            f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads {FORMAT_VERSION}"
-        )
+
+
+def _is_index(data: Any) -> bool:
+    """A bundle index names its folders under ``models``; a model folder's manifest lists ``variants``."""
+    return isinstance(data, dict) and "models" in data and "variants" not in data
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
+    data = _json(text, where)
+    if _is_index(data):
+        models = data["models"]
+        named = ", ".join(f"{role} {name}" for role, name in models.items()) if isinstance(models, dict) else "?"
+        raise ManifestError(f"{where}: the index of a model bundle ({named}), not a model folder's manifest; "
+                            "give one of the folders it names")
+    if isinstance(data, dict) and data.get("format_version") not in MODEL_VERSIONS:
+        raise ManifestError(f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads "
+                            f"{' and '.join(map(str, MODEL_VERSIONS))}")
     try:
         manifest = from_dict(Manifest, data, where)
     except SchemaError as exc:
@@ -133,8 +160,81 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
 
 def load_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST_NAME
+    return parse_manifest(_read(path), str(path))
+
+
+# -- bundles ----------------------------------------------------------------------------------------
+@dataclass
+class Roles:
+    """Which model folder (a name beside the index) plays which role; one folder may play both."""
+
+    coarse: str  # sees the whole frame, letterboxed (tiling off, and adaptive's first pass)
+    tile: str  # sees native-scale tiles (tiling full and adaptive); the Edge TPU's model
+
+
+ROLES = tuple(spec.name for spec in dataclasses.fields(Roles))
+
+
+@dataclass
+class BundleIndex:
+    """``OUT/manifest.json`` of a bundle: the folders beside it, by role."""
+
+    format_version: int
+    created: str  # UTC ISO-8601
+    converter_version: str
+    models: Roles
+
+    def write(self, folder: Path) -> Path:
+        path = folder / MANIFEST_NAME
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        return path
+
+
+@dataclass(frozen=True)
+class ModelFolders:
+    """The model folder of each role; the same path twice for a single model folder."""
+
+    coarse: Path
+    tile: Path
+
+    @property
+    def shared(self) -> bool:
+        """One folder plays both roles (one model, loaded once)."""
+        return self.coarse == self.tile
+
+
+def _index(data: Any, where: str) -> BundleIndex:
+    if isinstance(data, dict) and data.get("format_version") != FORMAT_VERSION:
+        raise ManifestError(f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads "
+                            f"bundle indexes of format {FORMAT_VERSION}")
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return parse_manifest(text, str(path))
+        return from_dict(BundleIndex, data, where)
+    except SchemaError as exc:
+        raise ManifestError(str(exc)) from exc
+
+
+def model_folders(path: Path) -> ModelFolders:
+    """The coarse and tile model folders of ``path``: a bundle (its index names them) or a single model
+    folder (it plays both roles). Only the index is read here; each folder's manifest is read when its
+    models are loaded."""
+    index_path = path / MANIFEST_NAME
+    if not index_path.is_file() and path.is_dir():
+        found = sorted(p.name for p in path.iterdir() if (p / MANIFEST_NAME).is_file())
+        if found:  # what convert-for-device wrote before bundles
+            raise ManifestError(
+                f"{path} has no {MANIFEST_NAME} but holds the model folders {', '.join(found)} (an older "
+                f"convert-for-device's output): give one of them, e.g. {path / found[0]}, or convert again")
+    data = _json(_read(index_path), str(index_path))
+    if not _is_index(data):
+        return ModelFolders(path, path)
+    index = _index(data, str(index_path))
+    folders = {}
+    for role in ROLES:
+        name = getattr(index.models, role)
+        where = f"{index_path}.models.{role}"
+        if name in ("", ".", "..") or Path(name).name != name:
+            raise ManifestError(f"{where}: {name!r} is not the name of a folder beside the index")
+        if not (path / name / MANIFEST_NAME).is_file():
+            raise ManifestError(f"{where}: {path / name} has no {MANIFEST_NAME}")
+        folders[role] = path / name
+    return ModelFolders(**folders)

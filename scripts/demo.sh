@@ -3,19 +3,21 @@
 # convert the real CRAFT weights (or reuse models/), start a local mosquitto if none is listening,
 # run the daemon on the sample frames the project ships, and show what a subscriber receives.
 # Environment (all optional): CRAFT_EDGE_DEMO_PORT (1883), CRAFT_EDGE_DEMO_FRAMES (18),
-# CRAFT_EDGE_DEMO_MODELS (models/480x640), CRAFT_EDGE_DEMO_DIR (.demo: state, logs, the message).
+# CRAFT_EDGE_DEMO_MODELS (models: the converter's output folder, or one model folder in it),
+# CRAFT_EDGE_DEMO_DIR (.demo: state, logs, the message).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
 port="${CRAFT_EDGE_DEMO_PORT:-1883}"
 frames="${CRAFT_EDGE_DEMO_FRAMES:-18}"
-models="${CRAFT_EDGE_DEMO_MODELS:-models/480x640}"
+models="${CRAFT_EDGE_DEMO_MODELS:-models}"
 work="${CRAFT_EDGE_DEMO_DIR:-.demo}"
 mkdir -p "$work"
 
 if [ ! -f "$models/manifest.json" ]; then
-  echo "== converting craft_mlt_25k.pth into every variant (about 4 minutes on 2 cores)"
-  "$bin/convert-for-device" --out "$(dirname "$models")" --input-size "$(basename "$models")" --force
+  echo "== converting craft_mlt_25k.pth into every variant of the coarse (480x640) and the tile (288x288) model" \
+    "(about 5 minutes on 2 cores)"
+  "$bin/convert-for-device" --out "$models" --force
 else
   echo "== reusing $models (delete it to convert again)"
 fi
@@ -73,4 +75,4 @@ fi
 wait "$watch_pid" "$json_pid"
 echo "== the first message in full (schema: edge/schema/detections-v2.schema.json):"
 cat "$work/message.json"
-echo "== daemon log: $work/daemon.log; conversion report: $(dirname "$models")/report.md"
+echo "== daemon log: $work/daemon.log; conversion report: $models/report.md"

@@ -3,8 +3,8 @@
 #
 #   sudo systemd/install.sh [--models DIR] [--dry-run]
 #
-# --models DIR   a model folder from convert-for-device (e.g. models/480x640), copied to
-#                /var/lib/craft-edge/models/<name>; config.yaml's model.dir should point there.
+# --models DIR   convert-for-device's output folder (e.g. models), copied to
+#                /var/lib/craft-edge/models, where config.yaml's model.dir points by default.
 # --dry-run      print the commands instead of running them.
 #
 # What it does: installs python3-venv and python3-picamera2 from apt; creates the system user
@@ -52,7 +52,7 @@ run install -d -m 0755 /etc/craft-edge
 [ -f /etc/craft-edge/config.yaml ] || run install -m 0644 "$repo/config.yaml" /etc/craft-edge/config.yaml
 [ -f /etc/craft-edge/mqtt-password ] || run install -m 0600 /dev/null /etc/craft-edge/mqtt-password
 if [ -n "$models" ]; then
-  run install -d -o craft-edge -g craft-edge -m 0750 /var/lib/craft-edge/models
+  run install -d -o craft-edge -g craft-edge -m 0750 /var/lib/craft-edge
   run "$repo/systemd/install-models.sh" "$models" /var/lib/craft-edge/models
   run chown -R craft-edge:craft-edge /var/lib/craft-edge/models
 fi

@@ -20,6 +20,8 @@ import edge
 
 # Small enough to convert all variants in well under a minute, big enough for real boxes.
 TEST_SIZE = (192, 256)
+TEST_TILE_SIZE = (160, 160)  # the smallest tile the converter takes: the bundle's second model, cheaply
+TEST_SIZES = (TEST_SIZE, TEST_TILE_SIZE)
 SAMPLES = Path(edge.__file__).resolve().parent / "samples"  # converter.calibration.DEFAULT_VALIDATION_DIR
 MODELS_ENV = "CRAFT_EDGE_TEST_MODELS"
 
@@ -44,30 +46,41 @@ def weights() -> Path:
     return default_weights_path()
 
 
+def size_name(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Output folder of ``convert-for-device`` run on the real weights at TEST_SIZE, all variants.
+    """Output folder (a bundle) of ``convert-for-device`` run on the real weights, all variants: the
+    coarse model at TEST_SIZE and the tile model at TEST_TILE_SIZE.
 
     With ``$CRAFT_EDGE_TEST_MODELS`` set: that folder, used as it is when it already holds the models
     (the device-only run), else converted into (a main run; empty the folder to convert afresh).
     Tests must not change it: copy it before corrupting anything.
     """
-    size = f"{TEST_SIZE[0]}x{TEST_SIZE[1]}"
     shared = os.environ.get(MODELS_ENV)
     out = Path(shared).resolve() if shared else tmp_path_factory.mktemp("converted")
-    if shared and (out / size / "manifest.json").is_file():
+    if shared and all((out / name / "manifest.json").is_file() for name in ("", *map(size_name, TEST_SIZES))):
         return out
     if not CONVERTER_STACK:
         pytest.fail(f"no converted models in ${MODELS_ENV} ({shared or 'unset'}) and no converter here to make them")
     from converter.cli import main
 
-    assert main(["--out", str(out), "--input-size", size, "--threads", "2", "--force"]) == 0
+    assert main(["--out", str(out), "--input-size", size_name(TEST_SIZE), "--tile-size", size_name(TEST_TILE_SIZE),
+                 "--threads", "2", "--force"]) == 0
     return out
 
 
 @pytest.fixture(scope="session")
 def model_dir(converted: Path) -> Path:
-    return converted / f"{TEST_SIZE[0]}x{TEST_SIZE[1]}"
+    """The coarse model's folder: a single model folder, which plays both roles when given alone."""
+    return converted / size_name(TEST_SIZE)
+
+
+@pytest.fixture(scope="session")
+def tile_dir(converted: Path) -> Path:
+    return converted / size_name(TEST_TILE_SIZE)
 
 
 def sample_words(name: str) -> list[dict]:

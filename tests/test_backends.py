@@ -18,7 +18,7 @@ from edge import selection, variants
 from edge.backends import BACKENDS, BackendContext
 from edge.backends.cpu import CpuBackend
 from edge.config import ModelConfig
-from edge.inference import build_runner
+from edge.inference import build_runners
 from edge.manifest import load_manifest
 from edge.runtime import find_runtime
 from tests.npu_standin import FakeNpuBackend
@@ -56,8 +56,8 @@ def test_a_new_backend_is_one_module_plus_one_registration(model_dir: Path, tmp_
     now = [0.0]
     FakeNpuBackend.plugged_in = False
     try:
-        runner = build_runner(ModelConfig(dir=str(folder), num_threads=1), tmp_path / "state",
-                              backends=(FakeNpuBackend.from_context, *BACKENDS), clock=lambda: now[0])
+        runner = build_runners(ModelConfig(dir=str(folder), num_threads=1), tmp_path / "state",
+                               backends=(FakeNpuBackend.from_context, *BACKENDS), clock=lambda: now[0]).coarse
         assert runner.choice.backend == "cpu" and runner.states["npu"] == "absent"
         FakeNpuBackend.plugged_in = True  # plugged in after start: picked up within retry_seconds
         now[0] = runner.retry_seconds + 1

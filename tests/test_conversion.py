@@ -1,7 +1,10 @@
-"""A real conversion of the real weights, every variant, checked against its manifest and PyTorch."""
+"""A real conversion of the real weights, every variant of both models of the bundle, checked against its
+manifests and PyTorch."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,24 +15,37 @@ from converter.tflite_graph import read_graph
 from converter.tflite_variants import VARIANTS
 from edge.detector import Detector
 from edge.imageio import read_rgb
-from edge.manifest import file_sha256, load_manifest
+from edge.manifest import FORMAT_VERSION, file_sha256, load_manifest, model_folders
 from edge.postprocess import Thresholds
 from edge.runtime import find_runtime, load_model
-from tests.conftest import SAMPLES, TEST_SIZE, sample_words
+from tests.conftest import SAMPLES, TEST_SIZE, TEST_SIZES, TEST_TILE_SIZE, sample_words, size_name
 
 pytestmark = pytest.mark.conversion
+each_model = pytest.mark.parametrize("size", TEST_SIZES, ids=map(size_name, TEST_SIZES))
 
 
-def test_every_variant_is_in_the_manifest(model_dir: Path) -> None:
-    manifest = load_manifest(model_dir)
+def test_one_output_folder_holds_the_coarse_and_the_tile_model(converted: Path) -> None:
+    assert json.loads((converted / "manifest.json").read_text())["models"] == {
+        "coarse": size_name(TEST_SIZE), "tile": size_name(TEST_TILE_SIZE)}
+    folders = model_folders(converted)
+    assert (folders.coarse, folders.tile) == (converted / size_name(TEST_SIZE), converted / size_name(TEST_TILE_SIZE))
+    assert sorted(p.name for p in converted.iterdir() if p.is_dir()) == sorted(map(size_name, TEST_SIZES))
+
+
+@each_model
+def test_every_variant_is_in_the_manifest(converted: Path, size: tuple[int, int]) -> None:
+    manifest = load_manifest(converted / size_name(size))
+    assert manifest.format_version == FORMAT_VERSION
     assert [v.name for v in manifest.variants] == list(VARIANTS)
-    assert manifest.input_size == list(TEST_SIZE)
+    assert manifest.input_size == list(size)
     assert manifest.toolchain["onnx2tf"] == "1.29.24"
     assert manifest.onnx_max_abs_diff is not None and manifest.onnx_max_abs_diff < 1e-3
     assert len(manifest.validation_images) == len([p for p in SAMPLES.iterdir() if p.suffix in (".jpg", ".png")])
 
 
-def test_manifest_facts_match_the_files(model_dir: Path, weights: Path) -> None:
+@each_model
+def test_manifest_facts_match_the_files(converted: Path, size: tuple[int, int], weights: Path) -> None:
+    model_dir = converted / size_name(size)
     manifest = load_manifest(model_dir)
     assert manifest.source_sha256 == file_sha256(weights)
     runtime = find_runtime()
@@ -41,9 +57,9 @@ def test_manifest_facts_match_the_files(model_dir: Path, weights: Path) -> None:
         assert variant.op_counts == graph.op_counts
         assert variant.transpose_count == graph.transpose_count == 0
         model = load_model(path, runtime, num_threads=1)
-        assert variant.input.shape == [1, *TEST_SIZE, 3] == list(model.input.shape)
+        assert variant.input.shape == [1, *size, 3] == list(model.input.shape)
         assert variant.input.layout == "NHWC"
-        assert variant.output.shape == [1, TEST_SIZE[0] // 2, TEST_SIZE[1] // 2, 2]
+        assert variant.output.shape == [1, size[0] // 2, size[1] // 2, 2]
         assert variant.input.dtype == model.input.dtype.name
 
 
@@ -76,16 +92,36 @@ def test_edgetpu_readiness_and_compiler_note(model_dir: Path) -> None:
     tpu = manifest.variant("int8-tpu").edgetpu
     assert tpu["readiness"] == {"ready": True, "problems": []}
     assert "RESIZE_NEAREST_NEIGHBOR" in manifest.variant("int8-tpu").op_counts
-    assert tpu["compiler"]["compiled"] is False
+    assert tpu["compiler"]["compiled"] is False and tpu["compiler"]["ran"] is False
     assert tpu["compiler"]["command"] == "edgetpu_compiler -s -o . craft_192x256_int8-tpu.tflite"
+
+
+@each_model
+def test_largest_activation_and_parameters_are_recorded(converted: Path, size: tuple[int, int]) -> None:
+    """CRAFT's largest activation is its first two convs' output, H*W*64; its int8 weights are ~21 MB."""
+    manifest = load_manifest(converted / size_name(size))
+    for name in ("int8", "int8-tpu"):
+        recorded = manifest.variant(name).edgetpu
+        graph = read_graph(converted / size_name(size) / manifest.variant(name).file)
+        largest = max(math.prod(t.shape_signature) for t in graph.tensors if not t.constant)
+        assert recorded["activation"]["shape"] == [1, *size, 64]
+        assert recorded["activation"]["bytes"] == size[0] * size[1] * 64 == largest
+        assert recorded["activation"]["verdict"] == "fits"  # both test sizes are small
+        assert 20e6 < recorded["parameters"]["bytes"] < 22e6 and recorded["parameters"]["streamed"]
 
 
 def test_report_and_contact_sheet(converted: Path) -> None:
     report = (converted / "report.md").read_text()
     for name in VARIANTS:
         assert f"| {name} |" in report
-    sheet = read_rgb(converted / "contact_sheet_192x256.png")
-    assert sheet.shape[1] > 320 * (len(VARIANTS) + 1)
+    for size in TEST_SIZES:
+        sheet = read_rgb(converted / f"contact_sheet_{size_name(size)}.png")
+        assert sheet.shape[1] > 320 * (len(VARIANTS) + 1)
+        assert f"## {size_name(size)} (folder `{size_name(size)}/`)" in report
+    tile_dir = converted / size_name(TEST_TILE_SIZE)
+    assert (f"Edge TPU, tile model: not compiled; on an x86-64 Debian/Ubuntu machine with edgetpu_compiler, run: "
+            f"edgetpu_compiler -s -o {tile_dir} {tile_dir}/craft_{size_name(TEST_TILE_SIZE)}_int8-tpu.tflite") in report
+    assert "expected to map fully" in report
 
 
 def test_int8_boxes_lie_on_the_words_of_a_sample(model_dir: Path) -> None:

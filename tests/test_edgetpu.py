@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import stat
 from pathlib import Path
@@ -81,7 +83,7 @@ def test_clean_graph_is_ready() -> None:
 def test_without_compiler_says_how(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     report = edgetpu.compile_model(tmp_path / "m.tflite", tmp_path)
-    assert not report.compiled
+    assert not report.compiled and not report.ran
     assert "edgetpu_compiler not installed here" in report.message
     assert report.command == "edgetpu_compiler -s -o . m.tflite"
 
@@ -104,6 +106,76 @@ def test_with_compiler_records_its_log(tmp_path: Path, monkeypatch: pytest.Monke
     out = tmp_path / "out"
     out.mkdir()
     report = edgetpu.compile_model(model, out)
-    assert report.compiled and report.output_file == "m_edgetpu.tflite"
+    assert report.compiled and report.ran and report.output_file == "m_edgetpu.tflite"
     assert (out / "m_edgetpu.tflite").read_bytes() == b"model"
     assert report.ops_on_tpu == 46 and report.off_chip_memory == "12.89MiB"
+
+
+def _activation_graph(*shape: int) -> GraphFacts:
+    tensors = [TensorFacts(0, "in", "uint8", (1, shape[1], shape[2], 3), False),
+               TensorFacts(1, "weights", "int8", (shape[3], 3, 3, 3), True, shape[3] * 27),
+               TensorFacts(2, "conv;fused", "int8", shape, False),
+               TensorFacts(3, "same size", "int8", shape, False)]
+    return _graph([OpFacts(0, "CONV_2D", (0, 1), (2,), None), OpFacts(1, "CONV_2D", (2,), (3,), None)], tensors)
+
+
+@pytest.mark.parametrize(("shape", "verdict", "phrase"), [
+    ((1, 288, 288, 64), "fits", "expected to map fully"),  # the default tile model
+    ((1, 608, 608, 16), "fits", "expected to map fully"),  # YOLOv3-tiny at 608x608: reported to compile
+    ((1, 320, 320, 64), "unknown", "unknown: between the largest reported to compile (5.9 MB"),
+    ((1, 384, 384, 64), "unknown", "and the smallest reported to fail (16.8 MB"),
+    ((1, 512, 512, 64), "too-large", "at or past sizes reported to fail (16.8 MB"),  # the 64-filter U-Net
+    ((1, 1024, 1024, 16), "too-large", "YOLOv3-tiny at 1024x1024"),
+    ((1, 480, 640, 64), "too-large", "at or past sizes reported to fail"),  # CRAFT at 480x640: 19.7 MB
+])
+def test_largest_activation_against_reported_compiler_limits(shape: tuple, verdict: str, phrase: str) -> None:
+    found = edgetpu.largest_activation(_activation_graph(*shape))
+    assert (found.bytes, found.index, found.shape, found.verdict) == (math.prod(shape), 2, list(shape), verdict)
+    assert phrase in found.message
+    assert found.message.startswith(f"largest activation {math.prod(shape) / 1e6:.1f} MB at int8 (tensor 2 conv, ")
+
+
+def test_parameters_past_the_on_chip_cache_stream_every_inference() -> None:
+    def graph(weight_bytes: int) -> GraphFacts:
+        return _graph([], [TensorFacts(0, "w", "int8", (weight_bytes,), True, weight_bytes),
+                           TensorFacts(1, "b", "int32", (16,), True, 64)])
+
+    craft = edgetpu.parameter_memory(graph(20_796_246))  # CRAFT int8, as converted
+    assert craft.bytes == 20_796_310 and craft.streamed
+    assert craft.message == ("parameters 20.8 MB: more than the Edge TPU's ~8.0 MB on-chip parameter cache holds; the "
+                             "rest streams from host memory on every inference")
+    small = edgetpu.parameter_memory(graph(3_000_000))
+    assert not small.streamed and small.message.endswith("fit the Edge TPU's ~8.0 MB on-chip parameter cache")
+
+
+def test_bilinear_resize_at_512_is_flagged() -> None:
+    tensors = [TensorFacts(0, "in", "int8", (1, 256, 256, 8), False),
+               TensorFacts(1, "out", "int8", (1, 512, 512, 8), False),
+               TensorFacts(2, "small", "int8", (1, 256, 256, 8), False)]
+    ops = [OpFacts(0, "RESIZE_BILINEAR", (0,), (1,), False), OpFacts(1, "RESIZE_BILINEAR", (0,), (2,), False)]
+    problems = edgetpu.check_readiness(_graph(ops, tensors)).problems
+    assert problems == ["op 0 RESIZE_BILINEAR: output 512x512; bilinear resize was reported not mapped to the Edge "
+                        "TPU at 512x512"]
+
+
+def test_the_tile_models_compile_note(tmp_path: Path) -> None:
+    """What the run and report.md say about compiling the tile model: the command, the compiler's
+    complaint when it ran here and failed, or the compiled file."""
+    from converter.report import SizeResult, tile_compile_note
+    from edge.manifest import Roles
+    from tests.test_manifest import example
+
+    manifest = example()
+    source = dataclasses.replace(manifest.variants[0], name="int8-tpu", file="craft_160x160_int8-tpu.tflite")
+    manifest.variants = [source]
+    result = SizeResult(manifest, tmp_path / "160x160", [], {})
+    roles = Roles("192x256", "160x160")
+    folder = tmp_path / "160x160"
+    assert tile_compile_note([result], roles) == (
+        "not compiled; on an x86-64 Debian/Ubuntu machine with edgetpu_compiler, run: "
+        f"edgetpu_compiler -s -o {folder} {folder}/craft_160x160_int8-tpu.tflite")
+    source.edgetpu = {"compiler": {"compiled": False, "ran": True, "message": "edgetpu_compiler failed (exit 1): x"}}
+    assert tile_compile_note([result], roles) == "edgetpu_compiler failed (exit 1): x"
+    manifest.variants.append(dataclasses.replace(source, name="edgetpu", target="edgetpu", file="c_edgetpu.tflite"))
+    source.edgetpu["compiler"]["compiled"] = True
+    assert tile_compile_note([result], roles) == "compiled: c_edgetpu.tflite"

@@ -16,7 +16,7 @@ from edge.backends.cpu import CpuBackend
 from edge.backends.edgetpu import EdgeTpuBackend
 from edge.config import ModelConfig
 from edge.hardware import find_tpus
-from edge.inference import ModelRunner, build_runner
+from edge.inference import ModelRunner, build_runners
 from edge.manifest import load_manifest
 from edge.runtime import find_runtime
 from edge.selection import NoUsableModel
@@ -41,8 +41,8 @@ def make_runner(folder: Path, tmp_path: Path, state: StandInState, tpu_present: 
 
     config = ModelConfig(dir=str(folder), prefer=prefer, num_threads=1)
     config.edgetpu.retry_seconds = 30
-    return build_runner(config, tmp_path / "state", StandInRuntime(find_runtime(), state),
-                        backends=(tpu_backend, CpuBackend.from_context), clock=clock or time.monotonic)
+    return build_runners(config, tmp_path / "state", StandInRuntime(find_runtime(), state),
+                         backends=(tpu_backend, CpuBackend.from_context), clock=clock or time.monotonic).coarse
 
 
 def test_tpu_present_and_loading_is_chosen(tpu_folder: Path, tmp_path: Path) -> None:

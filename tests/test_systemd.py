@@ -60,7 +60,7 @@ def test_unit_has_what_a_device_service_needs() -> None:
 
 
 def test_installer_dry_run(tmp_path: Path) -> None:
-    models = tmp_path / "480x640"
+    models = tmp_path / "models"
     models.mkdir()
     (models / "manifest.json").write_text("{}")
     result = subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--dry-run", "--models", str(models)],
@@ -78,16 +78,18 @@ def test_installer_dry_run(tmp_path: Path) -> None:
 
 
 def test_reinstalling_models_replaces_them_without_nesting(tmp_path: Path) -> None:
-    models = tmp_path / "480x640"
-    models.mkdir()
+    """The output folder lands where model.dir points by default, whatever its name."""
+    models = tmp_path / "out"
+    (models / "480x640").mkdir(parents=True)
     (models / "manifest.json").write_text("{}")
-    (models / "old.tflite").write_bytes(b"old")
-    target = tmp_path / "var-lib-models"
-    target.mkdir()
+    (models / "480x640" / "old.tflite").write_bytes(b"old")
+    target = tmp_path / "var-lib" / "models"
+    target.parent.mkdir()
     install = REPO / "systemd" / "install-models.sh"
     subprocess.run(["bash", str(install), str(models), str(target)], check=True)
-    (models / "old.tflite").unlink()
-    (models / "new.tflite").write_bytes(b"new")
-    subprocess.run(["bash", str(install), f"{models}/", str(target)], check=True)  # reinstall, trailing slash
-    assert sorted(p.name for p in (target / "480x640").iterdir()) == ["manifest.json", "new.tflite"]
-    assert sorted(p.name for p in target.iterdir()) == ["480x640"]
+    (models / "480x640" / "old.tflite").unlink()
+    (models / "480x640" / "new.tflite").write_bytes(b"new")
+    subprocess.run(["bash", str(install), f"{models}/", f"{target}/"], check=True)  # reinstall, trailing slashes
+    assert sorted(p.name for p in target.iterdir()) == ["480x640", "manifest.json"]
+    assert sorted(p.name for p in (target / "480x640").iterdir()) == ["new.tflite"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["models"]

@@ -3,6 +3,10 @@
 pycoral's ``make_interpreter`` does the same: ``load_delegate('libedgetpu.so.1', {'device': ...})``
 and an interpreter with that delegate. pycoral is therefore never required. Devices are found in
 sysfs and /dev (``edge.hardware``), so a Coral plugged in later is seen at the next retry.
+
+The compiled model comes from ``edgetpu_compiler``, which exists only for x86-64 Debian/Ubuntu:
+its command line is defined here, where both the converter (which runs it when installed) and
+``craft-edge probe`` (which prints it) find it.
 """
 
 from __future__ import annotations
@@ -10,10 +14,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from edge import variants
 from edge.backends.base import BackendContext, BackendUnavailable, ScoreModel
 from edge.hardware import EDGETPU_LIBRARY, DeviceSpecError, TpuDevice, find_tpus, select_tpu
-from edge.manifest import Variant
+from edge.manifest import Manifest, Variant
 from edge.runtime import ModelLoadError, Runtime, load_model
+
+COMPILER = "edgetpu_compiler"
+TARGET = "edgetpu"
+COMPILED_FROM = variants.kind(TARGET).compiled_from  # int8-tpu
+
+
+def compile_command(model: Path, out_dir: Path) -> list[str]:
+    """``edgetpu_compiler`` on ``model``, writing ``<stem>_edgetpu.tflite`` and its log into ``out_dir``."""
+    return [COMPILER, "-s", "-o", str(out_dir), str(model)]
+
+
+def size_notes(manifest: Manifest) -> list[str]:
+    """The converter's size checks of a folder's int8-tpu model: its largest activation against what
+    was reported to compile, its parameters against the on-chip cache (absent before format 2)."""
+    source = next((v for v in manifest.variants if v.name == COMPILED_FROM), None)
+    recorded = (source.edgetpu if source else None) or {}
+    checks = [recorded.get(key) for key in ("activation", "parameters")]
+    return [check["message"] for check in checks if isinstance(check, dict) and isinstance(check.get("message"), str)]
+
+
+def compile_note(folder: Path, manifest: Manifest) -> str | None:
+    """The folder's compiled model, or the command that makes it (None without an int8-tpu model)."""
+    compiled = next((v for v in manifest.variants if v.target == TARGET), None)
+    if compiled is not None:
+        return f"compiled: {compiled.file}"
+    source = next((v for v in manifest.variants if v.name == COMPILED_FROM), None)
+    if source is None:
+        return None
+    command = " ".join(compile_command(folder / source.file, folder))
+    return f"not compiled; on an x86-64 Debian/Ubuntu machine with {COMPILER}, run: {command}"
 
 
 def delegate_options(device_spec: str) -> dict[str, str]:
@@ -21,8 +56,8 @@ def delegate_options(device_spec: str) -> dict[str, str]:
 
 
 class EdgeTpuBackend:
-    name = "edgetpu"
-    target = "edgetpu"
+    name = TARGET
+    target = TARGET
     accelerator = True
 
     def __init__(self, runtime: Runtime, device_spec: str = "",
