@@ -66,7 +66,7 @@ class ModelConfig:
     edgetpu: EdgeTpuConfig = field(default_factory=EdgeTpuConfig)
     # off: the frame letterboxed into the model; full: native-scale tiles; adaptive: tiles where text may be
     tiling: str = field(default="off", metadata={"choices": TILING_MODES})
-    scale: float = field(default=1.0, metadata={"min": 0.1, "max": 4.0})  # frame scale for the tiles (1.0 = native)
+    scale: float = field(default=1.0, metadata={"min": 0.1, "max": 1.0})  # frame scale for the tiles (1.0 = native)
 
 
 @dataclass
@@ -75,7 +75,7 @@ class GatingConfig:
 
     enabled: bool = False
     threshold: float = field(default=12.0, metadata={"min": 1.0, "max": 255.0})
-    cell: int = field(default=8, metadata={"min": 1, "max": 64})
+    cell: int = field(default=8, metadata={"min": 1, "max": 16})  # <= half the smallest tile core (32 px)
     refresh_seconds: float = field(default=60.0, metadata={"min": 1.0, "max": 86400.0})
 
 

@@ -16,12 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from edge import __version__
 from edge.capture import CaptureThread, LatestFrame
 from edge.config import Config, ConfigError, state_dir
 from edge.detector import Detector, configured_detector
 from edge.inference import ModelRunner, Runners, build_runners
+from edge.manifest import MANIFEST_NAME
 from edge.notify import Watchdog, notify
 from edge.outbox import Outbox
 from edge.payload import TilingSettings, boxes_changed, detection_message, utc_iso
@@ -50,8 +52,18 @@ class Components:
 
 
 def loading_key(config: Config) -> tuple:
-    """What loading the models depends on: a reload that changes only tiling or scale keeps them."""
-    return dataclasses.replace(config.model, tiling="off", scale=1.0), state_dir(config)
+    """What loading the models depends on: a reload that changes only how frames meet the models (tiling
+    on or off excepted: off loads no tile model) keeps them; models replaced in the same folder do not."""
+    folder = Path(config.model.dir)
+    manifests = sorted([folder / MANIFEST_NAME, *folder.glob(f"*/{MANIFEST_NAME}")])
+    identity = tuple((str(path), path.stat().st_mtime_ns) for path in manifests if path.is_file())
+    return (dataclasses.replace(config.model, tiling=config.model.tiling == "off", scale=1.0), state_dir(config),
+            identity)
+
+
+def working_runner(parts: Components) -> ModelRunner:
+    """The runner that does most of the work: the tile model's when tiling is on."""
+    return parts.runners.coarse if parts.tiling.mode == "off" else parts.runners.tile
 
 
 def tpu_state(runner: ModelRunner) -> str:
@@ -81,8 +93,12 @@ class Daemon:
         """The parts for ``config``; on reload, the running model is kept when the model settings
         did not change (no second set of models in memory, nothing measured again)."""
         same_model = running is not None and loading_key(running.config) == loading_key(config)
-        runners = running.runners if same_model else build_runners(config.model, state_dir(config))
-        detector = configured_detector(config, runners.coarse, runners.tile)
+        runners = running.runners if same_model else build_runners(config.model, state_dir(config),
+                                                                    tile=config.model.tiling != "off")
+        try:
+            detector = configured_detector(config, runners.coarse, runners.tile)
+        except ValueError as exc:  # e.g. a tile model too small to tile with
+            raise ConfigError(f"model.tiling {config.model.tiling}: {exc}") from exc
         tiling = TilingSettings(config.model.tiling, config.model.scale, runners.tile.input_hw,
                                 config.gating.enabled)
         slot = LatestFrame()
@@ -151,7 +167,8 @@ class Daemon:
         detection = parts.detector.detect(frame.rgb)
         boxes = detection.boxes
         self.seq += 1
-        self.stats.record(detection.timing.inference, detection.tiles_run, detection.tiles_skipped)
+        self.stats.record(detection.timing.inference if detection.tiles_run else None, detection.tiles_run,
+                          detection.tiles_skipped)
         self.watchdog.alive()
         choice = parts.runners.coarse.choice
         assert choice is not None
@@ -161,7 +178,8 @@ class Daemon:
                 device_id=config.device_id, source_kind=config.source.kind,
                 source_name=frame.name, seq=self.seq, captured=frame.captured, frame_hw=frame.rgb.shape[:2],
                 variant=choice.variant, backend=choice.backend, runtime=parts.runners.coarse.runtime.name,
-                input_hw=parts.runners.coarse.input_hw, tiling=parts.tiling, detection=detection,
+                input_hw=parts.runners.coarse.input_hw, tiling=parts.tiling,
+                tile_choice=parts.runners.tile.choice or choice, detection=detection,
             )
             assert self.outbox is not None
             self.outbox.submit(message, self.seq)  # durable before the next frame
@@ -175,7 +193,7 @@ class Daemon:
         capture = parts.capture.status
         return {
             "state": "running", "version": __version__, "device_id": parts.config.device_id,
-            **parts.runners.coarse.status(), "tpu": tpu_state(parts.runners.coarse), "tiling": asdict(parts.tiling),
+            **parts.runners.coarse.status(), "tpu": tpu_state(working_runner(parts)), "tiling": asdict(parts.tiling),
             "tile_model": None if parts.runners.tile is parts.runners.coarse else parts.runners.tile.status(),
             "source": {"kind": parts.config.source.kind, "name": parts.config.source.name, "state": capture.state,
                        "detail": capture.detail, "reopens": capture.reopens},
@@ -213,7 +231,7 @@ class Daemon:
             "fps": round(self.stats.fps(), 2), "inference_ms": self.stats.inference_ms(),
             "frames_dropped": parts.slot.dropped, "bad_frames": parts.capture.status.bad_frames,
             "backend": model["backend"], "variant": model["variant"], "runtime": model["runtime"],
-            "source_state": parts.capture.status.state, "tpu_state": tpu_state(parts.runners.coarse),
+            "source_state": parts.capture.status.state, "tpu_state": tpu_state(working_runner(parts)),
             "tiles_run": self.stats.tiles_run, "tiles_skipped": self.stats.tiles_skipped,
             **(self.outbox.stats() if self.outbox else {}),
         }

@@ -109,6 +109,8 @@ class Detector:
             raise ValueError(f"scale {scale!r} must be above 0")
         self.model = model  # tiling off: the only model; adaptive: the coarse pass
         self.tile_model = tile_model or model
+        if tiling_mode != "off":
+            tiling.check_tile(self.tile_model.input_hw)
         self.thresholds = thresholds or Thresholds()
         self.tiling_mode = tiling_mode
         self.scale = scale
@@ -186,19 +188,27 @@ class Detector:
         tile_hw = self.tile_model.input_hw
         tiles = tiling.plan(scaled.shape[:2], tile_hw)
         cores = [self._in_source(tile.core(), rgb.shape) for tile in tiles]  # gating compares source pixels
+        extents = [self._in_source(tile.extent(tile_hw), rgb.shape) for tile in tiles]
         thumbnail = self.gate.thumbnail(rgb) if self.gate else None
         refresh = self._refresh_due(rgb.shape)
-        changed = [True] * len(tiles) if refresh else self.gate.changed(thumbnail, cores)  # type: ignore[union-attr]
+        changed = ([True] * len(tiles) if refresh
+                   else self.gate.changed(thumbnail, cores, extents))  # type: ignore[union-attr]
         if not any(changed):
             return self._unchanged(start, skipped=len(tiles))
-        maps = tiling.empty_maps(scaled.shape[:2]) if refresh else self._memory.maps  # type: ignore[union-attr]
+        last = self._memory.maps if self._memory and self._memory.shape == rgb.shape else None
+        maps = tiling.empty_maps(scaled.shape[:2]) if refresh or last is None else last
         inference = 0.0
         runs = 0
         wanted = changed
-        if self.tiling_mode == "adaptive" and refresh:  # between refreshes every changed tile runs
-            maxima, inference = self._coarse_maxima(rgb, tiles)
-            runs = 1
-            wanted = [score > self._select_score for score in maxima]
+        if self.tiling_mode == "adaptive":
+            # Tiles that held text last time run when they change; the others only where the coarse
+            # pass sees something (one pass, skipped when only text tiles changed).
+            held = [last is not None and tiling.core_max(last, tile) > self._select_score for tile in tiles]
+            if any(was_changed and not had_text for was_changed, had_text in zip(changed, held, strict=True)):
+                maxima, inference = self._coarse_maxima(rgb, tiles)
+                runs = 1
+                held = [had_text or score > self._select_score for had_text, score in zip(held, maxima, strict=True)]
+            wanted = [was_changed and text for was_changed, text in zip(changed, held, strict=True)]
         ran_tiles = []
         for tile, run in zip(tiles, wanted, strict=True):
             if not run:  # unchanged (gating), or nothing the coarse pass scored: its core stays as it is

@@ -4,8 +4,11 @@ A fixed camera mostly sees the same scene. Each region (a tile's core, or the wh
 tiling is off) is compared with the same region of the frame it was last inferred on; only
 changed regions need the model. The comparison is on a grey thumbnail (``cell`` x ``cell``
 pixels averaged into one, so sensor noise averages out), after removing the region's mean
-change (so a slow, global brightness drift is not a change). A region changed when any cell
-still differs by more than ``threshold`` grey levels: a word appearing in one corner is enough.
+change over the region's surroundings (so a slow brightness drift is not a change, while a word
+filling a small region still is). A region changed when any cell still differs by more than
+``threshold`` grey levels: a word appearing in one corner is enough. Regions own whole cells
+(a region's cells start inside it), so regions that share a border never share a cell: what one
+region remembers cannot hide another's change.
 """
 
 from __future__ import annotations
@@ -39,20 +42,31 @@ class ChangeGate:
         return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
 
     def _cells(self, region: Region) -> tuple[slice, slice]:
+        """The thumbnail cells whose first pixel lies in ``region`` (at least one cell)."""
         cell = self.settings.cell
-        top, bottom, left, right = region
-        return slice(top // cell, -(-bottom // cell)), slice(left // cell, -(-right // cell))
+        top, bottom, left, right = (-(-edge // cell) for edge in region)
+        return slice(top, max(bottom, top + 1)), slice(left, max(right, left + 1))
 
-    def changed(self, thumbnail: np.ndarray, regions: list[Region]) -> list[bool]:
-        """For each region: did it change since it was last remembered? (All of them, the first time.)"""
+    def changed(self, thumbnail: np.ndarray, regions: list[Region],
+                surroundings: list[Region] | None = None) -> list[bool]:
+        """For each region: did it change since it was last remembered? (All of them, the first time.)
+
+        The brightness drift removed is the median change over the region's ``surroundings`` (a tile's
+        whole extent; default: the whole frame)."""
         if self._reference is None or self._reference.shape != thumbnail.shape:
             return [True] * len(regions)
+        difference = thumbnail - self._reference
+        whole = float(np.median(difference))
         result = []
-        for region in regions:
+        for index, region in enumerate(regions):
             rows, cols = self._cells(region)
-            difference = thumbnail[rows, cols] - self._reference[rows, cols]
-            result.append(difference.size > 0
-                          and float(np.abs(difference - difference.mean()).max()) > self.settings.threshold)
+            if surroundings is None:
+                drift = whole
+            else:
+                around_rows, around_cols = self._cells(surroundings[index])
+                drift = float(np.median(difference[around_rows, around_cols]))
+            inside = difference[rows, cols]
+            result.append(inside.size > 0 and float(np.abs(inside - drift).max()) > self.settings.threshold)
         return result
 
     def remember(self, thumbnail: np.ndarray, regions: list[Region]) -> None:

@@ -165,14 +165,15 @@ def _start_runner(model_dir: Path, config: ModelConfig, cache_dir: Path, runtime
 
 def build_runners(config: ModelConfig, cache_dir: Path, runtime: Runtime | None = None,
                   backends: Sequence[BackendFactory] = BACKENDS,
-                  clock: Callable[[], float] = time.monotonic) -> Runners:
+                  clock: Callable[[], float] = time.monotonic, tile: bool = True) -> Runners:
     """The runners for ``config.dir`` (a bundle or one model folder), started: the daemon's and the CLI's.
 
+    Without ``tile`` (tiling off) the tile model is not loaded: the coarse runner stands in for it.
     ``ManifestError`` for a folder that is neither, ``NoUsableModel`` if a role has nothing that runs.
     """
     runtime = runtime or find_runtime()
     folders = model_folders(Path(config.dir))
     coarse = _start_runner(folders.coarse, config, cache_dir, runtime, backends, clock)
-    if folders.shared:
+    if folders.shared or not tile:
         return Runners(coarse, coarse)
     return Runners(coarse, _start_runner(folders.tile, config, cache_dir, runtime, backends, clock))

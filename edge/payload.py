@@ -11,10 +11,14 @@ import datetime
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.boxes import match_boxes
 from edge.detector import Detection
 from edge.postprocess import Box
+
+if TYPE_CHECKING:
+    from edge.selection import Choice
 
 SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "detections-v2.schema.json"
@@ -39,8 +43,12 @@ class TilingSettings:
 
 def detection_message(
     *, device_id: str, source_kind: str, source_name: str, seq: int, captured: float, frame_hw: tuple[int, int],
-    variant: str, backend: str, runtime: str, input_hw: tuple[int, int], tiling: TilingSettings, detection: Detection,
+    variant: str, backend: str, runtime: str, input_hw: tuple[int, int], tiling: TilingSettings,
+    tile_choice: Choice, detection: Detection,
 ) -> dict:
+    """``model`` is the model a letterboxed pass runs (tiling off, adaptive's coarse pass); ``tiling.tile_model``
+    the one the tiles run (the same model when its folder plays both roles or tiling is off)."""
+    tile_model = {"variant": tile_choice.variant, "backend": tile_choice.backend}
     timing = detection.timing
     return {
         "schema": SCHEMA_VERSION,
@@ -49,7 +57,8 @@ def detection_message(
         "frame": {"seq": seq, "timestamp": utc_iso(captured), "width": frame_hw[1], "height": frame_hw[0]},
         "model": {"variant": variant, "backend": backend, "runtime": runtime, "input": list(input_hw)},
         "tiling": {"mode": tiling.mode, "scale": tiling.scale, "tile_input": list(tiling.tile_input),
-                   "gating": tiling.gating, "tiles_run": detection.tiles_run, "tiles_skipped": detection.tiles_skipped},
+                   "gating": tiling.gating, "tile_model": tile_model, "tiles_run": detection.tiles_run,
+                   "tiles_skipped": detection.tiles_skipped},
         "timing_ms": {
             "preprocess": round(timing.preprocess, 2), "inference": round(timing.inference, 2),
             "postprocess": round(timing.postprocess, 2), "total": round(timing.total, 2),

@@ -19,11 +19,13 @@ class RollingStats:
         self.tiles_run = 0  # model inferences since the start (adaptive's coarse pass included)
         self.tiles_skipped = 0  # tiles not run: unchanged (gating) or nothing there (adaptive)
 
-    def record(self, inference_ms: float, tiles_run: int = 1, tiles_skipped: int = 0) -> None:
+    def record(self, inference_ms: float | None, tiles_run: int = 1, tiles_skipped: int = 0) -> None:
+        """One processed frame; ``inference_ms`` None when no model ran (gating: nothing changed)."""
         self.frames += 1
         self.tiles_run += tiles_run
         self.tiles_skipped += tiles_skipped
-        self._inference_ms.append(inference_ms)
+        if inference_ms is not None:
+            self._inference_ms.append(inference_ms)
         self._done_at.append(time.monotonic())
 
     def fps(self) -> float:

@@ -68,6 +68,12 @@ class Tile:
         return self.rows.start, self.rows.start + tile_hw[0], self.cols.start, self.cols.start + tile_hw[1]
 
 
+def check_tile(tile_hw: tuple[int, int], context: int = CONTEXT) -> None:
+    """ValueError unless tiles of ``tile_hw`` can cover a frame (the checks ``spans`` makes)."""
+    for side in tile_hw:
+        spans(side, side, context)
+
+
 def padded(frame_hw: tuple[int, int]) -> tuple[int, int]:
     """The frame's size rounded up to STRIDE, as a single pass pads it (black below and right)."""
     return -(-frame_hw[0] // STRIDE) * STRIDE, -(-frame_hw[1] // STRIDE) * STRIDE
@@ -100,3 +106,9 @@ def paste_core(maps: np.ndarray, tile: Tile, scores: np.ndarray) -> None:
     origin_y, origin_x = tile.rows.start // 2, tile.cols.start // 2
     maps[top:bottom, left:right] = scores[top - origin_y:bottom - origin_y, left - origin_x:right - origin_x]
 
+
+
+def core_max(maps: np.ndarray, tile: Tile) -> float:
+    """The highest region or affinity score in the tile's core of the stitched ``maps``."""
+    core = maps[tile.rows.core_start // 2:tile.rows.core_end // 2, tile.cols.core_start // 2:tile.cols.core_end // 2]
+    return float(core.max()) if core.size else 0.0

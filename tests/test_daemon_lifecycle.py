@@ -177,9 +177,11 @@ def test_reload_keeps_the_running_model_when_its_settings_are_unchanged(model_di
     first = daemon._build(config)
     edited = copy.deepcopy(config)
     edited.detection.text_threshold = 0.8  # a reload that leaves the model alone
+    edited.model.tiling, edited.model.scale = "adaptive", 0.5  # how frames meet the models: still the same models
     second = daemon._build(edited, running=first)
-    assert second.runner is first.runner and second.detector.thresholds.text == 0.8
+    assert second.runners is first.runners and second.detector.thresholds.text == 0.8
+    assert (second.detector.tiling_mode, second.detector.scale) == ("adaptive", 0.5)
     other_model = copy.deepcopy(edited)  # each reload parses a new Config
     other_model.model.prefer = "fp32"
     third = daemon._build(other_model, running=second)
-    assert third.runner is not second.runner and third.runner.choice.variant == "fp32"
+    assert third.runners is not second.runners and third.runners.coarse.choice.variant == "fp32"

@@ -70,7 +70,8 @@ def test_schema_refuses_malformed_messages() -> None:
         "schema": 2, "device_id": "porch", "source": {"kind": "files", "name": "a.jpg"},
         "frame": {"seq": 1, "timestamp": "2026-01-01T00:00:00.000+00:00", "width": 640, "height": 480},
         "model": {"variant": "int8", "backend": "cpu", "runtime": "ai-edge-litert", "input": [480, 640]},
-        "tiling": {"mode": "adaptive", "scale": 1.0, "tile_input": [288, 288], "gating": True, "tiles_run": 3,
+        "tiling": {"mode": "adaptive", "scale": 1.0, "tile_input": [288, 288], "gating": True,
+                   "tile_model": {"variant": "edgetpu", "backend": "edgetpu"}, "tiles_run": 3,
                    "tiles_skipped": 12},
         "timing_ms": {"preprocess": 1.0, "inference": 2.0, "postprocess": 3.0, "total": 6.0},
         "boxes": [{"points": [[0, 0], [1, 0], [1, 1], [0, 1]], "score": 0.9}],
@@ -96,6 +97,7 @@ def test_watch_uses_the_daemons_config_for_topic_and_broker(broker, tmp_path: Pa
 
     from edge.detector import Detection, Timing
     from edge.payload import TilingSettings, detection_message
+    from edge.selection import Choice
     from tests.mqtt_helpers import Subscriber
 
     config = tmp_path / "config.yaml"
@@ -106,6 +108,7 @@ def test_watch_uses_the_daemons_config_for_topic_and_broker(broker, tmp_path: Pa
     message = detection_message(device_id="cam1", source_kind="files", source_name="a.jpg", seq=7, captured=0.0,
                                 frame_hw=(480, 640), variant="int8", backend="cpu", runtime="ai-edge-litert",
                                 input_hw=(480, 640), tiling=TilingSettings("off", 1.0, (480, 640), False),
+                                tile_choice=Choice("int8", "cpu", "test"),
                                 detection=Detection([], Timing(1.0, 2.0, 3.0), tiles_run=1))
     publisher = Subscriber(broker, "unused/topic")
     try:

@@ -135,3 +135,45 @@ def test_gating_with_tiling_off_skips_the_single_pass(tile_model: CraftModel) ->
     covered = rgb.copy()
     covered[300:420, 500:700] = 255
     assert detector.detect(covered).tiles_run == 1
+
+
+class Bright:
+    """A stand-in model: scores ``score`` wherever a pixel is brighter than 200 (0 with ``score`` 0)."""
+
+    def __init__(self, input_hw: tuple[int, int], score: float) -> None:
+        self.input_hw = input_hw
+        self.score = score
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        scores = np.zeros((pixels.shape[0] // 2, pixels.shape[1] // 2, 2), np.float32)
+        scores[pixels.max(axis=2)[::2, ::2] > 200] = self.score
+        return scores
+
+
+@pytest.mark.parametrize("coarse_score", [0.0, 0.3])  # a coarse pass blind to the word, and one that sees it faintly
+def test_adaptive_with_gating_gives_the_same_boxes_before_and_after_a_refresh(coarse_score: float) -> None:
+    clock = Clock()
+    detector = Detector(Bright((192, 256), coarse_score), tiling_mode="adaptive", tile_model=Bright((160, 160), 0.9),
+                        gate=GateSettings(refresh_seconds=60), clock=clock)
+    scene = np.full((720, 1280, 3), 60, np.uint8)
+    detector.detect(scene)
+    scene[300:312, 600:660] = 255  # a small word appears
+    found = []
+    for clock.now in (5.0, 30.0, 61.0, 70.0, 125.0):  # 61 and 125: refreshes
+        found.append([box.points.tolist() for box in detector.detect(scene).boxes])
+    assert all(boxes == found[0] for boxes in found), found
+    assert len(found[0]) == (1 if coarse_score else 0)  # adaptive runs tiles where the coarse pass sees text
+
+
+def test_a_change_filling_one_small_region_is_a_change() -> None:
+    gate = ChangeGate(GateSettings(threshold=12, cell=16))
+    frame = np.full((64, 64, 3), 60, np.uint8)
+    regions = [(top, top + 16, left, left + 16) for top in range(0, 64, 16) for left in range(0, 64, 16)]
+    gate.remember(gate.thumbnail(frame), regions)
+    frame[16:32, 32:48] = 200  # exactly one region, one cell
+    assert gate.changed(gate.thumbnail(frame), regions) == [region == (16, 32, 32, 48) for region in regions]
+
+
+def test_a_tile_model_too_small_to_tile_with_is_refused_when_the_detector_is_made() -> None:
+    with pytest.raises(ValueError, match="tile 128"):
+        Detector(Bright((192, 256), 0.0), tiling_mode="full", tile_model=Bright((128, 128), 0.9))
