@@ -37,6 +37,7 @@ MAX_INCOMING_BYTES = 1024
 # MQTT v5 Maximum Packet Size on CONNECT: the broker must not send us anything bigger, so an
 # oversized message never reaches paho's memory (the payload limit above is checked after that).
 MAX_PACKET_BYTES = 4096
+PACKET_OVERHEAD_BYTES = 1024  # a PUBLISH's fixed header, topic and user properties, generously
 ONLINE, OFFLINE = "online", "offline"
 
 
@@ -167,6 +168,7 @@ class Publisher:
         self.last_error = ""
         self.ignored_messages = 0
         self.rejected = 0  # publishes the broker refused in its PUBACK (e.g. not authorised by its ACL)
+        self.max_packet_bytes: int | None = None
         self.on_ack: Callable[[int], None] = lambda mid: None
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {}
@@ -205,6 +207,8 @@ class Publisher:
         log.info("connected to MQTT broker %s:%s", self.config.mqtt.host, self.config.mqtt.port)
         self.last_error = ""
         self.connections += 1
+        # MQTT v5: the largest packet this broker takes (a bigger one closes the connection); None: no limit said
+        self.max_packet_bytes = getattr(properties, "MaximumPacketSize", None)
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
         with self._lock:
             status = dict(self._status)
@@ -274,6 +278,10 @@ class Publisher:
         with self._lock:
             self._status = status
         self.client.publish(self.topics.status, json.dumps(status), qos=1, retain=True)
+
+    def fits(self, payload: bytes) -> bool:
+        """Is ``payload`` small enough for this broker's MaximumPacketSize (with room for topic and headers)?"""
+        return self.max_packet_bytes is None or len(payload) + PACKET_OVERHEAD_BYTES <= self.max_packet_bytes
 
     def publish_snapshot(self, jpeg: bytes, seq: int, timestamp: str) -> mqtt.MQTTMessageInfo:
         """Queue one snapshot (retained, QoS 0: never spooled); the frame's seq and capture time ride

@@ -120,6 +120,7 @@ class SnapshotStream(threading.Thread):
         self.schedule = Schedule(settings)
         self.published = 0
         self.dropped = 0
+        self._too_large_logged = False
         self._job: Job | None = None
         self._wake = threading.Condition()
         self._stopping = False
@@ -168,23 +169,34 @@ class SnapshotStream(threading.Thread):
             try:
                 self._send(job)
             except Exception:  # a snapshot must never take the daemon down
-                self.dropped += 1
+                self._drop()
                 self._failures += 1
                 if self._failures == 1 or self._failures % 100 == 0:
                     log.exception("snapshot of frame %d failed (%d failures so far)", job.seq, self._failures)
+
+    def _drop(self) -> None:
+        with self._wake:  # offer() counts under the same lock, from the inference thread
+            self.dropped += 1
 
     def _send(self, job: Job) -> None:
         settings, publisher = self.settings, self.publisher()
         if not settings.enabled:  # turned off by a reload since: the new connection has emptied the topic
             return
         if not publisher.connected.is_set() or self._busy(publisher):
-            self.dropped += 1
+            self._drop()
             return
         picture = annotate(job.frame.rgb, job.boxes, job.tiles, settings.max_width)
-        info = publisher.publish_snapshot(encode_jpeg(picture, settings.jpeg_quality), job.seq,
-                                           utc_iso(job.frame.captured))
+        jpeg = encode_jpeg(picture, settings.jpeg_quality)
+        if not publisher.fits(jpeg):  # the broker would close the connection: lower max_width or jpeg_quality
+            self._drop()
+            if not self._too_large_logged:
+                self._too_large_logged = True
+                log.error("a %d-byte snapshot is over the broker's maximum packet size (%s bytes): not sent; "
+                          "lower mqtt.snapshot.max_width or jpeg_quality", len(jpeg), publisher.max_packet_bytes)
+            return
+        info = publisher.publish_snapshot(jpeg, job.seq, utc_iso(job.frame.captured))
         if info.rc != MQTT_ERR_SUCCESS:  # the connection went away meanwhile
-            self.dropped += 1
+            self._drop()
             return
         self._sent = (publisher, publisher.connections, info)
         self.published += 1

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from edge.imageio import read_rgb
+from edge.payload import SCHEMA_VERSION
 from tests import daemon_helpers
 from tests.conftest import SAMPLES
 from tests.daemon_helpers import REPO, seqs, start_daemon, write_config
@@ -145,7 +146,7 @@ def test_with_the_broker_down_detections_are_spooled_and_snapshots_are_not(tmp_p
         daemon.kill()
         broker.stop()
     assert len(spooled) >= 10
-    assert all(json.loads(payload)["schema"] == 1 for payload in spooled)  # detections only, no picture
+    assert all(json.loads(payload)["schema"] == SCHEMA_VERSION for payload in spooled)  # detections only, no picture
     received = snapshots(subscriber)
     after = [s for s in received if not s.retain and captured_at(s) > stopped]
     assert after, "no snapshot after the broker came back"

@@ -204,3 +204,13 @@ def test_verdict_says_what_to_do() -> None:
         assert "move the camera closer, zoom in, or use a larger model input or tiling" in line
         assert "in the 480x640 model input" in line and "\n" not in line
     assert "closer" not in verdict([fine], (480, 640))
+
+
+def test_a_snapshot_over_the_brokers_maximum_packet_size_is_not_sent() -> None:
+    from edge.publisher import PACKET_OVERHEAD_BYTES, Publisher
+
+    publisher = Publisher(parse_config("device_id: t", "c"), None)
+    assert publisher.fits(b"x" * 10_000_000)  # no limit said (MQTT v5 CONNACK without MaximumPacketSize)
+    publisher.max_packet_bytes = 100_000  # e.g. AWS IoT: 128 KB; mosquitto's max_packet_size
+    assert publisher.fits(b"x" * (100_000 - PACKET_OVERHEAD_BYTES))
+    assert not publisher.fits(b"x" * (100_001 - PACKET_OVERHEAD_BYTES))
