@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -30,13 +31,14 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.config import SnapshotConfig  # noqa: E402
+from edge.config import SnapshotConfig, parse_config  # noqa: E402
 from edge.detector import Detector  # noqa: E402
 from edge.imageio import read_rgb  # noqa: E402
 from edge.manifest import load_manifest  # noqa: E402
 from edge.paths import absolute  # noqa: E402
 from edge.payload import boxes_changed  # noqa: E402
 from edge.postprocess import Box  # noqa: E402
+from edge.publisher import Publisher  # noqa: E402
 from edge.runtime import default_threads, find_runtime, load_model  # noqa: E402
 from edge.snapshot import SnapshotStream, annotate, encode_jpeg  # noqa: E402
 from edge.sources import Frame  # noqa: E402
@@ -116,16 +118,59 @@ def daemon_fps(model_dir: Path, variant: str, frames: int, snapshots: bool,
     return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]), usage.ru_utime + usage.ru_stime, pictures[0]
 
 
+def interleaved_fps(model_dir: Path, variant: str, blocks: int, block_frames: int, scratch: Path) -> None:
+    """One detector and one SnapshotStream publishing to a local mosquitto, snapshots switched off and
+    on (defaults) every ``block_frames`` frames: alternating short blocks within one process cancel the
+    slow swings of a shared machine that separate daemon runs cannot. Each on-block is compared with
+    the mean of the off-blocks on either side."""
+    model = load_model(model_dir / load_manifest(model_dir).variant(variant).file, find_runtime(), default_threads())
+    detector = Detector(model)
+    pictures = [read_rgb(path) for path in FRAMES]
+    with mosquitto(scratch) as broker:
+        config = parse_config(yaml.safe_dump({"device_id": "bench", "mqtt": {
+            "host": broker.host, "port": broker.port, "snapshot": {"enabled": True}}}), "bench")
+        publisher = Publisher(config, None)
+        publisher.start()
+        publisher.connected.wait(10)
+        stream = SnapshotStream(config.mqtt.snapshot, lambda: publisher)
+        stream.start()
+        rates: list[float] = []
+        seq = 0
+        for block in range(2 * blocks + 1):  # off, on, off, ..., off
+            stream.configure(dataclasses.replace(config.mqtt.snapshot, enabled=block % 2 == 1))
+            start = time.perf_counter()
+            for _ in range(block_frames):
+                seq += 1
+                rgb = pictures[seq % len(pictures)]
+                stream.offer(Frame(rgb, "bench", time.time()), detector.detect(rgb), seq)
+            rates.append(block_frames / (time.perf_counter() - start))
+        stream.stop(5)
+        publisher.stop()
+    ratios = [rates[i] / ((rates[i - 1] + rates[i + 1]) / 2) for i in range(1, len(rates), 2)]
+    print(f"one process, {blocks} on-blocks of {block_frames} frames between off-blocks: {stream.published} "
+          f"snapshots published; fps on / neighbouring off: median {statistics.median(ratios):.3f}, "
+          f"mean {statistics.mean(ratios):.3f} (blocks: off {statistics.median(rates[0::2]):.2f} fps, "
+          f"on {statistics.median(rates[1::2]):.2f} fps)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=absolute, default=REPO / "models" / "480x640")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=3, help="daemon runs with snapshots off and on (0: none)")
+    parser.add_argument("--blocks", type=int, default=0,
+                        help="also measure in one process: this many on-blocks between off-blocks")
+    parser.add_argument("--block-frames", type=int, default=20)
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {args.model.name} {args.variant}, "
           f"{default_threads()} threads")
     per_snapshot(args.model, args.variant)
+    if args.blocks:
+        with tempfile.TemporaryDirectory() as scratch:
+            interleaved_fps(args.model, args.variant, args.blocks, args.block_frames, Path(scratch))
+    if not args.pairs:
+        return 0
     defaults = SnapshotConfig()
     print(f"craft-edge run, {args.frames} frames per run, snapshots at the defaults (interval "
           f"{defaults.interval_seconds:g} s, min_interval {defaults.min_interval_seconds:g} s, max_width "
