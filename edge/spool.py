@@ -9,8 +9,11 @@ a spooled detection; subscribers recognise QoS 1 duplicates by it.
 
 The spool is bounded: when it holds ``max_messages``, the policy drops the oldest or the newest
 (counted, logged). Only a full disk (SQLITE_FULL, ENOSPC) may drop anything else, and only under
-``drop_oldest``: the oldest tenth goes to make room (counted, logged). Any other error (a busy or
-damaged database) drops nothing: ``put`` returns None and the caller keeps the message in memory.
+``drop_oldest``: the oldest tenth goes to make room (counted, logged). Even a DELETE needs room
+in the WAL, so a small reserve file (``spool.reserve``) is kept beside the spool and given up to let
+that DELETE through on a completely full disk, then made again when there is room. Any other error
+(a busy or damaged database) drops nothing: ``put`` returns None and the caller keeps the message in
+memory.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -25,6 +29,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SPOOL_FILE = "spool.sqlite3"
+RESERVE_FILE = "spool.reserve"
+RESERVE_BYTES = 64 * 1024  # room for the WAL frames of one drop_oldest DELETE (4 KiB pages)
 BUSY_TIMEOUT_MS = 5000
 DELETE_BATCH = 500  # acknowledged ids per DELETE (SQLite's limit on bound parameters is far above)
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -48,6 +54,9 @@ class Spool:
         self._acked: set[int] = set()  # acknowledged, but the delete failed (full disk): retried with the next
         self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
+        self._reserve = folder / RESERVE_FILE
+        if not self.newest_first:
+            self._make_reserve()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -100,12 +109,40 @@ class Spool:
                 raise
         (count,) = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
         drop = max(1, count // 10)
-        self._db.execute("DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)", (drop,))
+        delete = "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)"
+        try:
+            self._db.execute(delete, (drop,))
+        except sqlite3.Error as exc:  # no room even for the DELETE's WAL frames: give up the reserve
+            if not is_disk_full(exc) or not self._release_reserve():
+                raise
+            self._db.execute(delete, (drop,))
         self.dropped_disk_full += drop
         log.warning("disk full: dropped the oldest %d spooled detections (drop_oldest; %d so far)", drop,
                     self.dropped_disk_full)
         self._checkpoint()
+        self._make_reserve()
         return self._insert(payload, seq)
+
+    def _make_reserve(self) -> None:
+        """Best effort: without room now, it is made after the next drop."""
+        if self._reserve.exists():
+            return
+        try:
+            with open(self._reserve, "wb") as handle:
+                handle.write(bytes(RESERVE_BYTES))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._reserve.unlink()
+
+    def _release_reserve(self) -> bool:
+        """Free the reserve's room; False when there was none to free."""
+        try:
+            self._reserve.unlink()
+        except OSError:
+            return False
+        return True
 
     def _checkpoint(self) -> None:
         with contextlib.suppress(sqlite3.Error):

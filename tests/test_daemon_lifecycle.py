@@ -173,11 +173,12 @@ def test_reload_keeps_the_running_model_when_its_settings_are_unchanged(model_di
     config = Config()
     config.model.dir, config.model.prefer, config.state_dir = str(model_dir), "int8", str(tmp_path / "state")
     config.source.kind, config.source.path = "files", str(SAMPLES)
+    config.model.tiling = "full"
     daemon = Daemon(lambda: config)
     first = daemon._build(config)
     edited = copy.deepcopy(config)
     edited.detection.text_threshold = 0.8  # a reload that leaves the model alone
-    edited.model.tiling, edited.model.scale = "adaptive", 0.5  # how frames meet the models: still the same models
+    edited.model.tiling, edited.model.scale = "adaptive", 0.5  # how tiles meet the frame: still the same models
     second = daemon._build(edited, running=first)
     assert second.runners is first.runners and second.detector.thresholds.text == 0.8
     assert (second.detector.tiling_mode, second.detector.scale) == ("adaptive", 0.5)
@@ -185,3 +186,6 @@ def test_reload_keeps_the_running_model_when_its_settings_are_unchanged(model_di
     other_model.model.prefer = "fp32"
     third = daemon._build(other_model, running=second)
     assert third.runners is not second.runners and third.runners.coarse.choice.variant == "fp32"
+    untiled = copy.deepcopy(other_model)
+    untiled.model.tiling = "off"  # no tile model to load: the models are built again, without it
+    assert daemon._build(untiled, running=third).runners is not third.runners
