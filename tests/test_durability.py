@@ -5,6 +5,7 @@ weights, real mosquitto, real SQLite on a real (small) filesystem."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import random
@@ -267,3 +268,25 @@ def test_an_unusable_state_directory_or_tls_file_is_one_line_and_exit_2(tmp_path
     assert daemon.returncode == 2, stderr
     assert stderr.strip().splitlines()[-1].startswith("craft-edge: error: mqtt: cannot use the settings"), stderr
     assert "Traceback" not in stderr
+
+
+def test_drop_oldest_makes_room_on_a_completely_full_disk(tmp_path: Path) -> None:
+    """Even SQLite's DELETE needs room in the WAL: with not a byte left, the spool gives up its reserve
+    file so that drop_oldest can still drop the oldest and store the newest."""
+    from edge.spool import Spool
+
+    with small_filesystem(tmp_path / "state", "320k") as state:
+        spool = Spool(state, 10_000)
+        payload = "x" * 2000
+        seq = 0
+        while spool.put(payload, seq := seq + 1) is not None and spool.dropped_disk_full == 0:
+            pass
+        with contextlib.suppress(OSError), open(state / "filler", "wb") as filler:  # not a byte left
+            while True:
+                filler.write(bytes(4096))
+                filler.flush()
+        dropped_before = spool.dropped_disk_full
+        assert spool.put(payload, seq + 1) is not None, "the newest was not stored"
+        assert spool.dropped_disk_full > dropped_before
+        assert spool.last_seq() == seq + 1
+        spool.close()
