@@ -163,7 +163,8 @@ class Daemon:
         return exit_code
 
     def _process(self, frame: Frame, parts: Components) -> None:
-        config = parts.config
+        config, outbox = parts.config, self.outbox
+        assert outbox is not None
         detection = parts.detector.detect(frame.rgb)
         boxes = detection.boxes
         self.seq += 1
@@ -181,12 +182,10 @@ class Daemon:
                 input_hw=parts.runners.coarse.input_hw, tiling=parts.tiling,
                 tile_choice=parts.runners.tile.choice or choice, detection=detection,
             )
-            assert self.outbox is not None
-            self.outbox.submit(message, self.seq)  # durable before the next frame
+            outbox.submit(message, self.seq)  # durable before the next frame
             self._last_published = time.monotonic()
             self._last_boxes = boxes
-        assert self.outbox is not None
-        self.outbox.snapshots.offer(frame, detection, self.seq)  # after the detection; hands over, never waits
+        outbox.snapshots.offer(frame, detection, self.seq)  # after the detection; hands over, never waits
 
     # -- status and stats ------------------------------------------------------------------
     def _status(self, parts: Components) -> dict:

@@ -209,8 +209,8 @@ class Detector:
                 runs = 1
                 held = [had_text or score > self._select_score for had_text, score in zip(held, maxima, strict=True)]
             wanted = [was_changed and text for was_changed, text in zip(changed, held, strict=True)]
-        ran_tiles = []
-        for tile, run in zip(tiles, wanted, strict=True):
+        ran = []  # indices of the tiles that ran
+        for index, (tile, run) in enumerate(zip(tiles, wanted, strict=True)):
             if not run:  # unchanged (gating), or nothing the coarse pass scored: its core stays as it is
                 continue
             pixels = tiling.crop(scaled, tile, tile_hw)
@@ -218,8 +218,8 @@ class Detector:
             scores = self.tile_model(pixels)
             inference += time.perf_counter() - before
             tiling.paste_core(maps, tile, scores)
-            ran_tiles.append(tile)
-        runs += len(ran_tiles)
+            ran.append(index)
+        runs += len(ran)
         after_tiles = time.perf_counter()
         factor = 2 / self.scale  # stitched maps are at half the scaled frame's size
         boxes = [box.scaled(factor) for box in detect_boxes(maps[..., 0], maps[..., 1], self.thresholds)]
@@ -227,9 +227,8 @@ class Detector:
         self._remember(rgb.shape, boxes, maps, thumbnail,
                        [core for core, was_changed in zip(cores, changed, strict=True) if was_changed], refresh)
         timing = Timing((after_tiles - start) * 1e3 - inference * 1e3, inference * 1e3, (done - after_tiles) * 1e3)
-        extents = (self._in_source(tile.extent(tile_hw), rgb.shape) for tile in ran_tiles)
-        rects = tuple((left, top, right, bottom) for top, bottom, left, right in extents)
-        return Detection(boxes, timing, tiles_run=runs, tiles_skipped=len(tiles) - len(ran_tiles), tiles=rects)
+        rects = tuple((left, top, right, bottom) for top, bottom, left, right in (extents[i] for i in ran))
+        return Detection(boxes, timing, tiles_run=runs, tiles_skipped=len(tiles) - len(ran), tiles=rects)
 
     def _in_source(self, region: Region, shape: tuple[int, ...]) -> Region:
         """A (top, bottom, left, right) region of the scaled frame, in source-frame pixels."""

@@ -40,16 +40,22 @@ def detections(subscriber: Subscriber) -> list[dict]:
     return [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/detections")]
 
 
+def valid_detections(subscriber: Subscriber, count: int) -> list[dict]:
+    """The ``count`` detections messages once they have all arrived, each checked against the schema."""
+    assert subscriber.wait_for(lambda: len(detections(subscriber)) == count, timeout=10)
+    messages = detections(subscriber)
+    schema = load_schema()
+    for message in messages:
+        jsonschema.validate(message, schema)
+    return messages
+
+
 def test_messages_arrive_valid_and_on_the_words(broker: Broker, model_dir: Path, tmp_path: Path) -> None:
     subscriber = Subscriber(broker, f"{PREFIX}/#")
     daemon = start_daemon(broker, model_dir, tmp_path, "--max-frames", "9")
     _, stderr = daemon.communicate(timeout=300)
     assert daemon.returncode == 0, stderr
-    assert subscriber.wait_for(lambda: len(detections(subscriber)) == 9, timeout=10)
-    messages = detections(subscriber)
-    schema = load_schema()
-    for message in messages:
-        jsonschema.validate(message, schema)
+    messages = valid_detections(subscriber, 9)
     assert [m["frame"]["seq"] for m in messages] == list(range(1, 10))
     assert all(m["model"]["input"] == list(TEST_SIZE) for m in messages)
     by_name = {m["source"]["name"]: m for m in messages}
@@ -143,11 +149,7 @@ def test_adaptive_tiling_with_gating_on_the_clip(broker: Broker, model_dir: Path
     daemon = start_configured(config)
     _, stderr = daemon.communicate(timeout=600)
     assert daemon.returncode == 0, stderr
-    assert subscriber.wait_for(lambda: len(detections(subscriber)) == 40, timeout=10)
-    messages = detections(subscriber)
-    schema = load_schema()
-    for message in messages:
-        jsonschema.validate(message, schema)
+    messages = valid_detections(subscriber, 40)
     tiling = [m["tiling"] for m in messages]
     assert all((t["mode"], t["scale"], t["gating"], t["tile_input"]) == ("adaptive", 0.5, True, list(TEST_SIZE))
                for t in tiling)
