@@ -1,17 +1,19 @@
 """Tiling modes against one native-scale pass: accuracy, agreement and model time, in one run.
 
     python bench/tiling.py --coarse-model models/480x640 --tile-model models/288x288 \\
-        --native-model models/736x1280 --images ../shared/eval/images --gt ../shared/eval/gt \\
-        [--variant int8] [--threads 2]
+        --native-model models/736x1280 --native-model models/1216x1280 \\
+        --set ../shared/eval/images:../shared/eval/gt --set data/smalltext:data/smalltext \\
+        [--variant int8] [--threads 2] [--clip data/clip]
 
-For every image: the native single pass (the frame letterboxed into the native model, which
-should be the frame's own size rounded up to 32), ``off`` (the frame letterboxed into the coarse
-model), ``full`` (tiles of the tile model's size, score maps stitched, at the scale the native
-pass resizes the frame to, so both see the same pixels; 1.0 for frames of the native size) and
-``adaptive`` (the coarse pass, then only the tiles it scored).
+For every image: the native single pass (the frame at its own size, in the smallest
+``--native-model`` that holds it: black below and right, as CRAFT pads a frame to a multiple of
+32), ``off`` (the frame letterboxed into the coarse model), ``full`` (native-scale tiles of the
+tile model's size, score maps stitched) and ``adaptive`` (the coarse pass, then only the tiles it
+scored).
 Reports, per mode: H-mean against the ground truth on the labelled images (ICDAR 2015 protocol),
 box agreement with the native pass on all images (H at IoU 0.5, native boxes as the truth) and
-the worst single image, model inferences per image and model milliseconds per image (median).
+the worst single image (and every image under H 0.99), model inferences per image and model
+milliseconds per image (mean).
 With ``--clip data/clip``: each tiling mode on the project's clip, every frame against change
 gating: model inferences per frame, and how many of the clip's events (a word appears, moves,
 vanishes) the boxes of the event's first frame reflect, with and without gating.
@@ -40,52 +42,76 @@ from edge.imageio import list_images, read_rgb
 from edge.manifest import load_manifest
 from edge.paths import absolute
 from edge.runtime import CraftModel, find_runtime, load_model
+from edge.tiling import CONTEXT, padded
 
 
 def model_of(folder: Path, variant: str, threads: int) -> CraftModel:
     return load_model(folder / load_manifest(folder).variant(variant).file, find_runtime(), threads)
 
 
+def image_set(text: str) -> tuple[Path, Path | None]:
+    """IMAGES[:GT]: a folder of images and, optionally, the folder of their ground truth."""
+    images, _, truth = text.partition(":")
+    return absolute(images), absolute(truth) if truth else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--coarse-model", type=absolute, required=True, help="model folder for off and adaptive's pass")
     parser.add_argument("--tile-model", type=absolute, required=True, help="model folder whose input is the tile")
-    parser.add_argument("--native-model", type=absolute, required=True, help="model folder at the frames' size")
-    parser.add_argument("--images", type=absolute, required=True)
-    parser.add_argument("--gt", type=absolute, help="ground truth folder (labelled images only are scored)")
+    parser.add_argument("--native-model", type=absolute, required=True, action="append",
+                        help="model folder that holds frames at their own size; repeat for more sizes")
+    parser.add_argument("--set", type=image_set, required=True, action="append", metavar="IMAGES[:GT]",
+                        help="images, and the folder of their ground truth (only labelled images are scored); "
+                             "repeat for more sets")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--context", type=int, default=CONTEXT, help="tiles' context in pixels (edge.tiling)")
     parser.add_argument("--clip", type=absolute, help="folder with clip.avi and clip.json (data/clip)")
     args = parser.parse_args()
 
     coarse_model = model_of(args.coarse_model, args.variant, args.threads)
     tile_model = model_of(args.tile_model, args.variant, args.threads)
-    native_model = model_of(args.native_model, args.variant, args.threads)
-    detectors = {"native": Detector(native_model), "off": Detector(coarse_model),
-                 "full": Detector(coarse_model, tiling_mode="full", tile_model=tile_model),
-                 "adaptive": Detector(coarse_model, tiling_mode="adaptive", tile_model=tile_model)}
-    native_hw = native_model.input_hw
-    labelled: dict[str, list] = {mode: [] for mode in detectors}
-    agreement: dict[str, list] = {mode: [] for mode in detectors}
-    tiles: dict[str, list[int]] = {mode: [] for mode in detectors}
-    model_ms: dict[str, list[float]] = {mode: [] for mode in detectors}
-    labelled_ms: dict[str, list[float]] = {mode: [] for mode in detectors}
-    worst: dict[str, tuple[float, str]] = {mode: (1.0, "") for mode in detectors}
-    for image in list_images(args.images):
+    natives = sorted((model_of(folder, args.variant, args.threads) for folder in args.native_model),
+                     key=lambda model: model.input_hw[0] * model.input_hw[1])
+    print(f"{args.variant}, coarse model {args.coarse_model.name}, tile model {args.tile_model.name} "
+          f"(context {args.context} px), native models {', '.join(folder.name for folder in args.native_model)}, "
+          f"{args.threads} threads")
+    modes = {"off": Detector(coarse_model),
+             "full": Detector(coarse_model, tiling_mode="full", tile_model=tile_model, context=args.context),
+             "adaptive": Detector(coarse_model, tiling_mode="adaptive", tile_model=tile_model, context=args.context)}
+    for images, truth in args.set:
+        set_report(images, truth, natives, modes)
+    if args.clip:
+        clip_report(args.clip, coarse_model, tile_model)
+    return 0
+
+
+def set_report(images: Path, truth_dir: Path | None, natives: list[CraftModel], modes: dict[str, Detector]) -> None:
+    # native: one tile of a model that holds the whole frame is one pass at the frame's own size
+    native_passes = {model.input_hw: Detector(model, tiling_mode="full", tile_model=model) for model in natives}
+    names = ["native", *modes]
+    labelled: dict[str, list] = {mode: [] for mode in names}
+    agreement: dict[str, list] = {mode: [] for mode in names}
+    tiles: dict[str, list[int]] = {mode: [] for mode in names}
+    model_ms: dict[str, list[float]] = {mode: [] for mode in names}
+    labelled_ms: dict[str, list[float]] = {mode: [] for mode in names}
+    worst: dict[str, tuple[float, str]] = {mode: (1.0, "") for mode in names}
+    below: dict[str, list[str]] = {mode: [] for mode in names}  # images agreeing at H < 0.99
+    for image in list_images(images):
         rgb = read_rgb(image)
-        # `full` sees the pixels the native pass sees: the frame at the native letterbox's scale
-        # (1.0 for frames of the native model's size).
-        for mode in ("full", "adaptive"):
-            detectors[mode].scale = min(native_hw[0] / rgb.shape[0], native_hw[1] / rgb.shape[1])
+        detectors = {"native": native_passes[holding(natives, rgb.shape[:2], image.name).input_hw], **modes}
         results = {mode: detector.detect(rgb) for mode, detector in detectors.items()}
         native_words = [Word(box.points, False) for box in results["native"].boxes]
-        truth = find_ground_truth(args.gt, image.name) if args.gt else None
+        truth = find_ground_truth(truth_dir, image.name) if truth_dir else None
         for mode, detection in results.items():
             found = [box.points for box in detection.boxes]
             agreed = evaluate_image(image.name, native_words, found)
             agreement[mode].append(agreed)
             score = Summary([agreed]).count.hmean if native_words or found else 1.0
             worst[mode] = min(worst[mode], (score, image.name))
+            if score < 0.99:
+                below[mode].append(f"{image.name} {score:.3f}")
             if truth is not None:
                 labelled[mode].append(evaluate_image(image.name, read_words(truth), found))
                 labelled_ms[mode].append(detection.timing.inference)
@@ -94,23 +120,28 @@ def main() -> int:
         print(f"  {image.name}: " + ", ".join(f"{m} {len(r.boxes)} boxes/{r.tiles_run} runs"
                                               for m, r in results.items()), file=sys.stderr, flush=True)
 
-    print(f"{args.variant}, coarse model {args.coarse_model.name}, tile model {args.tile_model.name}, "
-          f"native model {args.native_model.name}, "
-          f"{len(model_ms['native'])} images ({len(labelled['native'])} labelled), {args.threads} threads")
+    print(f"\n{images}: {len(model_ms['native'])} images ({len(labelled['native'])} labelled)")
     print("model time: all of a mode's model time over the images against the native pass's, all images and "
           "the labelled ones")
     print(f"{'mode':<8} {'H-mean (GT)':>11} {'agree H':>8} {'worst image':>24} {'runs/img':>9} {'ms/img':>7} "
           f"{'vs native':>9} {'labelled':>8}")
-    for mode in detectors:
+    for mode in names:
         hmean = f"{Summary(labelled[mode]).count.hmean:.3f}" if labelled[mode] else "-"
         ratio = sum(model_ms[mode]) / sum(model_ms["native"])
         ratio_labelled = sum(labelled_ms[mode]) / sum(labelled_ms["native"]) if labelled_ms[mode] else float("nan")
         print(f"{mode:<8} {hmean:>11} {Summary(agreement[mode]).count.hmean:>8.3f} "
               f"{worst[mode][0]:>6.3f} {worst[mode][1][:17]:>17} {statistics.mean(tiles[mode]):>9.1f} "
               f"{statistics.mean(model_ms[mode]):>7.0f} {ratio:>8.2f}x {ratio_labelled:>7.2f}x")
-    if args.clip:
-        clip_report(args.clip, coarse_model, tile_model)
-    return 0
+    for mode in ("full", "adaptive"):
+        print(f"{mode}: {len(below[mode])} images agree below H 0.99: {', '.join(below[mode]) or '-'}", flush=True)
+
+
+def holding(models: list[CraftModel], frame_hw: tuple[int, int], name: str) -> CraftModel:
+    """The smallest model whose input holds the frame at its own size (padded to 32)."""
+    for model in models:
+        if all(side >= frame for side, frame in zip(model.input_hw, padded(frame_hw), strict=True)):
+            return model
+    sys.exit(f"bench/tiling.py: {name} ({frame_hw[1]}x{frame_hw[0]}) does not fit any --native-model at its own size")
 
 
 def clip_frames(clip: Path) -> Iterator[np.ndarray]:

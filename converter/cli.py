@@ -17,7 +17,9 @@ from edge.paths import absolute
 from edge.tiling import CONTEXT
 
 PROG = "convert-for-device"
-DEFAULT_SIZE = "480x640"
+# The coarse model's default: a 16:9 frame (the daemon's default 1280x720, the Pi cameras' video
+# modes) fills 360 of its 384 rows; 480x640 suits 4:3 cameras and costs a quarter more.
+DEFAULT_SIZE = "384x640"
 # The tile model's default: its largest activation (288*288*64 bytes at int8, 5.3 MB) is below the
 # largest reported to compile for the Edge TPU (converter/edgetpu.py), so it is expected to map fully.
 DEFAULT_TILE_SIZE = "288x288"
@@ -25,14 +27,17 @@ DEFAULT_TILE_SIZE = "288x288"
 DESCRIPTION = """\
 Convert the CRAFT text detector for a Raspberry Pi / Coral Edge TPU.
 
-Two models by default: the coarse model (--input-size, 480x640), which sees the whole frame
-letterboxed, and the tile model (--tile-size, 288x288), which sees native-scale tiles of it and is
-the one sized for the Edge TPU. Steps for each input size: PyTorch -> ONNX (checked against
-PyTorch) -> NHWC TensorFlow graph (onnx2tf) -> TFLite variants: fp32 (reference), fp16, dynamic
-(dynamic-range), int8 (full integer, uint8 in/out) and int8-tpu (int8 with Edge-TPU-compatible
-upsampling). Every variant is run on the validation images and compared with PyTorch; the results
-go into its folder's manifest.json. If edgetpu_compiler is installed, int8-tpu is compiled into an
-'edgetpu' variant as well.
+Two models by default: the coarse model (--input-size, 384x640: 16:9 frames; use 480x640 for 4:3
+cameras), which sees the whole frame letterboxed, and the tile model (--tile-size, 288x288), which
+sees native-scale tiles of it and is the one sized for the Edge TPU. The tile model is converted
+first; every other size takes its int8 ranges, so int8 tiles stitch like one int8 pass.
+
+Steps for each input size: PyTorch -> ONNX (checked against PyTorch) -> NHWC TensorFlow graph
+(onnx2tf) -> TFLite variants: fp32 (reference), fp16, dynamic (dynamic-range), int8 (full
+integer, uint8 in/out) and int8-tpu (int8 with Edge-TPU-compatible upsampling). Every variant is
+run on the validation images and compared with PyTorch; the results go into its folder's
+manifest.json. If edgetpu_compiler is installed, int8-tpu is compiled into an 'edgetpu' variant
+as well.
 
 Output: OUT/manifest.json (which folder is the coarse and which the tile model), OUT/HxW/ (models
 + manifest.json, one folder per size), OUT/report.md and OUT/contact_sheet_HxW.png. Copy OUT to
@@ -135,7 +140,12 @@ def _check_out_dir(out: Path, force: bool) -> None:
 
 def _convert(args: argparse.Namespace, sizes: list[tuple[int, int]], weights: Path, calibration: list,
              validation: list, log: Path, terminal: TextIO) -> list:
-    """Every size in turn, with a progress bar on the terminal; the toolchain's own output goes to ``log``."""
+    """Every size in turn, with a progress bar on the terminal; the toolchain's own output goes to ``log``.
+
+    The tile model is converted first: it is calibrated on crops of the calibration frames at their
+    own scale, and every other size is quantised with its int8 ranges (``converter.shared_ranges``),
+    so stitched int8 tiles reproduce one int8 pass over the frame. Results come in ``sizes``' order.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from tqdm import tqdm
 
@@ -143,10 +153,11 @@ def _convert(args: argparse.Namespace, sizes: list[tuple[int, int]], weights: Pa
     from converter.onnx_export import ParityError
     from converter.pipeline import Request, SizeConverter, VerificationError, size_name, step_count
 
-    results = []
+    results = {}
+    ranges = None
     total = step_count(args.variants) * len(sizes)
     with tqdm(total=total, unit="step", file=terminal, dynamic_ncols=True) as bar:
-        for size in sizes:
+        for size in sorted(sizes, key=lambda size: size != args.tile_size):
             def progress(step: str, advance: bool = True, size: tuple[int, int] = size) -> None:
                 bar.set_description(f"{size_name(size)}: {step}")
                 bar.update(1 if advance else 0)
@@ -154,16 +165,18 @@ def _convert(args: argparse.Namespace, sizes: list[tuple[int, int]], weights: Pa
             folder = args.out / size_name(size)
             folder.mkdir(exist_ok=True)
             request = Request(weights=weights, input_hw=size, variants=args.variants, calibration=calibration,
-                              validation=validation, threads=args.threads)
+                              validation=validation, threads=args.threads, ranges=ranges)
             try:
-                results.append(SizeConverter(request, folder, progress).run())
+                converter = SizeConverter(request, folder, progress)
+                results[size] = converter.run()
             except (CheckpointError, ParityError, VerificationError) as exc:
                 raise CliError(str(exc)) from exc
             except Exception as exc:  # a toolchain failure: the traceback goes to the log, one line to the user
                 traceback.print_exc()
                 first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise CliError(f"{size_name(size)}: {type(exc).__name__}: {first_line} (details in {log})") from exc
-    return results
+            ranges = ranges if ranges is not None else converter.ranges
+    return [results[size] for size in sizes]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,10 +13,11 @@ import numpy as np
 
 from converter import edgetpu
 from converter.agreement import Reference, make_reference, measure_agreement
-from converter.calibration import Frame, model_inputs
+from converter.calibration import Frame, model_inputs, native_crops
 from converter.model import RawPixelCRAFT, load_pixel_model
 from converter.onnx_export import check_parity, export_onnx, torch_scores
 from converter.report import SHEET_IMAGES, SizeResult
+from converter.shared_ranges import calibrate, quantize, with_ranges_of
 from converter.tflite_graph import GraphFacts, read_graph
 from converter.tflite_variants import QUANTIZED_VARIANTS, STANDARD_VARIANTS, TPU_VARIANT, onnx_to_tf, to_tflite
 from edge import __version__
@@ -50,6 +51,9 @@ class Request:
     validation: list[Frame]
     threads: int
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # int8 variant name -> the calibrated model whose ranges this size takes (converter.shared_ranges);
+    # None: this size is the reference, calibrated on crops of the calibration frames at their own scale
+    ranges: dict[str, bytes] | None = None
 
 
 def size_name(input_hw: tuple[int, int]) -> str:
@@ -110,7 +114,10 @@ class SizeConverter:
         self.progress = progress
         self.runtime = find_runtime()
         self.stem = f"craft_{size_name(request.input_hw)}"
-        self.calibration = model_inputs(request.calibration, request.input_hw)
+        # a size that takes the reference's ranges is calibrated on one frame only to get its graph's form
+        self.calibration = (native_crops(request.calibration, request.input_hw) if request.ranges is None
+                            else model_inputs(request.calibration[:1], request.input_hw))
+        self.ranges: dict[str, bytes] = {}  # the reference's calibrated int8 models, for the other sizes
         self.validation = model_inputs(request.validation, request.input_hw)
         self.sheet_boxes: dict[str, list[list[np.ndarray]]] = {}
 
@@ -153,10 +160,7 @@ class SizeConverter:
     def _variant(self, graph: object, name: str, references: list[Reference]) -> Variant:
         self.progress(f"converting {name}")
         path = self.folder / f"{self.stem}_{name}.tflite"
-        path.write_bytes(to_tflite(
-            graph, name, self.calibration,
-            on_frame=lambda i, n: self.progress(f"converting {name}: calibration frame {i}/{n}", advance=False),
-        ))
+        path.write_bytes(self._flatbuffer(graph, name))
         self.progress(f"measuring {name} against PyTorch")
         model = load_model(path, self.runtime, self.request.threads)
         graph_facts = read_graph(path)
@@ -169,6 +173,17 @@ class SizeConverter:
                                "activation": asdict(edgetpu.largest_activation(graph_facts)),
                                "parameters": asdict(edgetpu.parameter_memory(graph_facts))}
         return variant
+
+    def _flatbuffer(self, graph: object, name: str) -> bytes:
+        if name not in QUANTIZED_VARIANTS:
+            return to_tflite(graph, name)
+        calibrated = calibrate(graph, self.calibration, on_frame=lambda i, n: self.progress(
+            f"converting {name}: calibration frame {i}/{n}", advance=False))
+        if self.request.ranges is None:
+            self.ranges[name] = calibrated
+        else:
+            calibrated = with_ranges_of(calibrated, self.request.ranges[name])
+        return quantize(calibrated)
 
     def _tpu_variants(self, scratch: Path, references: list[Reference]) -> list[Variant]:
         """int8 with Edge-TPU-friendly upsampling, and its compiled form when the compiler exists."""

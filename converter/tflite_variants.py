@@ -2,14 +2,14 @@
 
 onnx2tf 1.29 rewrites the NCHW ONNX graph as an NHWC TensorFlow graph (no TRANSPOSE ops). We take
 its Keras model (``disable_model_save``: saving it costs minutes), trace it into one concrete
-function and quantise with TFLiteConverter ourselves, so calibration data is under our control.
+function and convert it with TFLiteConverter ourselves (int8: ``converter.shared_ranges``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,34 +82,19 @@ def onnx_to_tf(onnx_path: Path, work_dir: Path, sample_inputs: list[np.ndarray])
     return function.get_concrete_function(tf.TensorSpec(keras_model.inputs[0].shape, tf.float32))
 
 
-def _calibration_batches(frames: list[np.ndarray], on_frame: Callable[[int, int], None]) -> Iterator[list[np.ndarray]]:
-    for index, pixels in enumerate(frames, start=1):
-        yield [pixels[None].astype(np.float32)]
-        on_frame(index, len(frames))
-
-
-def to_tflite(
-    graph: Any, variant: str, calibration: list[np.ndarray], on_frame: Callable[[int, int], None] = lambda i, n: None
-) -> bytes:
-    """One TFLite flatbuffer. int8 variants take and return uint8, calibrated on ``calibration``.
-
-    ``on_frame(i, n)`` is called after each calibration frame (calibration takes minutes).
-    """
+def to_tflite(graph: Any, variant: str) -> bytes:
+    """One float or weight-quantised TFLite flatbuffer (int8 variants: ``converter.shared_ranges``)."""
     import tensorflow as tf
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     quantization = registry.kind(variant).quantization
+    if quantization == "int8":
+        raise ValueError(f"{variant} is calibrated: use converter.shared_ranges")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([graph])
     if quantization == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif quantization == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif quantization == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: _calibration_batches(calibration, on_frame)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
     return converter.convert()

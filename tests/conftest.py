@@ -95,3 +95,14 @@ def broker(tmp_path: Path):
 
     with mosquitto(tmp_path) as running:
         yield running
+
+
+def quantization_of(path: Path) -> list[tuple[tuple, tuple]]:
+    """(scales, zero points) of every quantised tensor of a model, sorted: models of one graph at two
+    input sizes list the same tensors, though the converter may order their constants differently."""
+    from edge.runtime import find_runtime
+
+    interpreter = find_runtime().interpreter(path, 1)
+    return sorted((tuple(detail["quantization_parameters"]["scales"]),
+                   tuple(detail["quantization_parameters"]["zero_points"]))
+                  for detail in interpreter.get_tensor_details() if len(detail["quantization_parameters"]["scales"]))

@@ -18,7 +18,15 @@ from edge.imageio import read_rgb
 from edge.manifest import FORMAT_VERSION, file_sha256, load_manifest, model_folders
 from edge.postprocess import Thresholds
 from edge.runtime import find_runtime, load_model
-from tests.conftest import SAMPLES, TEST_SIZE, TEST_SIZES, TEST_TILE_SIZE, sample_words, size_name
+from tests.conftest import (
+    SAMPLES,
+    TEST_SIZE,
+    TEST_SIZES,
+    TEST_TILE_SIZE,
+    quantization_of,
+    sample_words,
+    size_name,
+)
 
 pytestmark = pytest.mark.conversion
 each_model = pytest.mark.parametrize("size", TEST_SIZES, ids=map(size_name, TEST_SIZES))
@@ -134,3 +142,12 @@ def test_int8_boxes_lie_on_the_words_of_a_sample(model_dir: Path) -> None:
     truth = [np.array(w["poly"]) for w in sample_words(name)]
     count = match_boxes([b.points for b in boxes], truth, min_iou=0.3)
     assert count.recall >= 0.6, count
+
+
+@pytest.mark.parametrize("variant", ["int8", "int8-tpu"])
+def test_int8_models_of_a_bundle_are_quantised_alike(model_dir: Path, tile_dir: Path, variant: str) -> None:
+    """The coarse model takes the tile model's int8 ranges, so a tile and the whole frame are quantised
+    with the same scale and zero point, tensor for tensor (converter.shared_ranges)."""
+    coarse = quantization_of(model_dir / f"craft_{size_name(TEST_SIZE)}_{variant}.tflite")
+    tile = quantization_of(tile_dir / f"craft_{size_name(TEST_TILE_SIZE)}_{variant}.tflite")
+    assert len(coarse) > 100 and coarse == tile

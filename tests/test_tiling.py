@@ -17,7 +17,7 @@ from edge.postprocess import Thresholds
 from edge.preprocess import letterbox
 from edge.runtime import find_runtime, load_model
 from edge.tiling import CONTEXT, STRIDE, padded, spans
-from tests.conftest import SAMPLES, TEST_SIZE
+from tests.conftest import SAMPLES, TEST_SIZE, TEST_TILE_SIZE, quantization_of, size_name
 
 NATIVE_SIZE = (2 * TEST_SIZE[0], 2 * TEST_SIZE[1])  # 384x512: a 640x480 sample at scale 0.8, in one pass
 
@@ -78,13 +78,14 @@ def test_stitched_maps_equal_a_single_pass(frame_hw: tuple[int, int]) -> None:
 
 @pytest.fixture(scope="session")
 def native_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real weights converted at twice the test size (fp32 and int8): the single native pass."""
+    """The real weights converted at twice the test size (fp32 and int8), with the test bundle's tile
+    size, as a user converts a native model: the single native pass."""
     from converter.cli import main
 
     out = tmp_path_factory.mktemp("native")
     size = f"{NATIVE_SIZE[0]}x{NATIVE_SIZE[1]}"
-    assert main(["--out", str(out), "--input-size", size, "--variants", "fp32,int8", "--threads", "2",
-                 "--force"]) == 0
+    assert main(["--out", str(out), "--input-size", size, "--tile-size", size_name(TEST_TILE_SIZE),
+                 "--variants", "fp32,int8", "--threads", "2", "--force"]) == 0
     return out / size
 
 
@@ -113,5 +114,15 @@ def test_full_tiling_gives_the_boxes_of_one_native_pass(model_dir: Path, native_
     # These test tiles are tiny (192x256) for CRAFT's receptive field, so 64 px of context leaves
     # score differences up to ~0.1 near seams, and a word on the threshold may split (measured:
     # 7 of 8 samples identical, one at H 0.83, fp32). Full-size tiles are measured by
-    # bench/tiling.py on real photos. int8: the two models were also calibrated separately.
+    # bench/tiling.py on real photos.
     assert sum(score == 1.0 for score in scores) >= 6 and min(scores) >= 0.8, scores
+
+
+@pytest.mark.conversion
+@pytest.mark.converter
+def test_a_native_model_converted_apart_is_quantised_like_the_tiles(model_dir: Path, native_dir: Path) -> None:
+    """Two conversions with the same tile size and calibration frames give every int8 model the same
+    ranges, so int8 tiles and an int8 native pass differ only where a tile lacks context."""
+    tile = quantization_of(model_dir / f"craft_{TEST_SIZE[0]}x{TEST_SIZE[1]}_int8.tflite")
+    native = quantization_of(native_dir / f"craft_{NATIVE_SIZE[0]}x{NATIVE_SIZE[1]}_int8.tflite")
+    assert len(tile) > 100 and native == tile
