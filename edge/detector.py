@@ -61,7 +61,9 @@ def boxes_in_source(scores: np.ndarray, frame: Letterbox, thresholds: Thresholds
     return [box.scaled(factor) for box in detect_boxes(scores[..., 0], scores[..., 1], thresholds)]
 
 
-ADAPTIVE_MIN_SCORE = 0.15  # adaptive: a tile runs when the coarse pass scores its core above this
+# adaptive: a tile runs when the coarse pass scores its core above this (0.15 lost faint words that the
+# int8 coarse pass scored 0.10-0.15 on the ICDAR photos: bench/tiling.py)
+ADAPTIVE_MIN_SCORE = 0.10
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in source-frame pixels
 
@@ -102,7 +104,7 @@ class Detector:
 
     def __init__(self, model: SizedScoreFn, thresholds: Thresholds | None = None, tiling_mode: str = "off",
                  scale: float = 1.0, tile_model: SizedScoreFn | None = None, gate: GateSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, context: int = tiling.CONTEXT) -> None:
         if tiling_mode not in TILING_MODES:
             raise ValueError(f"tiling {tiling_mode!r} is not one of {', '.join(TILING_MODES)}")
         if not scale > 0:
@@ -110,7 +112,8 @@ class Detector:
         self.model = model  # tiling off: the only model; adaptive: the coarse pass
         self.tile_model = tile_model or model
         if tiling_mode != "off":
-            tiling.check_tile(self.tile_model.input_hw)
+            tiling.check_tile(self.tile_model.input_hw, context)
+        self.context = context  # pixels of picture every tile core has around it (edge.tiling)
         self.thresholds = thresholds or Thresholds()
         self.tiling_mode = tiling_mode
         self.scale = scale
@@ -186,7 +189,7 @@ class Detector:
         start = time.perf_counter()
         scaled = resize(rgb, self.scale)
         tile_hw = self.tile_model.input_hw
-        tiles = tiling.plan(scaled.shape[:2], tile_hw)
+        tiles = tiling.plan(scaled.shape[:2], tile_hw, self.context)
         cores = [self._in_source(tile.core(), rgb.shape) for tile in tiles]  # gating compares source pixels
         extents = [self._in_source(tile.extent(tile_hw), rgb.shape) for tile in tiles]
         thumbnail = self.gate.thumbnail(rgb) if self.gate else None
