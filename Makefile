@@ -41,7 +41,7 @@ test-device: setup
 	scripts/test-device.sh .test-models
 
 bench: setup
-	$(BIN)/python bench/latency.py --model models/480x640 --threads 2
+	$(BIN)/python bench/latency.py --model models/384x640 --threads 2
 
 # The whole benchmark suite (docs/benchmarks.md): converts any missing input size first.
 benchmarks: setup

@@ -1,7 +1,7 @@
 """``manifest.json``: the contract between the converter (writes it) and the device (reads it).
 
 One model folder holds the models of one input size and one manifest describing them. Since format
-2, ``convert-for-device --out OUT`` writes a *bundle*: model folders side by side (``OUT/480x640``,
+2, ``convert-for-device --out OUT`` writes a *bundle*: model folders side by side (``OUT/384x640``,
 ``OUT/288x288``) and ``OUT/manifest.json``, a small index saying which folder plays which role
 (the coarse model that sees the whole frame letterboxed, the tile model that sees native-scale
 tiles). A model folder from before bundles (format 1, same fields) is still a valid ``--model``: it

@@ -15,7 +15,7 @@ work="${CRAFT_EDGE_DEMO_DIR:-.demo}"
 mkdir -p "$work"
 
 if [ ! -f "$models/manifest.json" ]; then
-  echo "== converting craft_mlt_25k.pth into every variant of the coarse (480x640) and the tile (288x288) model" \
+  echo "== converting craft_mlt_25k.pth into every variant of the coarse (384x640) and the tile (288x288) model" \
     "(about 5 minutes on 2 cores)"
   "$bin/convert-for-device" --out "$models" --force
 else
