@@ -12,7 +12,7 @@ BIN    := $(VENV)/bin
 
 # The benchmarks' input sizes: the first is the bundle's coarse model; the tile model (288x288) is
 # converted beside them.
-SIZES := 480x640 320x320 736x1280
+SIZES := 384x640 480x640 320x320 736x1280
 
 $(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)

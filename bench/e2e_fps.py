@@ -1,6 +1,6 @@
 """Daemon end-to-end frames per second against the raw interpreter rate of the same model.
 
-    python bench/e2e_fps.py --model models/480x640 [--variant int8] [--frames 40]
+    python bench/e2e_fps.py --model models/384x640 [--variant int8] [--frames 40]
 
 Both in one run: first the bare interpreter on one letterboxed frame, then ``craft-edge run`` on
 the shipped sample images (looping) publishing to a local mosquitto, timed by a subscriber from
@@ -77,7 +77,7 @@ def daemon_run(model_dir: Path, variant: str, frames: int) -> tuple[float, float
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=absolute, default=REPO / "models" / "480x640")
+    parser.add_argument("--model", type=absolute, default=REPO / "models" / "384x640")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--frames", type=int, default=40)
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Model latency: every converted variant against PyTorch and ONNX Runtime, in one run.
 
-    python bench/latency.py --model models/480x640 [--threads 2] [--runs 10]
+    python bench/latency.py --model models/384x640 [--threads 2] [--runs 10]
 
 Prints the median (and p90) latency of one inference per backend on the same letterboxed sample
 frame, and each one's ratio to PyTorch fp32 measured in the same process. Needs the converter
@@ -115,7 +115,7 @@ def measure_backends(model_dir: Path, threads: int, runs: int, image: Path) -> l
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=absolute, default="models/480x640", help="a converted model folder")
+    parser.add_argument("--model", type=absolute, default="models/384x640", help="a converted model folder")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--image", type=absolute, default=DEFAULT_VALIDATION_DIR / "astronaut_00.jpg")

@@ -1,6 +1,6 @@
 """What snapshots cost: milliseconds per published snapshot, and the daemon's fps with them on and off.
 
-    python bench/snapshot_cost.py --model models/480x640 [--variant int8] [--frames 60] [--pairs 3]
+    python bench/snapshot_cost.py --model models/384x640 [--variant int8] [--frames 60] [--pairs 3]
 
 1. Per snapshot, on a 1280x720 frame from data/smalltext/ with its real boxes: drawing, scaling to
    max_width and JPEG encoding (what the snapshot thread does for each one), at the default
@@ -155,7 +155,7 @@ def interleaved_fps(model_dir: Path, variant: str, blocks: int, block_frames: in
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=absolute, default=REPO / "models" / "480x640")
+    parser.add_argument("--model", type=absolute, default=REPO / "models" / "384x640")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--pairs", type=int, default=3, help="daemon runs with snapshots off and on (0: none)")

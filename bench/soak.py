@@ -1,6 +1,6 @@
 """Soak run: the daemon on a looping file source, the broker restarted every few minutes.
 
-    python bench/soak.py --model models/480x640 [--minutes 30] [--restart-every 5]
+    python bench/soak.py --model models/384x640 [--minutes 30] [--restart-every 5]
 
 Reports frames processed (from the daemon's stats), detections received by a subscriber with a
 persistent session (unique frame.seq, duplicates, losses), the daemon's resident memory at the
@@ -40,7 +40,7 @@ def open_fds(pid: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=absolute, default=REPO / "models" / "480x640")
+    parser.add_argument("--model", type=absolute, default=REPO / "models" / "384x640")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--restart-every", type=float, default=5, help="minutes between broker restarts")

@@ -1,6 +1,6 @@
 """How tall must a word be in the model's input for CRAFT to find it? Measured on data/smalltext/.
 
-    python bench/text_size.py --model models/480x640 [--variant int8] [--threads 2]
+    python bench/text_size.py --model models/384x640 [--variant int8] [--threads 2]
 
 Every ground-truth word of every frame (8-32 px of ink, exact boxes) is shown to the model at
 several zooms: a window of the frame centred on the word, sized so that the letterbox scale is
@@ -107,7 +107,7 @@ def needed_height(samples: list[Sample], floor: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=absolute, default=REPO / "models" / "480x640")
+    parser.add_argument("--model", type=absolute, default=REPO / "models" / "384x640")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--images", type=absolute, default=REPO / "data" / "smalltext")

@@ -1,6 +1,6 @@
 """Tiling modes against one native-scale pass: accuracy, agreement and model time, in one run.
 
-    python bench/tiling.py --coarse-model models/480x640 --tile-model models/288x288 \\
+    python bench/tiling.py --coarse-model models/384x640 --tile-model models/288x288 \\
         --native-model models/736x1280 --native-model models/1216x1280 \\
         --set ../shared/eval/images:../shared/eval/gt --set data/smalltext:data/smalltext \\
         [--variant int8] [--threads 2] [--clip data/clip]
@@ -80,10 +80,15 @@ def main() -> int:
     modes = {"off": Detector(coarse_model),
              "full": Detector(coarse_model, tiling_mode="full", tile_model=tile_model, context=args.context),
              "adaptive": Detector(coarse_model, tiling_mode="adaptive", tile_model=tile_model, context=args.context)}
+    for images, _ in args.set:
+        if not list_images(images):
+            sys.exit(f"bench/tiling.py: {images} holds no images")
+        for image in list_images(images):  # every frame must fit a native model, before minutes of work
+            holding(natives, read_rgb(image).shape[:2], image.name)
     for images, truth in args.set:
         set_report(images, truth, natives, modes)
     if args.clip:
-        clip_report(args.clip, coarse_model, tile_model)
+        clip_report(args.clip, coarse_model, tile_model, args.context)
     return 0
 
 
@@ -141,7 +146,8 @@ def holding(models: list[CraftModel], frame_hw: tuple[int, int], name: str) -> C
     for model in models:
         if all(side >= frame for side, frame in zip(model.input_hw, padded(frame_hw), strict=True)):
             return model
-    sys.exit(f"bench/tiling.py: {name} ({frame_hw[1]}x{frame_hw[0]}) does not fit any --native-model at its own size")
+    sys.exit(f"bench/tiling.py: {name} ({frame_hw[0]}x{frame_hw[1]}, HxW) does not fit any --native-model at its "
+             "own size")
 
 
 def clip_frames(clip: Path) -> Iterator[np.ndarray]:
@@ -164,7 +170,7 @@ def reflected(event: dict, truth: dict, boxes: list) -> bool:
     return match_boxes(boxes, [np.array(now["poly"])]).matched == 1
 
 
-def clip_report(clip: Path, coarse_model: CraftModel, tile_model: CraftModel) -> None:
+def clip_report(clip: Path, coarse_model: CraftModel, tile_model: CraftModel, context: int) -> None:
     truth = json.loads((clip / "clip.json").read_text())
     frame_seconds = 1 / truth["fps"]
     print(f"\nclip {clip.name}: {len(truth['frames'])} frames, {len(truth['events'])} events")
@@ -173,8 +179,8 @@ def clip_report(clip: Path, coarse_model: CraftModel, tile_model: CraftModel) ->
           f"{'events shown, every frame':>26} {'gated':>6}")
     for mode in ("off", "full", "adaptive"):
         now = [0.0]
-        every = Detector(coarse_model, tiling_mode=mode, tile_model=tile_model)
-        gated = Detector(coarse_model, tiling_mode=mode, tile_model=tile_model,
+        every = Detector(coarse_model, tiling_mode=mode, tile_model=tile_model, context=context)
+        gated = Detector(coarse_model, tiling_mode=mode, tile_model=tile_model, context=context,
                          gate=GateSettings(refresh_seconds=3600), clock=lambda now=now: now[0])
         runs = {"every": 0, "gated": 0}
         tiles = {"every": 0, "gated": 0}

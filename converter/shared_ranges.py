@@ -77,14 +77,19 @@ def _tensor_pairs(model: Any, reference: Any) -> dict[int, int]:
         if len(indices) != len(other_indices):
             raise RangesError("the reference calibration is of a different graph; its int8 ranges cannot be shared")
         for index, other_index in zip(indices, other_indices, strict=True):
-            if pairs.setdefault(int(index), int(other_index)) != other_index:
+            if (index == -1) != (other_index == -1) or pairs.setdefault(int(index), int(other_index)) != other_index:
                 raise RangesError("the reference calibration is of a different graph; its int8 ranges cannot be shared")
-    pairs.pop(-1, None)  # an optional input left out
+    pairs.pop(-1, None)  # an optional input left out, in both graphs
     if len(set(pairs.values())) != len(pairs) or any(
-            len(graph.tensors[index].shape) != len(other.tensors[other_index].shape)
-            or graph.tensors[index].type != other.tensors[other_index].type for index, other_index in pairs.items()):
+            _form(graph.tensors[index]) != _form(other.tensors[other_index]) for index, other_index in pairs.items()):
         raise RangesError("the reference calibration is of a different graph; its int8 ranges cannot be shared")
     return pairs
+
+
+def _form(tensor: Any) -> tuple:
+    """What a tensor keeps at any input size: its type, rank and channel count (shape None: a scalar)."""
+    shape = [] if tensor.shape is None else list(tensor.shape)
+    return tensor.type, len(shape), shape[-1] if shape else None
 
 
 def with_ranges_of(calibrated: bytes, reference: bytes) -> bytes:

@@ -37,8 +37,8 @@ class Span:
 
 def spans(length: int, tile: int, context: int = CONTEXT) -> list[Span]:
     """Tiles of ``tile`` pixels covering ``length`` with at least ``2 * context`` overlap, evenly spread."""
-    if tile % STRIDE or tile <= 2 * context:
-        raise ValueError(f"tile {tile} must be a multiple of {STRIDE} larger than twice the context {context}")
+    if tile % STRIDE or tile <= 2 * context or context < 0:
+        raise ValueError(f"tile {tile} must be a multiple of {STRIDE} larger than twice the context {context} (>= 0)")
     if length <= tile:
         return [Span(0, 0, length)]
     units = math.ceil((length - tile) / STRIDE)  # the last tile must reach the frame's end

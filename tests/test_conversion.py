@@ -150,4 +150,4 @@ def test_int8_models_of_a_bundle_are_quantised_alike(model_dir: Path, tile_dir: 
     with the same scale and zero point, tensor for tensor (converter.shared_ranges)."""
     coarse = quantization_of(model_dir / f"craft_{size_name(TEST_SIZE)}_{variant}.tflite")
     tile = quantization_of(tile_dir / f"craft_{size_name(TEST_TILE_SIZE)}_{variant}.tflite")
-    assert len(coarse) > 100 and coarse == tile
+    assert len(coarse) >= 100 and coarse == tile  # int8: 100 quantised tensors, int8-tpu 115

@@ -125,4 +125,4 @@ def test_a_native_model_converted_apart_is_quantised_like_the_tiles(model_dir: P
     ranges, so int8 tiles and an int8 native pass differ only where a tile lacks context."""
     tile = quantization_of(model_dir / f"craft_{TEST_SIZE[0]}x{TEST_SIZE[1]}_int8.tflite")
     native = quantization_of(native_dir / f"craft_{NATIVE_SIZE[0]}x{NATIVE_SIZE[1]}_int8.tflite")
-    assert len(tile) > 100 and native == tile
+    assert len(tile) >= 100 and native == tile  # CRAFT's int8 graph has 100 quantised tensors
