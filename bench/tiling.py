@@ -103,6 +103,7 @@ def set_report(images: Path, truth_dir: Path | None, natives: list[CraftModel], 
     labelled_ms: dict[str, list[float]] = {mode: [] for mode in names}
     worst: dict[str, tuple[float, str]] = {mode: (1.0, "") for mode in names}
     below: dict[str, list[str]] = {mode: [] for mode in names}  # images agreeing at H < 0.99
+    below_truth: dict[str, list[str]] = {mode: [] for mode in names}  # images under H 0.99 against the GT
     for image in list_images(images):
         rgb = read_rgb(image)
         detectors = {"native": native_passes[holding(natives, rgb.shape[:2], image.name).input_hw], **modes}
@@ -119,6 +120,9 @@ def set_report(images: Path, truth_dir: Path | None, natives: list[CraftModel], 
                 below[mode].append(f"{image.name} {score:.3f}")
             if truth is not None:
                 labelled[mode].append(evaluate_image(image.name, read_words(truth), found))
+                against_truth = Summary(labelled[mode][-1:]).count.hmean
+                if against_truth < 0.99:
+                    below_truth[mode].append(f"{image.name} {against_truth:.3f}")
                 labelled_ms[mode].append(detection.timing.inference)
             tiles[mode].append(detection.tiles_run)
             model_ms[mode].append(detection.timing.inference)
@@ -139,6 +143,10 @@ def set_report(images: Path, truth_dir: Path | None, natives: list[CraftModel], 
               f"{statistics.mean(model_ms[mode]):>7.0f} {ratio:>8.2f}x {ratio_labelled:>7.2f}x")
     for mode in ("full", "adaptive"):
         print(f"{mode}: {len(below[mode])} images agree below H 0.99: {', '.join(below[mode]) or '-'}", flush=True)
+    if truth_dir:  # with a reference pass as the ground truth (e.g. ../shared/eval/reference_easyocr), the same
+        for mode in names:
+            print(f"{mode} against {truth_dir.name}: {len(below_truth[mode])} images under H 0.99: "
+                  f"{', '.join(below_truth[mode]) or '-'}", flush=True)
 
 
 def holding(models: list[CraftModel], frame_hw: tuple[int, int], name: str) -> CraftModel:
