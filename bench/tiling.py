@@ -6,8 +6,8 @@
         [--variant int8] [--threads 2] [--clip data/clip]
 
 For every image: the native single pass (the frame at its own size, in the smallest
-``--native-model`` that holds it: black below and right, as CRAFT pads a frame to a multiple of
-32), ``off`` (the frame letterboxed into the coarse model), ``full`` (native-scale tiles of the
+``--native-model`` that holds it, black below and right; CRAFT itself pads only to a multiple
+of 32), ``off`` (the frame letterboxed into the coarse model), ``full`` (native-scale tiles of the
 tile model's size, score maps stitched) and ``adaptive`` (the coarse pass, then only the tiles it
 scored).
 Reports, per mode: H-mean against the ground truth on the labelled images (ICDAR 2015 protocol),
