@@ -3,7 +3,8 @@
     python bench/tile_edges.py --native-model models/736x1280 --tile-model models/288x288 \\
         --variant fp32 IMAGE [IMAGE ...]
 
-For each image (it must fit the native model at its own size), one pass of the native model over
+For each image (the native model's input must be the frame's size rounded up to 32, as CRAFT pads
+it, so both passes end at the same edge), one pass of the native model over
 the whole frame, then the tile model on tiles placed on CRAFT's 32 px grid every 96 rows and 160
 columns. For every score-map pixel of a tile: the largest difference, region or affinity, from the
 native pass at that pixel, binned by the pixel's distance (frame pixels) from the nearest tile edge
@@ -22,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.tiling import holding, model_of
+from bench.tiling import model_of
 from edge import tiling
 from edge.imageio import read_rgb
 from edge.paths import absolute
@@ -62,7 +63,11 @@ def main() -> int:
     worst: dict[int, list[float]] = {}
     for image in args.images:
         rgb = read_rgb(image)
-        holding([native], rgb.shape[:2], image.name)
+        if native.input_hw != tiling.padded(rgb.shape[:2]):  # black beyond the frame is not the model's padding
+            sys.exit(f"bench/tile_edges.py: {image.name} padded to 32 is {tiling.padded(rgb.shape[:2])}, HxW; "
+                     f"the native model must take exactly that, not {native.input_hw}")
+        if any(side > frame for side, frame in zip(tile_hw, tiling.padded(rgb.shape[:2]), strict=True)):
+            sys.exit(f"bench/tile_edges.py: {image.name} is smaller than a tile")
         whole = tiling.plan(rgb.shape[:2], native.input_hw)[0]
         maps = tiling.empty_maps(rgb.shape[:2])
         tiling.paste_core(maps, whole, native(tiling.crop(rgb, whole, native.input_hw)))

@@ -1,7 +1,7 @@
 """Tiling modes against one native-scale pass: accuracy, agreement and model time, in one run.
 
     python bench/tiling.py --coarse-model models/384x640 --tile-model models/288x288 \\
-        --native-model models/736x1280 --native-model models/1216x1280 \\
+        --native-model models/736x1280 --native-model models/1216x1280 --native-model models/1088x1920 \\
         --set ../shared/eval/images:../shared/eval/gt --set data/smalltext:data/smalltext \\
         [--variant int8] [--threads 2] [--clip data/clip]
 
@@ -12,8 +12,8 @@ tile model's size, score maps stitched) and ``adaptive`` (the coarse pass, then 
 scored).
 Reports, per mode: H-mean against the ground truth on the labelled images (ICDAR 2015 protocol),
 box agreement with the native pass on all images (H at IoU 0.5, native boxes as the truth) and
-the worst single image (and every image under H 0.99), model inferences per image and model
-milliseconds per image (mean).
+the worst single image (and every image under H 0.99, against the native pass and against the
+ground truth), model inferences per image and model milliseconds per image (mean).
 With ``--clip data/clip``: each tiling mode on the project's clip, every frame against change
 gating: model inferences per frame, and how many of the clip's events (a word appears, moves,
 vanishes) the boxes of the event's first frame reflect, with and without gating.
@@ -120,7 +120,8 @@ def set_report(images: Path, truth_dir: Path | None, natives: list[CraftModel], 
                 below[mode].append(f"{image.name} {score:.3f}")
             if truth is not None:
                 labelled[mode].append(evaluate_image(image.name, read_words(truth), found))
-                against_truth = Summary(labelled[mode][-1:]).count.hmean
+                count = Summary(labelled[mode][-1:]).count
+                against_truth = count.hmean if count.detections or count.references else 1.0  # nothing to find
                 if against_truth < 0.99:
                     below_truth[mode].append(f"{image.name} {against_truth:.3f}")
                 labelled_ms[mode].append(detection.timing.inference)
@@ -143,7 +144,7 @@ def set_report(images: Path, truth_dir: Path | None, natives: list[CraftModel], 
               f"{statistics.mean(model_ms[mode]):>7.0f} {ratio:>8.2f}x {ratio_labelled:>7.2f}x")
     for mode in ("full", "adaptive"):
         print(f"{mode}: {len(below[mode])} images agree below H 0.99: {', '.join(below[mode]) or '-'}", flush=True)
-    if truth_dir:  # with a reference pass as the ground truth (e.g. ../shared/eval/reference_easyocr), the same
+    if truth_dir and labelled["native"]:  # with a reference pass as ground truth (../shared/eval/reference_easyocr)
         for mode in names:
             print(f"{mode} against {truth_dir.name}: {len(below_truth[mode])} images under H 0.99: "
                   f"{', '.join(below_truth[mode]) or '-'}", flush=True)

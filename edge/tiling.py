@@ -1,6 +1,6 @@
 """Native-resolution tiles: cover a frame with model-sized tiles and stitch their score maps.
 
-A 1280x720 frame letterboxed into 480x640 loses most words under 24 px; running the frame at its
+A 1280x720 frame letterboxed into 384x640 loses most words under 24 px; running the frame at its
 own scale keeps them, but a model of that size is slow and too large for the Edge TPU. So the
 frame is covered by tiles of the model's input size that overlap, each tile contributes only its
 *core* (overlaps are split halfway, so every core pixel has at least ``context`` pixels of
@@ -8,9 +8,12 @@ picture around it inside the tile), and the stitched region/affinity maps are po
 once, exactly as a single pass would be. Boxes are never merged by heuristics.
 
 Tile origins are multiples of 32 (CRAFT's total stride), so a tile sees the same pooling grid as a
-single pass over the whole frame would: with enough context, the stitched maps equal the single
-pass's maps. Tiles are spread evenly over the frame, so none sticks out more than rounding to 32
-needs. Memory is one stitched map (a quarter of the frame's pixels, 2 channels) plus one tile.
+single pass over the whole frame would; what still differs is how far each tile sees. CRAFT's
+receptive field is wide: a tile's scores differ from the whole frame's by up to 0.35 at 64-80 px
+from its edge and still 0.14 at 128-160 px (``bench/tile_edges.py``), so stitched boxes match one
+pass closely but not exactly (README, "Small text"). Tiles are spread evenly over the frame, so
+none sticks out more than rounding to 32 needs. Memory is one stitched map (a quarter of the
+frame's pixels, 2 channels) plus one tile.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import numpy as np
 
 TILING_MODES = ("off", "full", "adaptive")  # what edge.detector.Detector runs; see its docstring
 STRIDE = 32  # CRAFT's total downsampling: tile origins on this grid see identical pooling windows
-CONTEXT = 64  # pixels of picture around every core pixel, at least (64 gave identical boxes)
+CONTEXT = 64  # pixels of picture around every core pixel, at least (96 or 128 cost 2x-14x the tiles
+# and were no closer to one pass on ../shared/eval: README)
 
 
 @dataclass(frozen=True)
