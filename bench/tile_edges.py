@@ -63,17 +63,18 @@ def main() -> int:
     worst: dict[int, list[float]] = {}
     for image in args.images:
         rgb = read_rgb(image)
-        if native.input_hw != tiling.padded(rgb.shape[:2]):  # black beyond the frame is not the model's padding
-            sys.exit(f"bench/tile_edges.py: {image.name} padded to 32 is {tiling.padded(rgb.shape[:2])}, HxW; "
+        padded_hw = tiling.padded(rgb.shape[:2])
+        if native.input_hw != padded_hw:  # black beyond the frame is not the model's padding
+            sys.exit(f"bench/tile_edges.py: {image.name} padded to 32 is {padded_hw}, HxW; "
                      f"the native model must take exactly that, not {native.input_hw}")
-        if any(side > frame for side, frame in zip(tile_hw, tiling.padded(rgb.shape[:2]), strict=True)):
+        if any(side > frame for side, frame in zip(tile_hw, padded_hw, strict=True)):
             sys.exit(f"bench/tile_edges.py: {image.name} is smaller than a tile")
         whole = tiling.plan(rgb.shape[:2], native.input_hw)[0]
         maps = tiling.empty_maps(rgb.shape[:2])
         tiling.paste_core(maps, whole, native(tiling.crop(rgb, whole, native.input_hw)))
         for top in range(0, 2 * maps.shape[0] - tile_hw[0] + 1, 3 * tiling.STRIDE):
             for left in range(0, 2 * maps.shape[1] - tile_hw[1] + 1, 5 * tiling.STRIDE):
-                tile = tiling.Tile(tiling.Span(top, top, top + tile_hw[0]), tiling.Span(left, left, left + tile_hw[1]))
+                tile = tiling.Tile.window(top, left, tile_hw)
                 scores = tile_model(tiling.crop(rgb, tile, tile_hw))
                 reference = maps[top // 2:(top + tile_hw[0]) // 2, left // 2:(left + tile_hw[1]) // 2]
                 difference = np.abs(scores - reference).max(axis=2)

@@ -16,7 +16,7 @@ import numpy as np
 
 from edge.imageio import ImageError, list_images, read_rgb
 from edge.preprocess import letterbox
-from edge.tiling import Span, Tile, crop
+from edge.tiling import Tile, crop
 
 DEFAULT_CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration_frames"
 CALIBRATION_CROPS = 48  # twice the default frames: the tile model's calibration takes about a minute
@@ -66,9 +66,7 @@ def native_crops(frames: list[Frame], input_hw: tuple[int, int], most: int = CAL
         height, width = frame.rgb.shape[:2]
         for top in _starts(height, input_hw[0]):
             for left in _starts(width, input_hw[1]):
-                rows = Span(top, top, min(height, top + input_hw[0]))
-                cols = Span(left, left, min(width, left + input_hw[1]))
-                crops.append(crop(frame.rgb, Tile(rows, cols), input_hw))
+                crops.append(crop(frame.rgb, Tile.window(top, left, input_hw), input_hw))
     if len(crops) <= most:
         return crops
     return [crops[index] for index in np.linspace(0, len(crops) - 1, most).round().astype(int)]

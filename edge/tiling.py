@@ -63,6 +63,11 @@ class Tile:
     rows: Span
     cols: Span
 
+    @classmethod
+    def window(cls, top: int, left: int, tile_hw: tuple[int, int]) -> Tile:
+        """A tile at (top, left) of the frame that is its own core (calibration crops, benchmarks)."""
+        return cls(Span(top, top, top + tile_hw[0]), Span(left, left, left + tile_hw[1]))
+
     def core(self) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) of the frame pixels this tile is responsible for."""
         return self.rows.core_start, self.rows.core_end, self.cols.core_start, self.cols.core_end
