@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from edge import __version__
 from edge.config import DEFAULT_CONFIG_PATH, Config, ConfigError, MqttConfig, check_device_id, load_config
 from edge.paths import absolute, is_url, video_file
-from edge.tiling import TILING_MODES
+from edge.tiling import CONTEXT, TILING_MODES
 
 if TYPE_CHECKING:
+    from edge.detector import Detector
     from edge.inference import Runners
 
 PROG = "craft-edge"
@@ -134,17 +135,27 @@ def _runners(model_dir: Path, variant: str | None, threads: int, state: Path) ->
     return build_runners(ModelConfig(dir=str(model_dir), prefer=variant or "auto", num_threads=threads), state)
 
 
+def _detector(args: argparse.Namespace, runners: Runners) -> Detector:
+    """The Detector ``--tiling``, ``--scale`` and ``--context`` ask for (detect, eval)."""
+    from edge.detector import Detector
+
+    try:
+        return Detector(runners.coarse, tiling_mode=args.tiling, scale=args.scale, tile_model=runners.tile,
+                        context=args.context)
+    except ValueError as exc:  # e.g. a context too wide for the tile model
+        raise Fatal(f"--tiling {args.tiling} --context {args.context}: {exc}") from exc
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from edge.detector import Detector
     from edge.imageio import ImageError, read_rgb
     from edge.payload import box_json
 
     runners = _runners(args.model, args.variant, args.threads, args.state_dir)
     runner = runners.coarse
-    detector = Detector(runner, tiling_mode=args.tiling, scale=args.scale, tile_model=runners.tile)
+    detector = _detector(args, runners)
     if args.draw:
         args.draw.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -188,7 +199,6 @@ def cmd_frame(args: argparse.Namespace) -> int:
 
 # -- eval ---------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
-    from edge.detector import Detector
     from edge.evaluation import (
         GroundTruthError,
         Summary,
@@ -222,8 +232,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 found = find_ground_truth(args.detections, image.name)
                 return [w.poly for w in read_words(found)] if found else []
             return from_files
-        runners = _runners(args.model, name, args.threads, args.state_dir)
-        detector = Detector(runners.coarse, tiling_mode=args.tiling, scale=args.scale, tile_model=runners.tile)
+        detector = _detector(args, _runners(args.model, name, args.threads, args.state_dir))
         return lambda image: [b.points for b in detector.boxes(read_rgb(image))]
 
     reference = boxes_of(args.against) if args.against else None
@@ -463,6 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "adaptive: one letterboxed pass, then only the tiles where it saw text")
         sub.add_argument("--scale", type=positive_float, default=1.0, metavar="S",
                          help="with --tiling full/adaptive: resize images by S first (1.0 = native; default 1.0)")
+        sub.add_argument("--context", type=int, default=CONTEXT, metavar="PX",
+                         help=f"with --tiling full/adaptive: pixels of picture around every tile's core, under "
+                              f"half the tile (default {CONTEXT}; 128 with a 512x512 tile model makes full "
+                              f"match one native pass: README)")
 
     detect = commands.add_parser("detect", help="one-shot: boxes for image files, as text or JSON lines")
     detect.add_argument("images", type=Path, nargs="+")  # read here and echoed as given

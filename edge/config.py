@@ -20,7 +20,7 @@ import yaml
 from edge import variants
 from edge.paths import absolute, video_file
 from edge.sources import SOURCE_KINDS
-from edge.tiling import TILING_MODES
+from edge.tiling import CONTEXT, TILING_MODES
 from edge.typed import SchemaError, from_dict
 
 DEFAULT_CONFIG_PATH = Path("/etc/craft-edge/config.yaml")
@@ -67,6 +67,8 @@ class ModelConfig:
     # off: the frame letterboxed into the model; full: native-scale tiles; adaptive: tiles where text may be
     tiling: str = field(default="off", metadata={"choices": TILING_MODES})
     scale: float = field(default=1.0, metadata={"min": 0.1, "max": 1.0})  # frame scale for the tiles (1.0 = native)
+    # pixels of picture around every tile core; under half the tile model's side (edge.tiling)
+    context: int = field(default=CONTEXT, metadata={"min": 0, "max": 4096})
 
 
 @dataclass

@@ -32,6 +32,7 @@ from edge.publisher import Publisher
 from edge.sources import Frame, make_source
 from edge.statelock import StateLock
 from edge.stats import RollingStats
+from edge.tiling import CONTEXT
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ def loading_key(config: Config) -> tuple:
     folder = Path(config.model.dir)
     manifests = sorted([folder / MANIFEST_NAME, *folder.glob(f"*/{MANIFEST_NAME}")])
     identity = tuple((str(path), path.stat().st_mtime_ns) for path in manifests if path.is_file())
-    return (dataclasses.replace(config.model, tiling=config.model.tiling == "off", scale=1.0), state_dir(config),
+    return (dataclasses.replace(config.model, tiling=config.model.tiling == "off", scale=1.0,
+                                context=CONTEXT), state_dir(config),
             identity)
 
 
@@ -95,11 +97,8 @@ class Daemon:
         same_model = running is not None and loading_key(running.config) == loading_key(config)
         runners = running.runners if same_model else build_runners(config.model, state_dir(config),
                                                                     tile=config.model.tiling != "off")
-        try:
-            detector = configured_detector(config, runners.coarse, runners.tile)
-        except ValueError as exc:  # e.g. a tile model too small to tile with
-            raise ConfigError(f"model.tiling {config.model.tiling}: {exc}") from exc
-        tiling = TilingSettings(config.model.tiling, config.model.scale, runners.tile.input_hw,
+        detector = configured_detector(config, runners.coarse, runners.tile)
+        tiling = TilingSettings(config.model.tiling, config.model.scale, config.model.context, runners.tile.input_hw,
                                 config.gating.enabled)
         slot = LatestFrame()
         stop = threading.Event()

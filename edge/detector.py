@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from edge import tiling
+from edge.config import ConfigError
 from edge.gating import ChangeGate, GateSettings, Region
 from edge.postprocess import Box, Thresholds, detect_boxes
 from edge.preprocess import Letterbox, letterbox, resize
@@ -94,8 +95,12 @@ def configured_detector(config: Config, model: SizedScoreFn, tile_model: SizedSc
     detection, gating = config.detection, config.gating
     gate = (GateSettings(gating.threshold, gating.cell, gating.refresh_seconds)
             if gating.enabled and video else None)
-    return Detector(model, Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text),
-                    tiling_mode=config.model.tiling, scale=config.model.scale, tile_model=tile_model, gate=gate)
+    try:
+        return Detector(model, Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text),
+                        tiling_mode=config.model.tiling, scale=config.model.scale, tile_model=tile_model, gate=gate,
+                        context=config.model.context)
+    except ValueError as exc:  # e.g. a context too wide for the tile model, which only loading tells
+        raise ConfigError(f"model.tiling {config.model.tiling}, model.context {config.model.context}: {exc}") from exc
 
 
 class Detector:

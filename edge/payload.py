@@ -37,6 +37,7 @@ def box_json(box: Box) -> dict:
 class TilingSettings:
     mode: str
     scale: float
+    context: int
     tile_input: tuple[int, int]
     gating: bool
 

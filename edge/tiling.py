@@ -26,8 +26,8 @@ import numpy as np
 
 TILING_MODES = ("off", "full", "adaptive")  # what edge.detector.Detector runs; see its docstring
 STRIDE = 32  # CRAFT's total downsampling: tile origins on this grid see identical pooling windows
-CONTEXT = 64  # pixels of picture around every core pixel, at least (96 or 128 cost 2x-14x the tiles
-# and were no closer to one pass on ../shared/eval: README)
+CONTEXT = 64  # pixels of picture around every core pixel, at least; model.context (with 288x288 tiles,
+# 96 or 128 cost 2x-14x the tiles and were no closer to one pass on ../shared/eval: README)
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,9 @@ class Span:
 
 def spans(length: int, tile: int, context: int = CONTEXT) -> list[Span]:
     """Tiles of ``tile`` pixels covering ``length`` with at least ``2 * context`` overlap, evenly spread."""
-    if tile % STRIDE or tile <= 2 * context or context < 0:
-        raise ValueError(f"tile {tile} must be a multiple of {STRIDE} larger than twice the context {context} (>= 0)")
+    if tile % STRIDE or tile - 2 * context < STRIDE or context < 0:  # a core must be a step of at least STRIDE
+        raise ValueError(f"tile {tile} must be a multiple of {STRIDE} and at least {STRIDE} more than twice the "
+                         f"context {context} (>= 0), so context <= {max(tile // 2 - STRIDE // 2, 0)}")
     if length <= tile:
         return [Span(0, 0, length)]
     units = math.ceil((length - tile) / STRIDE)  # the last tile must reach the frame's end

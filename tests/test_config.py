@@ -72,6 +72,7 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
     ("mqtt: {tls: {enabled: true, cert_file: c.pem}}", "cert_file and mqtt.tls.key_file go together"),
     ("mqtt: [1, 2]", "mqtt: expected a mapping"),
     ("model: {prefer: fastest}", "model.prefer: 'fastest' is not one of"),
+    ("model: {context: -1}", "model.context: -1 is below the minimum 0"),
     ("source: {kind: files\n  path: x", "c.yaml: line 2 not valid YAML"),
 ])
 def test_bad_config_is_one_line(text: str, expected: str) -> None:

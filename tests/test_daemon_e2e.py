@@ -16,6 +16,7 @@ import pytest
 
 from edge.boxes import match_boxes
 from edge.payload import load_schema
+from edge.tiling import plan
 from tests.conftest import SAMPLES, TEST_SIZE, sample_words
 from tests.daemon_helpers import start_daemon as start_configured
 from tests.daemon_helpers import write_config
@@ -143,7 +144,7 @@ def test_adaptive_tiling_with_gating_on_the_clip(broker: Broker, model_dir: Path
     for index, rgb in zip(range(40), clip_frames(), strict=False):
         cv2.imwrite(str(frames / f"frame_{index:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     config = write_config(tmp_path / "config.yaml", broker.port, model_dir, frames, source={"loop": False},
-                          model={"tiling": "adaptive", "scale": 0.5}, gating={"enabled": True},
+                          model={"tiling": "adaptive", "scale": 0.5, "context": 32}, gating={"enabled": True},
                           mqtt={"topic_prefix": PREFIX})
     subscriber = Subscriber(broker, f"{PREFIX}/#")
     daemon = start_configured(config)
@@ -161,4 +162,7 @@ def test_adaptive_tiling_with_gating_on_the_clip(broker: Broker, model_dir: Path
     assert [m["boxes"] for m in messages[1:8]] == [messages[0]["boxes"]] * 7  # nothing changed: republished
     stats = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/stats")]
     assert stats and stats[-1]["tiles_skipped"] > stats[-1]["tiles_run"] > 0
+    status = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/status") if m.payload]
+    assert status and status[0]["tiling"]["context"] == 32
+    assert per_frame == len(plan((360, 640), TEST_SIZE, 32))  # the clip's 1280x720 frames at scale 0.5
     subscriber.close()

@@ -167,7 +167,7 @@ def test_reload_with_a_bad_tls_file_keeps_running_and_says_why(broker: Broker, m
 def test_reload_keeps_the_running_model_when_its_settings_are_unchanged(model_dir: Path, tmp_path: Path) -> None:
     import copy
 
-    from edge.config import Config
+    from edge.config import Config, ConfigError
     from edge.daemon import Daemon
 
     config = Config()
@@ -179,9 +179,16 @@ def test_reload_keeps_the_running_model_when_its_settings_are_unchanged(model_di
     edited = copy.deepcopy(config)
     edited.detection.text_threshold = 0.8  # a reload that leaves the model alone
     edited.model.tiling, edited.model.scale = "adaptive", 0.5  # how tiles meet the frame: still the same models
+    edited.model.context = 32
     second = daemon._build(edited, running=first)
     assert second.runners is first.runners and second.detector.thresholds.text == 0.8
-    assert (second.detector.tiling_mode, second.detector.scale) == ("adaptive", 0.5)
+    assert (second.detector.tiling_mode, second.detector.scale, second.detector.context) == ("adaptive", 0.5, 32)
+    too_wide = copy.deepcopy(edited)
+    too_wide.model.context = 88  # the 192x256 model's rows leave no 32 px core step around 88 px of context
+    with pytest.raises(ConfigError) as refused:
+        daemon._build(too_wide, running=second)
+    assert str(refused.value) == ("model.tiling adaptive, model.context 88: tile 192 must be a multiple of 32 and at "
+                                  "least 32 more than twice the context 88 (>= 0), so context <= 80")
     other_model = copy.deepcopy(edited)  # each reload parses a new Config
     other_model.model.prefer = "fp32"
     third = daemon._build(other_model, running=second)

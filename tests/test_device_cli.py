@@ -13,9 +13,11 @@ import pytest
 
 from edge.boxes import match_boxes
 from edge.cli import source_kind
+from edge.imageio import read_rgb
 from edge.payload import load_schema
+from edge.tiling import CONTEXT, plan
 from tests import daemon_helpers
-from tests.conftest import SAMPLES, sample_words
+from tests.conftest import SAMPLES, TEST_TILE_SIZE, sample_words
 
 
 def craft_edge(*args: str, state: Path) -> subprocess.CompletedProcess:
@@ -47,6 +49,28 @@ def test_probe_says_what_it_would_run_and_why(model_dir: Path, tmp_path: Path) -
     assert "runtime: ai-edge-litert" in result.stdout
     assert "edge tpu: none found" in result.stdout
     assert "would use: " in result.stdout and "because fastest measured on this device" in result.stdout
+
+
+@pytest.mark.conversion
+def test_detect_tiles_with_the_context_asked_for(converted: Path, tmp_path: Path) -> None:
+    image = SAMPLES / "chelsea_02.jpg"
+    frame_hw = read_rgb(image).shape[:2]
+
+    def tiles_run(*context: str) -> int:
+        result = craft_edge("detect", str(image), "--model", str(converted), "--variant", "int8", "--tiling", "full",
+                            *context, "--json", state=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["tiles_run"]
+
+    assert tiles_run() == len(plan(frame_hw, TEST_TILE_SIZE, CONTEXT))
+    assert tiles_run("--context", "32") == len(plan(frame_hw, TEST_TILE_SIZE, 32)) < len(plan(frame_hw, TEST_TILE_SIZE))
+    too_wide = craft_edge("detect", str(image), "--model", str(converted), "--variant", "int8", "--tiling", "full",
+                          "--context", "72", state=tmp_path)
+    assert too_wide.returncode == 2
+    assert too_wide.stderr.strip().splitlines()[-1] == (
+        "craft-edge: error: --tiling full --context 72: tile 160 must be a multiple of 32 and at least 32 more than "
+        "twice the context 72 (>= 0), so context <= 64")
+    assert "Traceback" not in too_wide.stderr
 
 
 def test_missing_model_folder_is_one_line(tmp_path: Path) -> None:
@@ -107,7 +131,7 @@ def test_watch_uses_the_daemons_config_for_topic_and_broker(broker, tmp_path: Pa
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=daemon_helpers.REPO)
     message = detection_message(device_id="cam1", source_kind="files", source_name="a.jpg", seq=7, captured=0.0,
                                 frame_hw=(480, 640), variant="int8", backend="cpu", runtime="ai-edge-litert",
-                                input_hw=(480, 640), tiling=TilingSettings("off", 1.0, (480, 640), False),
+                                input_hw=(480, 640), tiling=TilingSettings("off", 1.0, 64, (480, 640), False),
                                 tile_choice=Choice("int8", "cpu", "test"),
                                 detection=Detection([], Timing(1.0, 2.0, 3.0), tiles_run=1))
     publisher = Subscriber(broker, "unused/topic")

@@ -16,7 +16,7 @@ from edge.imageio import read_rgb
 from edge.postprocess import Thresholds
 from edge.preprocess import letterbox
 from edge.runtime import find_runtime, load_model
-from edge.tiling import CONTEXT, STRIDE, padded, spans
+from edge.tiling import CONTEXT, STRIDE, check_tile, padded, spans
 from tests.conftest import SAMPLES, TEST_SIZE, TEST_TILE_SIZE, quantization_of, size_name
 
 NATIVE_SIZE = (2 * TEST_SIZE[0], 2 * TEST_SIZE[1])  # 384x512: a 640x480 sample at scale 0.8, in one pass
@@ -26,18 +26,27 @@ NATIVE_SIZE = (2 * TEST_SIZE[0], 2 * TEST_SIZE[1])  # 384x512: a 640x480 sample 
 def test_spans_cover_the_frame_with_context_on_the_stride_grid(seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(2000):
-        tile = rng.choice([160, 192, 256, 288, 384, 480, 640])
+        tile = rng.choice([160, 192, 256, 288, 384, 480, 512, 640])
+        context = rng.choice([CONTEXT, rng.randint(0, tile // 2 - STRIDE // 2)])
         length = rng.randint(8, 4000)
-        found = spans(length, tile)
+        found = spans(length, tile, context)
         assert found[0].core_start == 0 and found[-1].core_end == length
         assert found[-1].start + tile >= length, "the last tile reaches the end"
         for left, right in itertools.pairwise(found):
             assert left.core_end == right.core_start and left.core_end % 2 == 0
             assert right.start % STRIDE == 0 and right.start > left.start
-            assert right.core_start - right.start >= CONTEXT and left.start + tile - left.core_end >= CONTEXT
+            assert right.core_start - right.start >= context and left.start + tile - left.core_end >= context
         if length > tile:  # no more tiles than the context needs
             steps = math.ceil((length - tile) / STRIDE)
-            assert len(found) == 1 + math.ceil(steps / ((tile - 2 * CONTEXT) // STRIDE))
+            assert len(found) == 1 + math.ceil(steps / ((tile - 2 * context) // STRIDE))
+
+
+@pytest.mark.parametrize(("tile", "context"), [(288, 129), (288, 143), (288, 144), (160, 72), (160, -1), (200, 32)])
+def test_a_context_that_leaves_no_core_step_is_refused_before_any_frame(tile: int, context: int) -> None:
+    with pytest.raises(ValueError, match=f"tile {tile} must be a multiple of 32 and at least 32 more than twice"):
+        check_tile((tile, tile), context)  # what Detector checks once, before the first frame
+    with pytest.raises(ValueError):
+        spans(4 * tile, tile, context)
 
 
 def test_spans_for_common_frames() -> None:
