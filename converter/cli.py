@@ -59,7 +59,8 @@ def parse_tile_size(text: str) -> tuple[int, int]:
     height, width = parse_size(text)
     if min(height, width) <= 2 * CONTEXT:
         raise argparse.ArgumentTypeError(f"tile size {text!r}: height and width must be above {2 * CONTEXT} "
-                                         f"(neighbouring tiles overlap by {2 * CONTEXT} px)")
+                                         f"(with the default context, {CONTEXT} px, neighbouring tiles overlap by "
+                                         f"at least {2 * CONTEXT} px)")
     return height, width
 
 

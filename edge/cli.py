@@ -473,9 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--scale", type=positive_float, default=1.0, metavar="S",
                          help="with --tiling full/adaptive: resize images by S first (1.0 = native; default 1.0)")
         sub.add_argument("--context", type=int, default=CONTEXT, metavar="PX",
-                         help=f"with --tiling full/adaptive: pixels of picture around every tile's core, under "
-                              f"half the tile (default {CONTEXT}; 128 with a 512x512 tile model makes full "
-                              f"match one native pass: README)")
+                         help=f"with --tiling full/adaptive: pixels of picture around every tile's core, at "
+                              f"most half the tile's shorter side less 16 (default {CONTEXT}; with a 512x512 tile "
+                              f"model, 128 made fp32 full agree with one native pass at H >= 0.99 on every test "
+                              f"photo, int8 not: README)")
 
     detect = commands.add_parser("detect", help="one-shot: boxes for image files, as text or JSON lines")
     detect.add_argument("images", type=Path, nargs="+")  # read here and echoed as given

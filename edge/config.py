@@ -67,7 +67,7 @@ class ModelConfig:
     # off: the frame letterboxed into the model; full: native-scale tiles; adaptive: tiles where text may be
     tiling: str = field(default="off", metadata={"choices": TILING_MODES})
     scale: float = field(default=1.0, metadata={"min": 0.1, "max": 1.0})  # frame scale for the tiles (1.0 = native)
-    # pixels of picture around every tile core; under half the tile model's side (edge.tiling)
+    # pixels of picture around every tile core; at most half the tile model's shorter side less 16 (edge.tiling)
     context: int = field(default=CONTEXT, metadata={"min": 0, "max": 4096})
 
 
