@@ -45,6 +45,7 @@ from edge.gating import GateSettings
 from edge.imageio import list_images, read_rgb
 from edge.manifest import load_manifest
 from edge.paths import absolute
+from edge.preprocess import letterbox
 from edge.runtime import CraftModel, find_runtime, load_model
 from edge.tiling import CONTEXT, padded
 
@@ -121,7 +122,7 @@ def set_report(images: Path, truth_dir: Path | None, natives: list[CraftModel], 
         # convolutions' zero padding (as CRAFT's own pass does), so there full tiles its input again.
         compared = dict(results)
         if native_hw != padded(rgb.shape[:2]):
-            compared["full"] = modes["full"].detect(on_canvas(rgb, native_hw))
+            compared["full"] = modes["full"].detect(letterbox(rgb, native_hw, scale=1.0).pixels)  # black canvas
         native_words = [Word(box.points, False) for box in results["native"].boxes]
         truth = find_ground_truth(truth_dir, image.name) if truth_dir else None
         for mode, detection in results.items():
@@ -167,13 +168,6 @@ def set_report(images: Path, truth_dir: Path | None, natives: list[CraftModel], 
 def fastest(detector: Detector, rgb: np.ndarray, repeat: int) -> Detection:
     """The detection with the least model time of ``repeat`` runs (the same boxes each time: no gating)."""
     return min((detector.detect(rgb) for _ in range(repeat)), key=lambda detection: detection.timing.inference)
-
-
-def on_canvas(rgb: np.ndarray, canvas_hw: tuple[int, int]) -> np.ndarray:
-    """The frame at the top left of a black canvas, as a larger native model sees it."""
-    canvas = np.zeros((*canvas_hw, 3), dtype=np.uint8)
-    canvas[:rgb.shape[0], :rgb.shape[1]] = rgb
-    return canvas
 
 
 def holding(models: list[CraftModel], frame_hw: tuple[int, int], name: str) -> CraftModel:

@@ -14,7 +14,7 @@ from typing import TextIO
 from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
 from converter.tflite_variants import VARIANTS
 from edge.paths import absolute
-from edge.tiling import CONTEXT
+from edge.tiling import CONTEXT, check_tile
 
 PROG = "convert-for-device"
 # The coarse model's default: a 16:9 frame (the daemon's default 1280x720, the Pi cameras' video
@@ -57,10 +57,12 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def parse_tile_size(text: str) -> tuple[int, int]:
     height, width = parse_size(text)
-    if min(height, width) <= 2 * CONTEXT:
+    try:
+        check_tile((height, width))  # what the device's Detector checks
+    except ValueError:
         raise argparse.ArgumentTypeError(f"tile size {text!r}: height and width must be above {2 * CONTEXT} "
                                          f"(with the default context, {CONTEXT} px, neighbouring tiles overlap by "
-                                         f"at least {2 * CONTEXT} px)")
+                                         f"at least {2 * CONTEXT} px)") from None
     return height, width
 
 
