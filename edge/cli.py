@@ -407,6 +407,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     received = [0]
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if done.is_set():  # --count reached: what arrives before the disconnect is not printed
+            return
         if snapshots is not None and message.topic.endswith("/snapshot"):
             from edge.snapshot import save_snapshot
 

@@ -138,7 +138,8 @@ def test_watch_uses_the_daemons_config_for_topic_and_broker(broker, tmp_path: Pa
     try:
         deadline = time.monotonic() + 30
         while watcher.poll() is None and time.monotonic() < deadline:
-            publisher.client.publish("site/north/cam1/detections", json.dumps(message), qos=1)
+            for _ in range(5):  # a burst: --count 1 must still print one message, not what arrives before it stops
+                publisher.client.publish("site/north/cam1/detections", json.dumps(message), qos=1)
             time.sleep(0.5)
         out, err = watcher.communicate(timeout=10)
     finally:
@@ -147,3 +148,4 @@ def test_watch_uses_the_daemons_config_for_topic_and_broker(broker, tmp_path: Pa
     assert watcher.returncode == 0, err
     assert "watching site/north/cam1/detections on 127.0.0.1" in err
     assert out.splitlines()[0].startswith("cam1 #7 ")
+    assert len(out.splitlines()) == 1, out
