@@ -22,11 +22,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.imageio import read_rgb  # noqa: E402
-from edge.manifest import load_manifest  # noqa: E402
-from edge.paths import absolute  # noqa: E402
-from edge.preprocess import letterbox  # noqa: E402
-from edge.runtime import default_threads, find_runtime, load_model  # noqa: E402
+from edge.config.paths import absolute  # noqa: E402
+from edge.detection.preprocess import letterbox  # noqa: E402
+from edge.models.manifest import load_manifest  # noqa: E402
+from edge.models.runtime import default_threads, find_runtime, load_model  # noqa: E402
+from edge.sources.imageio import read_rgb  # noqa: E402
 from tests.mqtt_helpers import Subscriber, mosquitto  # noqa: E402
 
 SAMPLES = REPO / "edge" / "samples"
@@ -59,7 +59,7 @@ def daemon_run(model_dir: Path, variant: str, frames: int) -> tuple[float, float
         subscriber = Subscriber(broker, "craft-edge/bench/detections")
         arrivals: list[float] = []
         subscriber.client.on_message = lambda *_: arrivals.append(time.perf_counter())
-        command = [sys.executable, "-m", "edge.cli", "run", "--model", str(model_dir), "--variant", variant,
+        command = [sys.executable, "-m", "edge.commands", "run", "--model", str(model_dir), "--variant", variant,
                    "--source", str(SAMPLES), "--loop", "--broker", broker.address, "--device-id", "bench",
                    "--max-frames", str(frames + 1)]
         env = {**os.environ, "STATE_DIRECTORY": scratch}

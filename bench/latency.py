@@ -25,11 +25,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from converter.calibration import DEFAULT_VALIDATION_DIR
-from edge.imageio import read_rgb
-from edge.manifest import load_manifest
-from edge.paths import absolute
-from edge.preprocess import letterbox
-from edge.runtime import RUNTIME_MODULES, find_runtime, load_model
+from edge.config.paths import absolute
+from edge.detection.preprocess import letterbox
+from edge.models.manifest import load_manifest
+from edge.models.runtime import RUNTIME_MODULES, find_runtime, load_model
+from edge.sources.imageio import read_rgb
 
 
 def timings(fn: Callable[[], object], runs: int, warmup: int = 2) -> list[float]:

@@ -1,7 +1,7 @@
 """CRAFT's official box extraction (``getDetBoxes_core``, craft_utils.py), written out plainly.
 
 It allocates a full-size segmentation map for every component, so its cost grows with
-components x pixels. It is the baseline that ``edge.postprocess.detect_boxes`` must reproduce
+components x pixels. It is the baseline that ``edge.detection.postprocess.detect_boxes`` must reproduce
 exactly (tests) and beat on dense text (``bench/postprocess.py``).
 """
 

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.official_craft import dense_text_maps, official_boxes
-from edge.postprocess import detect_boxes
+from edge.detection.postprocess import detect_boxes
 
 
 def median_ms(fn, runs: int) -> float:

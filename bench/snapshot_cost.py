@@ -31,17 +31,17 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.config import SnapshotConfig, parse_config  # noqa: E402
-from edge.detector import Detector  # noqa: E402
-from edge.imageio import read_rgb  # noqa: E402
-from edge.manifest import load_manifest  # noqa: E402
-from edge.paths import absolute  # noqa: E402
-from edge.payload import boxes_changed  # noqa: E402
-from edge.postprocess import Box  # noqa: E402
-from edge.publisher import Publisher  # noqa: E402
-from edge.runtime import default_threads, find_runtime, load_model  # noqa: E402
-from edge.snapshot import SnapshotStream, annotate, encode_jpeg  # noqa: E402
+from edge.config.paths import absolute  # noqa: E402
+from edge.config.settings import SnapshotConfig, parse_config  # noqa: E402
+from edge.detection.boxes import boxes_changed  # noqa: E402
+from edge.detection.detector import Detector  # noqa: E402
+from edge.detection.postprocess import Box  # noqa: E402
+from edge.messaging.publisher import Publisher  # noqa: E402
+from edge.messaging.snapshot import SnapshotStream, annotate, encode_jpeg  # noqa: E402
+from edge.models.manifest import load_manifest  # noqa: E402
+from edge.models.runtime import default_threads, find_runtime, load_model  # noqa: E402
 from edge.sources import Frame  # noqa: E402
+from edge.sources.imageio import read_rgb  # noqa: E402
 from tests.mqtt_helpers import Subscriber, mosquitto  # noqa: E402
 
 FRAMES = sorted((REPO / "data" / "smalltext").glob("*_1280x720_*.jpg"))
@@ -69,8 +69,9 @@ def per_snapshot(model_dir: Path, variant: str) -> None:
                                                           defaults.jpeg_quality), 50)
         print(f"1280x720, {len(detection.boxes)} boxes, {label:<13} draw+scale {draw:5.2f} ms, +JPEG q"
               f"{defaults.jpeg_quality} {total:5.2f} ms per snapshot, {size / 1024:5.1f} KiB")
+    # never due after the first: the per-frame check only
     stream = SnapshotStream(SnapshotConfig(enabled=True, interval_seconds=1e4, min_interval_seconds=1e4),
-                            publisher=lambda: None)  # never due after the first: the per-frame check only
+                            publisher=lambda: None, changed=boxes_changed)
     frame = Frame(rgb, "bench", time.time())
     stream.offer(frame, detection, 1)
     check = median_ms(lambda: stream.offer(frame, detection, 2), 1000)
@@ -104,7 +105,8 @@ def daemon_fps(model_dir: Path, variant: str, frames: int, snapshots: bool,
                 pictures[0] += 1
 
         subscriber.client.on_message = on_message
-        command = [sys.executable, "-m", "edge.cli", "run", "--config", str(config), "--max-frames", str(frames + 1)]
+        command = [sys.executable, "-m", "edge.commands", "run", "--config", str(config),
+                   "--max-frames", str(frames + 1)]
         log = Path(folder) / "daemon.log"
         with log.open("w") as stderr:
             daemon = subprocess.Popen(command, cwd=REPO, env={**os.environ, "NOTIFY_SOCKET": ""},
@@ -132,7 +134,7 @@ def interleaved_fps(model_dir: Path, variant: str, blocks: int, block_frames: in
         publisher = Publisher(config, None)
         publisher.start()
         publisher.connected.wait(10)
-        stream = SnapshotStream(config.mqtt.snapshot, lambda: publisher)
+        stream = SnapshotStream(config.mqtt.snapshot, lambda: publisher, boxes_changed)
         stream.start()
         rates: list[float] = []
         seq = 0

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.paths import absolute  # noqa: E402
+from edge.config.paths import absolute  # noqa: E402
 from tests.daemon_helpers import seqs, start_daemon, write_config  # noqa: E402
 from tests.mqtt_helpers import Broker, Subscriber  # noqa: E402
 

@@ -30,14 +30,14 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench import e2e_fps, latency, postprocess  # noqa: E402
-from edge.detector import Detector  # noqa: E402
-from edge.evaluation import Summary, Word, evaluate_image, find_ground_truth, read_words  # noqa: E402
-from edge.hardware import cpu_info  # noqa: E402
-from edge.imageio import list_images, read_rgb  # noqa: E402
-from edge.manifest import load_manifest  # noqa: E402
-from edge.paths import absolute  # noqa: E402
-from edge.postprocess import Thresholds  # noqa: E402
-from edge.runtime import find_runtime, load_model  # noqa: E402
+from edge.config.paths import absolute  # noqa: E402
+from edge.detection.detector import Detector  # noqa: E402
+from edge.detection.evaluation import Summary, Word, evaluate_image, find_ground_truth, read_words  # noqa: E402
+from edge.detection.postprocess import Thresholds  # noqa: E402
+from edge.models.hardware import cpu_info  # noqa: E402
+from edge.models.manifest import load_manifest  # noqa: E402
+from edge.models.runtime import find_runtime, load_model  # noqa: E402
+from edge.sources.imageio import list_images, read_rgb  # noqa: E402
 
 SAMPLE = REPO / "edge" / "samples" / "astronaut_00.jpg"
 THREADS = (1, 2)

@@ -29,13 +29,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.detector import Detector  # noqa: E402
-from edge.evaluation import iou  # noqa: E402
-from edge.imageio import read_rgb  # noqa: E402
-from edge.manifest import load_manifest  # noqa: E402
-from edge.paths import absolute  # noqa: E402
-from edge.runtime import find_runtime, load_model  # noqa: E402
-from edge.textsize import box_height  # noqa: E402
+from edge.config.paths import absolute  # noqa: E402
+from edge.detection.detector import Detector  # noqa: E402
+from edge.detection.evaluation import iou  # noqa: E402
+from edge.detection.textsize import box_height  # noqa: E402
+from edge.models.manifest import load_manifest  # noqa: E402
+from edge.models.runtime import find_runtime, load_model  # noqa: E402
+from edge.sources.imageio import read_rgb  # noqa: E402
 
 ZOOMS = (1.0, 0.75, 0.6, 0.5, 0.4, 0.33, 0.25)
 BINS = (0, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 20, 24, 32)  # lower edges, model-input pixels

@@ -9,7 +9,7 @@ the whole frame, then the tile model on tiles placed on CRAFT's 32 px grid every
 columns. For every score-map pixel of a tile: the largest difference, region or affinity, from the
 native pass at that pixel, binned by the pixel's distance (frame pixels) from the nearest tile edge
 that lies inside the frame. Prints, per 16 px bin, the largest difference over all tiles and the
-90th percentile of the tiles' largest differences. ``edge.tiling`` keeps ``CONTEXT`` pixels of
+90th percentile of the tiles' largest differences. ``edge.detection.tiling`` keeps ``CONTEXT`` pixels of
 picture around every pixel it keeps from a tile. Figures are for the model and images given.
 """
 
@@ -24,9 +24,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.tiling import model_of
-from edge import tiling
-from edge.imageio import read_rgb
-from edge.paths import absolute
+from edge.config.paths import absolute
+from edge.detection import tiling
+from edge.sources.imageio import read_rgb
 
 BIN = 16
 FARTHEST = 160

@@ -38,16 +38,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.boxes import match_boxes
-from edge.detector import Detection, Detector
-from edge.evaluation import Summary, Word, evaluate_image, find_ground_truth, read_words
-from edge.gating import GateSettings
-from edge.imageio import list_images, read_rgb
-from edge.manifest import load_manifest
-from edge.paths import absolute
-from edge.preprocess import letterbox
-from edge.runtime import CraftModel, find_runtime, load_model
-from edge.tiling import CONTEXT, padded
+from edge.config.paths import absolute
+from edge.detection.boxes import match_boxes
+from edge.detection.detector import Detection, Detector
+from edge.detection.evaluation import Summary, Word, evaluate_image, find_ground_truth, read_words
+from edge.detection.gating import GateSettings
+from edge.detection.preprocess import letterbox
+from edge.detection.tiling import CONTEXT, padded
+from edge.models.manifest import load_manifest
+from edge.models.runtime import CraftModel, find_runtime, load_model
+from edge.sources.imageio import list_images, read_rgb
 
 
 def model_of(folder: Path, variant: str, threads: int) -> CraftModel:
@@ -71,7 +71,7 @@ def main() -> int:
                              "repeat for more sets")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--context", type=int, default=CONTEXT, help="tiles' context in pixels (edge.tiling)")
+    parser.add_argument("--context", type=int, default=CONTEXT, help="tiles' context in pixels (edge.detection.tiling)")
     parser.add_argument("--repeat", type=int, default=1, choices=range(1, 11), metavar="N",
                         help="run each image N times per mode and keep the least model time (steadier ratios)")
     parser.add_argument("--clip", type=absolute, help="folder with clip.avi and clip.json (data/clip)")

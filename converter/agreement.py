@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.boxes import MatchCount, match_boxes
-from edge.detector import ScoreFn
-from edge.manifest import Agreement
-from edge.postprocess import Thresholds, detect_boxes
+from edge.detection.boxes import MatchCount, match_boxes
+from edge.detection.detector import ScoreFn
+from edge.detection.postprocess import Thresholds, detect_boxes
+from edge.models.manifest import Agreement
 
 MIN_IOU = 0.5
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.imageio import ImageError, list_images, read_rgb
-from edge.preprocess import letterbox
-from edge.tiling import Tile, crop
+from edge.detection.preprocess import letterbox
+from edge.detection.tiling import Tile, crop
+from edge.sources.imageio import ImageError, list_images, read_rgb
 
 DEFAULT_CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration_frames"
 CALIBRATION_CROPS = 48  # twice the default frames: the tile model's calibration takes about a minute

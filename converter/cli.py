@@ -13,8 +13,8 @@ from typing import TextIO
 
 from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
 from converter.tflite_variants import VARIANTS
-from edge.paths import absolute
-from edge.tiling import CONTEXT, check_tile
+from edge.config.paths import absolute
+from edge.detection.tiling import CONTEXT, check_tile
 
 PROG = "convert-for-device"
 # The coarse model's default: a 16:9 frame (the daemon's default 1280x720, the Pi cameras' video
@@ -205,8 +205,8 @@ def run(args: argparse.Namespace) -> int:
     from converter.pipeline import size_name, utc_now
     from converter.report import terminal_table, tile_compile_note, write_report
     from edge import __version__
-    from edge.backends.edgetpu import size_notes
-    from edge.manifest import FORMAT_VERSION, BundleIndex, Roles
+    from edge.models.backends.edgetpu import size_notes
+    from edge.models.manifest import FORMAT_VERSION, BundleIndex, Roles
 
     roles = Roles(coarse=size_name(coarse), tile=size_name(args.tile_size))
     index = BundleIndex(FORMAT_VERSION, utc_now(), __version__, roles).write(args.out)

@@ -16,11 +16,11 @@ import sys
 from converter.calibration import FramesError, model_inputs, read_frames
 from converter.model import CheckpointError, default_weights_path, load_pixel_model
 from converter.onnx_export import torch_scores
-from edge.evaluation import Summary, Word, evaluate_image, format_table
-from edge.manifest import ManifestError, load_manifest
-from edge.paths import absolute
-from edge.postprocess import Thresholds, detect_boxes
-from edge.runtime import find_runtime, load_model
+from edge.config.paths import absolute
+from edge.detection.evaluation import Summary, Word, evaluate_image, format_table
+from edge.detection.postprocess import Thresholds, detect_boxes
+from edge.models.manifest import ManifestError, load_manifest
+from edge.models.runtime import find_runtime, load_model
 
 PROG = "compare-with-pytorch"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from converter.tflite_graph import GraphFacts
-from edge.backends.edgetpu import COMPILER, compile_command
+from edge.models.backends.edgetpu import COMPILER, compile_command
 
 # Largest activation tensor, in bytes at int8, of models reported to compile for the Edge TPU and of
 # the smallest reported to fail. Reports, not a specification (Coral documents no limit):

@@ -21,11 +21,11 @@ from converter.shared_ranges import calibrate, quantize, with_ranges_of
 from converter.tflite_graph import GraphFacts, read_graph
 from converter.tflite_variants import QUANTIZED_VARIANTS, STANDARD_VARIANTS, TPU_VARIANT, onnx_to_tf, to_tflite
 from edge import __version__
-from edge.manifest import FORMAT_VERSION, Manifest, Quantization, TensorInfo, Variant, file_sha256
-from edge.postprocess import Thresholds
-from edge.runtime import CraftModel, TensorSpec, find_runtime, load_model
-from edge.variants import VARIANTS as KINDS
-from edge.variants import VariantKind
+from edge.detection.postprocess import Thresholds
+from edge.models.manifest import FORMAT_VERSION, Manifest, Quantization, TensorInfo, Variant, file_sha256
+from edge.models.runtime import CraftModel, TensorSpec, find_runtime, load_model
+from edge.models.variants import VARIANTS as KINDS
+from edge.models.variants import VariantKind
 
 # fp32 TFLite must reproduce PyTorch this closely on the score maps, or the run fails.
 FP32_MAX_ABS_DIFF = 1e-4

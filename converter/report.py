@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.backends.edgetpu import COMPILED_FROM, compile_note, size_notes
-from edge.manifest import Manifest, Roles, Variant
+from edge.models.backends.edgetpu import COMPILED_FROM, compile_note, size_notes
+from edge.models.manifest import Manifest, Roles, Variant
 
 SHEET_IMAGES = 4
 SHEET_TILE_WIDTH = 320

@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge import variants as registry
+from edge.models import variants as registry
 
 # Variants built from the graph that matches the official model exactly.
 STANDARD_VARIANTS = registry.built_from(registry.STANDARD_GRAPH)

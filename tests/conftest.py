@@ -100,7 +100,7 @@ def broker(tmp_path: Path):
 def quantization_of(path: Path) -> list[tuple[tuple, tuple]]:
     """(scales, zero points) of every quantised tensor of a model, sorted: models of one graph at two
     input sizes list the same tensors, though the converter may order their constants differently."""
-    from edge.runtime import find_runtime
+    from edge.models.runtime import find_runtime
 
     interpreter = find_runtime().interpreter(path, 1)
     return sorted((tuple(detail["quantization_parameters"]["scales"]),

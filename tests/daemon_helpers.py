@@ -35,7 +35,7 @@ def write_config(path: Path, port: int, model_dir: Path, frames: Path, **section
 
 
 def start_daemon(config: Path, *args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
-    command = [sys.executable, "-m", "edge.cli", "run", "--config", str(config), *args]
+    command = [sys.executable, "-m", "edge.commands", "run", "--config", str(config), *args]
     environment = {**os.environ, "NOTIFY_SOCKET": "", **(env or {})}
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
     return subprocess.Popen(command, cwd=REPO, env=environment, text=True, **streams)
@@ -43,7 +43,7 @@ def start_daemon(config: Path, *args: str, env: dict[str, str] | None = None, **
 
 def craft_edge(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """One ``craft-edge`` command, run to completion, output captured."""
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "edge.commands", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
 
 

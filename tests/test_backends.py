@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from converter.tflite_variants import VARIANTS as CONVERTER_VARIANTS
-from edge import selection, variants
-from edge.backends import BACKENDS, BackendContext
-from edge.backends.cpu import CpuBackend
-from edge.config import ModelConfig
-from edge.inference import build_runners
-from edge.manifest import load_manifest
-from edge.runtime import find_runtime
+from edge.config.settings import ModelConfig
+from edge.models import selection, variants
+from edge.models.backends import BACKENDS, BackendContext
+from edge.models.backends.cpu import CpuBackend
+from edge.models.inference import build_runners
+from edge.models.manifest import load_manifest
+from edge.models.runtime import find_runtime
 from tests.npu_standin import FakeNpuBackend
 from tests.test_selection import make_runner, tpu_folder  # noqa: F401  (fixture)
 from tests.tpu_standin import StandInRuntime, StandInState, fake_usb_coral
@@ -29,10 +29,8 @@ pytestmark = pytest.mark.conversion
 
 
 def test_one_registry_for_converter_config_and_manifest() -> None:
-    from edge import config
-
     assert tuple(k.name for k in variants.VARIANTS if k.graph is not None) == CONVERTER_VARIANTS
-    assert dataclasses.fields(config.ModelConfig)[1].metadata["choices"] == ("auto", *variants.NAMES)
+    assert dataclasses.fields(ModelConfig)[1].metadata["choices"] == ("auto", *variants.NAMES)
     context = BackendContext(ModelConfig(), find_runtime(), 1)
     backends = [factory(context) for factory in BACKENDS]
     assert {b.target for b in backends} == set(variants.TARGETS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.boxes import MatchCount, match_boxes, polygon_iou
+from edge.detection.boxes import MatchCount, match_boxes, polygon_iou
 
 
 def square(x: float, y: float, size: float = 10) -> np.ndarray:

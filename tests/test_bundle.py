@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.config import ModelConfig
-from edge.inference import build_runners
-from edge.manifest import MANIFEST_NAME, ManifestError, load_manifest
-from edge.selection import CACHE_FILE
+from edge.config.settings import ModelConfig
+from edge.models.inference import build_runners
+from edge.models.manifest import MANIFEST_NAME, ManifestError, load_manifest
+from edge.models.selection import CACHE_FILE
 from tests import daemon_helpers
 from tests.conftest import SAMPLES, TEST_SIZE, TEST_TILE_SIZE, size_name
 

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import Config, ConfigError, load_config, machine_device_id, mqtt_password, parse_config, state_dir
+from edge.config.settings import (
+    Config,
+    ConfigError,
+    load_config,
+    machine_device_id,
+    mqtt_password,
+    parse_config,
+    state_dir,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -91,7 +99,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_run_exits_2_with_one_line(tmp_path: Path, content: str) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(content)
-    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(path)],
+    result = subprocess.run([sys.executable, "-m", "edge.commands", "run", "--config", str(path)],
                             capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.strip()]
@@ -117,7 +125,7 @@ def test_state_directory_from_systemd() -> None:
 
 def test_run_with_a_missing_config_file_exits_2(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
-    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(missing)],
+    result = subprocess.run([sys.executable, "-m", "edge.commands", "run", "--config", str(missing)],
                             capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [

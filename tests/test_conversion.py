@@ -13,11 +13,11 @@ import pytest
 from converter.pipeline import FP32_MAX_ABS_DIFF
 from converter.tflite_graph import read_graph
 from converter.tflite_variants import VARIANTS
-from edge.detector import Detector
-from edge.imageio import read_rgb
-from edge.manifest import FORMAT_VERSION, file_sha256, load_manifest, model_folders
-from edge.postprocess import Thresholds
-from edge.runtime import find_runtime, load_model
+from edge.detection.detector import Detector
+from edge.detection.postprocess import Thresholds
+from edge.models.manifest import FORMAT_VERSION, file_sha256, load_manifest, model_folders
+from edge.models.runtime import find_runtime, load_model
+from edge.sources.imageio import read_rgb
 from tests.conftest import (
     SAMPLES,
     TEST_SIZE,
@@ -133,7 +133,7 @@ def test_report_and_contact_sheet(converted: Path) -> None:
 
 
 def test_int8_boxes_lie_on_the_words_of_a_sample(model_dir: Path) -> None:
-    from edge.boxes import match_boxes
+    from edge.detection.boxes import match_boxes
 
     manifest = load_manifest(model_dir)
     model = load_model(model_dir / manifest.variant("int8").file, find_runtime(), num_threads=2)

@@ -14,9 +14,9 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge.boxes import match_boxes
-from edge.payload import load_schema
-from edge.tiling import plan
+from edge.detection.boxes import match_boxes
+from edge.detection.tiling import plan
+from edge.messaging.payload import load_schema
 from tests.conftest import SAMPLES, TEST_SIZE, sample_words
 from tests.daemon_helpers import start_daemon as start_configured
 from tests.daemon_helpers import write_config
@@ -30,7 +30,7 @@ PREFIX = "craft-edge/e2e"
 
 def start_daemon(broker: Broker, model_dir: Path, state: Path, *extra: str) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "edge.cli", "run", "--config", str(REPO / "config.yaml"), "--model", str(model_dir),
+        sys.executable, "-m", "edge.commands", "run", "--config", str(REPO / "config.yaml"), "--model", str(model_dir),
         "--broker", broker.address, "--device-id", "e2e", "--source", str(SAMPLES), *extra,
     ]
     env = {**os.environ, "STATE_DIRECTORY": str(state), "NOTIFY_SOCKET": ""}
@@ -118,8 +118,9 @@ def test_daemon_detect_and_eval_give_the_same_boxes(broker: Broker, model_dir: P
     assert subscriber.wait_for(lambda: len(subscriber.messages) == len(images), timeout=10)
     from_daemon = {m["source"]["name"]: m["boxes"] for m in map(json.loads, (s.payload for s in subscriber.messages))}
 
-    detect = subprocess.run([sys.executable, "-m", "edge.cli", "detect", *map(str, images), "--model", str(model_dir),
-                             "--variant", "int8", "--json", "--state-dir", str(tmp_path / "cache")],
+    detect = subprocess.run([sys.executable, "-m", "edge.commands", "detect", *map(str, images),
+                             "--model", str(model_dir), "--variant", "int8", "--json",
+                             "--state-dir", str(tmp_path / "cache")],
                             capture_output=True, text=True, timeout=300, cwd=REPO)
     assert detect.returncode == 0, detect.stderr
     from_detect = {Path(line["image"]).name: line["boxes"] for line in map(json.loads, detect.stdout.splitlines())}
@@ -127,9 +128,9 @@ def test_daemon_detect_and_eval_give_the_same_boxes(broker: Broker, model_dir: P
     assert sum(len(boxes) for boxes in from_detect.values()) > 20
 
     report = tmp_path / "eval.json"
-    evaluate = subprocess.run([sys.executable, "-m", "edge.cli", "eval", "--model", str(model_dir), "--variant", "int8",
-                               "--images", str(SAMPLES), "--gt", str(SAMPLES), "--json", str(report),
-                               "--state-dir", str(tmp_path / "cache")],
+    evaluate = subprocess.run([sys.executable, "-m", "edge.commands", "eval", "--model", str(model_dir),
+                               "--variant", "int8", "--images", str(SAMPLES), "--gt", str(SAMPLES),
+                               "--json", str(report), "--state-dir", str(tmp_path / "cache")],
                               capture_output=True, text=True, timeout=300, cwd=REPO)
     assert evaluate.returncode == 0, evaluate.stderr
     per_image = {r["image"]: r["detections"] for r in json.loads(report.read_text())["variants"]["int8"]["images"]}

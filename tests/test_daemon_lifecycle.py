@@ -167,8 +167,8 @@ def test_reload_with_a_bad_tls_file_keeps_running_and_says_why(broker: Broker, m
 def test_reload_keeps_the_running_model_when_its_settings_are_unchanged(model_dir: Path, tmp_path: Path) -> None:
     import copy
 
-    from edge.config import Config, ConfigError
-    from edge.daemon import Daemon
+    from edge.config.settings import Config, ConfigError
+    from edge.service.daemon import Daemon
 
     config = Config()
     config.model.dir, config.model.prefer, config.state_dir = str(model_dir), "int8", str(tmp_path / "state")

@@ -11,11 +11,11 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge.boxes import match_boxes
-from edge.cli import source_kind
-from edge.imageio import read_rgb
-from edge.payload import load_schema
-from edge.tiling import CONTEXT, plan
+from edge.commands.common import source_kind
+from edge.detection.boxes import match_boxes
+from edge.detection.tiling import CONTEXT, plan
+from edge.messaging.payload import load_schema
+from edge.sources.imageio import read_rgb
 from tests import daemon_helpers
 from tests.conftest import SAMPLES, TEST_TILE_SIZE, sample_words
 
@@ -119,20 +119,20 @@ def test_watch_uses_the_daemons_config_for_topic_and_broker(broker, tmp_path: Pa
 
     import yaml
 
-    from edge.detector import Detection, Timing
-    from edge.payload import TilingSettings, detection_message
-    from edge.selection import Choice
+    from edge.detection.detector import Detection, Timing
+    from edge.messaging.payload import TilingSettings, detection_message
     from tests.mqtt_helpers import Subscriber
 
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"device_id": "cam1", "mqtt": {
         "host": broker.host, "port": broker.port, "topic_prefix": "site/north/cam1"}}))
-    watcher = subprocess.Popen([sys.executable, "-m", "edge.cli", "watch", "--config", str(config), "--count", "1"],
+    watcher = subprocess.Popen([sys.executable, "-m", "edge.commands", "watch", "--config", str(config),
+                                "--count", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=daemon_helpers.REPO)
     message = detection_message(device_id="cam1", source_kind="files", source_name="a.jpg", seq=7, captured=0.0,
                                 frame_hw=(480, 640), variant="int8", backend="cpu", runtime="ai-edge-litert",
                                 input_hw=(480, 640), tiling=TilingSettings("off", 1.0, 64, (480, 640), False),
-                                tile_choice=Choice("int8", "cpu", "test"),
+                                tile_variant="int8", tile_backend="cpu",
                                 detection=Detection([], Timing(1.0, 2.0, 3.0), tiles_run=1))
     publisher = Subscriber(broker, "unused/topic")
     try:

@@ -273,7 +273,7 @@ def test_an_unusable_state_directory_or_tls_file_is_one_line_and_exit_2(tmp_path
 def test_drop_oldest_makes_room_on_a_completely_full_disk(tmp_path: Path) -> None:
     """Even SQLite's DELETE needs room in the WAL: with not a byte left, the spool gives up its reserve
     file so that drop_oldest can still drop the oldest and store the newest."""
-    from edge.spool import Spool
+    from edge.messaging.spool import Spool
 
     with small_filesystem(tmp_path / "state", "320k") as state:
         spool = Spool(state, 10_000)

@@ -162,7 +162,7 @@ def test_the_tile_models_compile_note(tmp_path: Path) -> None:
     """What the run and report.md say about compiling the tile model: the command, the compiler's
     complaint when it ran here and failed, or the compiled file."""
     from converter.report import SizeResult, tile_compile_note
-    from edge.manifest import Roles
+    from edge.models.manifest import Roles
     from tests.test_manifest import example
 
     manifest = example()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.evaluation import (
+from edge.detection.evaluation import (
     GroundTruthError,
     Summary,
     Word,

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.manifest import load_manifest
+from edge.models.manifest import load_manifest
 from tests.conftest import SAMPLES
 from tests.daemon_helpers import seqs, start_daemon, write_config
 from tests.mqtt_helpers import Broker, Subscriber

@@ -16,9 +16,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from edge.cli import source_kind, source_location
-from edge.config import load_config
-from edge.payload import load_schema
+from edge.commands.common import source_kind, source_location
+from edge.config.settings import load_config
+from edge.messaging.payload import load_schema
 from tests.conftest import SAMPLES
 from tests.daemon_helpers import REPO
 from tests.mqtt_helpers import free_port
@@ -167,7 +167,7 @@ def test_demo_refuses_a_port_held_by_something_else(tmp_path: Path, model_dir: P
 
 def test_watch_gives_one_line_when_the_port_is_not_a_broker() -> None:
     with silent_listener() as port:
-        result = subprocess.run([sys.executable, "-m", "edge.cli", "watch", "--broker", f"127.0.0.1:{port}"],
+        result = subprocess.run([sys.executable, "-m", "edge.commands", "watch", "--broker", f"127.0.0.1:{port}"],
                                 capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
@@ -176,7 +176,7 @@ def test_watch_gives_one_line_when_the_port_is_not_a_broker() -> None:
 
 
 def test_dot_dot_after_a_symlink_is_left_to_the_operating_system(tmp_path: Path) -> None:
-    from edge.paths import absolute
+    from edge.config.paths import absolute
 
     (tmp_path / "real" / "sub").mkdir(parents=True)
     (tmp_path / "real" / "models").mkdir()

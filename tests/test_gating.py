@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.boxes import match_boxes
-from edge.detector import Detector
-from edge.gating import ChangeGate, GateSettings
-from edge.manifest import load_manifest
-from edge.runtime import CraftModel, find_runtime, load_model
-from edge.tiling import plan
+from edge.detection.boxes import match_boxes
+from edge.detection.detector import Detector
+from edge.detection.gating import ChangeGate, GateSettings
+from edge.detection.tiling import plan
+from edge.models.manifest import load_manifest
+from edge.models.runtime import CraftModel, find_runtime, load_model
 
 CLIP = Path(__file__).resolve().parent.parent / "data" / "clip"
 FRAME_SECONDS = 1 / 12

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.backends.edgetpu import delegate_options
-from edge.hardware import DeviceSpecError, cpu_info, find_tpus, parse_device_spec, select_tpu
+from edge.models.backends.edgetpu import delegate_options
+from edge.models.hardware import DeviceSpecError, cpu_info, find_tpus, parse_device_spec, select_tpu
 from tests.tpu_standin import fake_usb_coral
 
 

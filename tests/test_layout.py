@@ -1,6 +1,7 @@
-"""The code's layering: ``edge/`` never imports the workstation toolchain or ``converter/``, and
-its modules import each other without cycles (checked on the source, so a cycle hidden by import
-order still shows)."""
+"""The code's layering: the folders of ``edge/`` are its parts, and each part imports only the parts
+below it (``edge/__init__.py`` draws the order); ``edge/`` never imports the workstation toolchain or
+``converter/``; its modules import each other without cycles (checked on the source, so a cycle
+hidden by import order still shows)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.daemon_helpers import REPO
 
 EDGE = REPO / "edge"
 FORBIDDEN = ("torch", "tensorflow", "onnx", "onnxruntime", "onnx2tf", "converter")
+PARTS = ("config", "sources", "models", "messaging", "detection", "service", "commands")
+# what each part may import besides itself and ``edge`` (the version)
+ALLOWED: dict[str, set[str]] = {
+    "config": set(),
+    "sources": {"config"},
+    "models": {"config"},
+    "messaging": {"config"},
+    "detection": {"config"},
+    "service": {"config", "sources", "models", "messaging", "detection"},
+    "commands": {"config", "sources", "models", "messaging", "detection", "service"},
+}
+# modules the config takes its choices from; they import nothing of edge, so config stays the bottom
+VOCABULARIES = {"edge.models.variants", "edge.detection.tiling"}
 
 
 def module_name(path: Path) -> str:
@@ -20,9 +36,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+MODULES = {module_name(path): path for path in EDGE.rglob("*.py")}
+
+
 def imports(path: Path, top_level_only: bool) -> set[str]:
     """Modules ``path`` imports; with ``top_level_only``, those run at import time (not in functions
-    or under ``if TYPE_CHECKING``)."""
+    or under ``if TYPE_CHECKING``). ``from edge.models import variants`` counts as ``edge.models.variants``."""
     tree = ast.parse(path.read_text())
     found: set[str] = set()
 
@@ -35,12 +54,78 @@ def imports(path: Path, top_level_only: bool) -> set[str]:
             if isinstance(child, ast.Import):
                 found.update(alias.name for alias in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
-                found.add(child.module)
-                found.update(f"{child.module}.{alias.name}" for alias in child.names)
+                submodules = {f"{child.module}.{alias.name}" for alias in child.names} & MODULES.keys()
+                found.update(submodules or {child.module})
             visit(child)
 
     visit(tree)
     return found
+
+
+def part_of(module: str) -> str | None:
+    """``edge.models.backends.cpu`` -> ``models``; None for ``edge`` itself and for anything outside it."""
+    names = module.split(".")
+    return names[1] if names[0] == "edge" and len(names) > 1 and names[1] in PARTS else None
+
+
+def layering_breaches(modules: dict[str, Path]) -> list[str]:
+    """Every import, at any depth (in functions and under TYPE_CHECKING too), that crosses the layering."""
+    breaches = []
+    for name, path in sorted(modules.items()):
+        part = part_of(name)
+        if part is None:
+            continue
+        for target in sorted(imports(path, top_level_only=False)):
+            other = part_of(target)
+            if other is None or other == part or other in ALLOWED[part]:
+                continue
+            if part == "config" and target in VOCABULARIES:
+                continue
+            breaches.append(f"{name} ({part}) imports {target} ({other})")
+    return breaches
+
+
+def test_edge_is_its_parts() -> None:
+    """``ls edge/`` is the architecture: one folder per part and nothing else of code beside them."""
+    loose = sorted(p.name for p in EDGE.glob("*.py") if p.name != "__init__.py")
+    folders = sorted(p.name for p in EDGE.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    assert loose == [], f"modules outside the parts: {loose}"
+    assert folders == sorted(PARTS)
+
+
+def test_each_part_imports_only_the_parts_below_it() -> None:
+    breaches = layering_breaches(MODULES)
+    assert not breaches, "\n".join(breaches)
+
+
+def test_the_config_vocabularies_import_nothing_of_edge() -> None:
+    for name in sorted(VOCABULARIES):
+        assert {m for m in imports(MODULES[name], top_level_only=False) if m.startswith("edge")} == set(), name
+
+
+@pytest.mark.parametrize(("module", "added", "expected"), [
+    ("edge.messaging.payload", "from edge.detection.detector import Detection",
+     "edge.messaging.payload (messaging) imports edge.detection.detector (detection)"),
+    ("edge.detection.detector", "def later() -> None:\n    from edge.service.daemon import Daemon",
+     "edge.detection.detector (detection) imports edge.service.daemon (service)"),
+    ("edge.models.selection", "from edge.commands import common",
+     "edge.models.selection (models) imports edge.commands.common (commands)"),
+    ("edge.config.settings", "from edge.sources import FACTORIES",
+     "edge.config.settings (config) imports edge.sources (sources)"),
+])
+def test_a_forbidden_import_is_named(tmp_path: Path, module: str, added: str, expected: str) -> None:
+    """The check above can fail: a forbidden import added to a copy of a module (at its top level or
+    inside a function) is reported with the module and what it imports."""
+    copy = tmp_path / "module.py"
+    copy.write_text(f"{MODULES[module].read_text()}\n{added}\n")
+    assert expected in layering_breaches({module: copy})
+
+
+def test_every_source_kind_the_config_accepts_has_a_factory() -> None:
+    from edge.config.settings import SOURCE_KINDS
+    from edge.sources import FACTORIES
+
+    assert tuple(FACTORIES) == SOURCE_KINDS
 
 
 def test_edge_never_imports_the_toolchain_or_the_converter() -> None:
@@ -50,9 +135,8 @@ def test_edge_never_imports_the_toolchain_or_the_converter() -> None:
 
 
 def test_edge_modules_import_each_other_without_cycles() -> None:
-    modules = {module_name(path): path for path in EDGE.rglob("*.py")}
-    graph = {name: {m for m in imports(path, top_level_only=True) if m in modules and m != name}
-             for name, path in modules.items()}
+    graph = {name: {m for m in imports(path, top_level_only=True) if m in MODULES and m != name}
+             for name, path in MODULES.items()}
     # a module's package __init__ runs first; that edge is implied, not a cycle
     state: dict[str, str] = {}
 
@@ -71,8 +155,13 @@ def test_edge_modules_import_each_other_without_cycles() -> None:
             walk(name, [name])
 
 
+def test_no_edge_module_is_over_350_lines() -> None:
+    long = {str(p.relative_to(REPO)): n for p in EDGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 350}
+    assert long == {}
+
+
 def test_every_edge_module_imports_on_its_own() -> None:
-    names = sorted(module_name(p) for p in EDGE.rglob("*.py") if "picamera2" not in p.name)
+    names = sorted(name for name in MODULES if "picamera2" not in name and not name.endswith("__main__"))
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
     for name in names:  # a fresh interpreter each, so no earlier import can hide a cycle
         result = subprocess.run([sys.executable, "-c", code, name], cwd=REPO, capture_output=True, text=True,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.manifest import (
+from edge.models.manifest import (
     FORMAT_VERSION,
     Agreement,
     BundleIndex,

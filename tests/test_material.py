@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
-from edge.evaluation import read_words
+from edge.detection.evaluation import read_words
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SMALLTEXT = DATA / "smalltext"

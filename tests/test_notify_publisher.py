@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.cli import watch_line
-from edge.config import parse_config
-from edge.notify import Watchdog, notify
-from edge.publisher import Publisher, Topics, discovery_message
+from edge.commands.watch import watch_line
+from edge.config.settings import parse_config
+from edge.messaging.publisher import Publisher, Topics, discovery_message
+from edge.service.notify import Watchdog, notify
 from tests.mqtt_helpers import Broker, Subscriber
 
 
@@ -88,7 +88,7 @@ def test_watch_line_summarises_a_message() -> None:
 
 def test_a_password_without_tls_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     plain = parse_config("device_id: t\nmqtt: {host: broker.lan, username: cam}", "c")
-    with caplog.at_level("WARNING", logger="edge.publisher"):
+    with caplog.at_level("WARNING", logger="edge.messaging.publisher"):
         Publisher(plain, "s3cret")
         Publisher(plain, None)  # no password, nothing to warn about
     warnings = [r.getMessage() for r in caplog.records]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.postprocess import Thresholds, detect_boxes
+from edge.detection.postprocess import Thresholds, detect_boxes
 
 
 def blank(h: int = 60, w: int = 100) -> tuple[np.ndarray, np.ndarray]:

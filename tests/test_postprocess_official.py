@@ -9,9 +9,9 @@ import pytest
 
 from bench.official_craft import dense_text_maps, official_boxes
 from converter.calibration import model_inputs, read_frames
-from edge.manifest import load_manifest
-from edge.postprocess import Thresholds, detect_boxes
-from edge.runtime import find_runtime, load_model
+from edge.detection.postprocess import Thresholds, detect_boxes
+from edge.models.manifest import load_manifest
+from edge.models.runtime import find_runtime, load_model
 from tests.conftest import SAMPLES
 
 

@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge import selection
-from edge.backends import BackendContext
-from edge.backends.cpu import CpuBackend
-from edge.backends.edgetpu import EdgeTpuBackend
-from edge.config import ModelConfig
-from edge.hardware import find_tpus
-from edge.inference import ModelRunner, build_runners
-from edge.manifest import load_manifest
-from edge.runtime import find_runtime
-from edge.selection import NoUsableModel
+from edge.config.settings import ModelConfig
+from edge.models import selection
+from edge.models.backends import BackendContext
+from edge.models.backends.cpu import CpuBackend
+from edge.models.backends.edgetpu import EdgeTpuBackend
+from edge.models.hardware import find_tpus
+from edge.models.inference import ModelRunner, build_runners
+from edge.models.manifest import load_manifest
+from edge.models.runtime import find_runtime
+from edge.models.selection import NoUsableModel
 from tests.tpu_standin import StandInRuntime, StandInState, fake_usb_coral, folder_with_edgetpu_variant
 
 pytestmark = pytest.mark.conversion

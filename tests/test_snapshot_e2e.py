@@ -22,8 +22,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge.imageio import read_rgb
-from edge.payload import SCHEMA_VERSION
+from edge.messaging.payload import SCHEMA_VERSION
+from edge.sources.imageio import read_rgb
 from tests import daemon_helpers
 from tests.conftest import SAMPLES
 from tests.daemon_helpers import REPO, seqs, start_daemon, write_config
@@ -80,7 +80,7 @@ def test_snapshots_decode_fit_max_width_and_show_the_boxes_of_their_frame(broker
     subscriber = Subscriber(broker, f"{PREFIX}/#")
     saved = tmp_path / "saved"
     frames = 14
-    watch = subprocess.Popen([sys.executable, "-m", "edge.cli", "watch", "--config", str(config), "--snapshots",
+    watch = subprocess.Popen([sys.executable, "-m", "edge.commands", "watch", "--config", str(config), "--snapshots",
                               str(saved), "--show", "--count", str(frames)], cwd=REPO, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

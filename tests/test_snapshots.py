@@ -12,11 +12,12 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge.config import ConfigError, SnapshotConfig, parse_config
-from edge.postprocess import Box
-from edge.publisher import Topics, camera_discovery_message, discovery_message
-from edge.snapshot import BOX_BGR, Schedule, annotate, encode_jpeg, save_snapshot
-from edge.textsize import GOOD_BOX_HEIGHT, MIN_BOX_HEIGHT, box_height, verdict
+from edge.config.settings import ConfigError, SnapshotConfig, parse_config
+from edge.detection.boxes import boxes_changed
+from edge.detection.postprocess import Box
+from edge.detection.textsize import GOOD_BOX_HEIGHT, MIN_BOX_HEIGHT, box_height, verdict
+from edge.messaging.publisher import Topics, camera_discovery_message, discovery_message
+from edge.messaging.snapshot import BOX_BGR, Schedule, annotate, encode_jpeg, save_snapshot
 
 
 def box(x0: float, y0: float, x1: float, y1: float) -> Box:
@@ -33,7 +34,8 @@ class Clock:
 
 def test_a_snapshot_is_due_on_change_or_after_the_interval_never_within_the_minimum() -> None:
     clock = Clock()
-    schedule = Schedule(SnapshotConfig(enabled=True, interval_seconds=5, min_interval_seconds=1), clock)
+    schedule = Schedule(SnapshotConfig(enabled=True, interval_seconds=5, min_interval_seconds=1), boxes_changed,
+                        clock)
     still, moved = [box(10, 10, 60, 30)], [box(200, 10, 250, 30)]
     assert schedule.due(still)  # the first frame
     clock.now += 0.5
@@ -49,12 +51,12 @@ def test_a_snapshot_is_due_on_change_or_after_the_interval_never_within_the_mini
     assert schedule.due([*moved, box(300, 300, 350, 330)])  # a box more
 
 
-def test_an_unchanged_scene_is_compared_once_per_minimum_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unchanged_scene_is_compared_once_per_minimum_interval() -> None:
     """Comparing boxes costs time with many of them: not on every frame."""
     compared = []
-    monkeypatch.setattr("edge.snapshot.boxes_changed", lambda new, old: compared.append(1) or False)
     clock = Clock()
-    schedule = Schedule(SnapshotConfig(enabled=True, interval_seconds=60, min_interval_seconds=1), clock)
+    schedule = Schedule(SnapshotConfig(enabled=True, interval_seconds=60, min_interval_seconds=1),
+                        lambda new, old: compared.append(1) or False, clock)
     assert schedule.due([])
     for _ in range(50):  # 5 s of frames at 10 fps
         clock.now += 0.1
@@ -207,7 +209,7 @@ def test_verdict_says_what_to_do() -> None:
 
 
 def test_a_snapshot_over_the_brokers_maximum_packet_size_is_not_sent() -> None:
-    from edge.publisher import PACKET_OVERHEAD_BYTES, Publisher
+    from edge.messaging.publisher import PACKET_OVERHEAD_BYTES, Publisher
 
     publisher = Publisher(parse_config("device_id: t", "c"), None)
     assert publisher.fits(b"x" * 10_000_000)  # no limit said (MQTT v5 CONNACK without MaximumPacketSize)

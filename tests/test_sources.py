@@ -13,11 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import capture
-from edge.capture import CaptureThread, LatestFrame
-from edge.config import SourceConfig
-from edge.sources import BadFrame, Frame, SourceLost, make_source
+from edge.config.settings import SourceConfig
+from edge.sources import BadFrame, Frame, SourceLost, capture, make_source
 from edge.sources import picamera2 as picam
+from edge.sources.capture import CaptureThread, LatestFrame
 from edge.sources.files import FileSource
 from edge.sources.frames import as_rgb_frame
 from edge.sources.opencv import OpenCvSource, capture_target
@@ -265,7 +264,7 @@ class GarbageSource:
 def test_a_stream_of_bad_frames_backs_off_and_logs_little(caplog: pytest.LogCaptureFixture) -> None:
     slot, stop, source = LatestFrame(), threading.Event(), GarbageSource()
     thread = CaptureThread(source, slot, stop, backoff_max=1)
-    with caplog.at_level("WARNING", logger="edge.capture"):
+    with caplog.at_level("WARNING", logger="edge.sources.capture"):
         thread.start()
         time.sleep(3)
         stop.set()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import parse_config
-from edge.delivery import Delivery
-from edge.publisher import Publisher
-from edge.spool import Spool, is_disk_full
+from edge.config.settings import parse_config
+from edge.messaging.delivery import Delivery
+from edge.messaging.publisher import Publisher
+from edge.messaging.spool import Spool, is_disk_full
 from tests.mqtt_helpers import Broker, Subscriber
 
 
@@ -34,7 +34,7 @@ def test_submit_returns_once_the_detection_is_durable(tmp_path: Path) -> None:
 
 
 def test_busy_database_drops_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("edge.spool.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("edge.messaging.spool.BUSY_TIMEOUT_MS", 50)
     spool = Spool(tmp_path, 100)
     for seq in range(1, 21):
         assert spool.put(f"m{seq}", seq) is not None

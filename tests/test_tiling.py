@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.boxes import match_boxes
-from edge.detector import Detector, boxes_in_source
-from edge.imageio import read_rgb
-from edge.postprocess import Thresholds
-from edge.preprocess import letterbox
-from edge.runtime import find_runtime, load_model
-from edge.tiling import CONTEXT, STRIDE, check_tile, padded, spans
+from edge.detection.boxes import match_boxes
+from edge.detection.detector import Detector, boxes_in_source
+from edge.detection.postprocess import Thresholds
+from edge.detection.preprocess import letterbox
+from edge.detection.tiling import CONTEXT, STRIDE, check_tile, padded, spans
+from edge.models.runtime import find_runtime, load_model
+from edge.sources.imageio import read_rgb
 from tests.conftest import SAMPLES, TEST_SIZE, TEST_TILE_SIZE, quantization_of, size_name
 
 NATIVE_SIZE = (2 * TEST_SIZE[0], 2 * TEST_SIZE[1])  # 384x512: a 640x480 sample at scale 0.8, in one pass

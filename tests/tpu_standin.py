@@ -1,6 +1,6 @@
 """Stand-ins for the Edge TPU (which cannot exist here), behind the real interfaces.
 
-``fake_usb_coral`` writes a sysfs tree that ``edge.hardware.find_tpus`` reads like the real one.
+``fake_usb_coral`` writes a sysfs tree that ``edge.models.hardware.find_tpus`` reads like the real one.
 ``StandInRuntime`` wraps the real TFLite runtime: ``load_delegate('libedgetpu.so.1')`` returns a
 token (or raises, like a missing/unplugged TPU), and an interpreter given that token runs the
 compiled model's stand-in (the int8-tpu file it was compiled from) on the CPU, and can be told to
@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from edge.hardware import EDGETPU_LIBRARY
-from edge.manifest import load_manifest
-from edge.runtime import Runtime
-from edge.selection import file_matches
+from edge.models.hardware import EDGETPU_LIBRARY
+from edge.models.manifest import load_manifest
+from edge.models.runtime import Runtime
+from edge.models.selection import file_matches
 
 
 def fake_usb_coral(root: Path, product: str = "9302") -> Path:

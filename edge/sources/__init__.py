@@ -5,8 +5,12 @@ None at the end of a finite source (files without ``loop``). It raises ``SourceL
 camera or stream goes away; the capture loop then reopens it with backoff. ``paced`` sources have
 no clock of their own (files): capture waits for inference instead of dropping frames.
 
-A new kind of source is one module with a class like ``OpenCvSource`` and one entry in
-``FACTORIES`` (its settings go into ``edge.config.SourceConfig``).
+A new kind of source is one module with a class like ``OpenCvSource``, one entry in ``FACTORIES``,
+and its name and settings in ``edge.config.settings`` (``SOURCE_KINDS``, ``SourceConfig``).
+
+This part (frames in: the sources, the capture thread, image files) imports ``edge.config`` only.
+Imported by ``edge.service`` and ``edge.commands``; never by ``edge.models``, ``edge.detection`` or
+``edge.messaging``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from edge.config import SourceConfig
+    from edge.config.settings import SourceConfig
 
 
 class SourceLost(RuntimeError):
@@ -65,10 +69,10 @@ def _picamera2(config: SourceConfig) -> FrameSource:
     return Picamera2Source(config.name, config.width, config.height, config.picamera2_format)
 
 
+# one entry per kind in edge.config.settings.SOURCE_KINDS (the names config.yaml accepts)
 FACTORIES: dict[str, Callable[[SourceConfig], FrameSource]] = {
     "picamera2": _picamera2, "opencv": _opencv, "files": _files,
 }
-SOURCE_KINDS = tuple(FACTORIES)
 
 
 def make_source(config: SourceConfig) -> FrameSource:

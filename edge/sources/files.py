@@ -6,9 +6,9 @@ import glob
 import time
 from pathlib import Path
 
-from edge.imageio import IMAGE_SUFFIXES, ImageError, read_rgb
 from edge.sources import BadFrame, Frame, SourceLost
 from edge.sources.frames import as_rgb_frame
+from edge.sources.imageio import IMAGE_SUFFIXES, ImageError, read_rgb
 
 
 def expand(pattern: str) -> list[Path]:

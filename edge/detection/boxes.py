@@ -1,4 +1,4 @@
-"""Comparing sets of quadrilateral boxes: polygon IoU and one-to-one matching."""
+"""Comparing sets of quadrilateral boxes: polygon IoU, one-to-one matching, and whether a frame's boxes changed."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from edge.detection.postprocess import Box
+
+UNCHANGED_IOU = 0.7  # boxes matched one-to-one at this IoU count as the same (publish: on_change, snapshots)
 
 
 def polygon_area(points: np.ndarray) -> float:
@@ -63,3 +67,10 @@ def match_boxes(detections: list[np.ndarray], references: list[np.ndarray], min_
             used_det.add(i)
             used_ref.add(j)
     return MatchCount(len(used_det), len(detections), len(references))
+
+
+def boxes_changed(new: list[Box], old: list[Box] | None) -> bool:
+    """``publish: on_change`` and snapshots: the boxes differ from ``old`` (None: nothing to compare with)."""
+    if old is None or len(new) != len(old):
+        return True
+    return match_boxes([b.points for b in new], [b.points for b in old], UNCHANGED_IOU).matched != len(new)

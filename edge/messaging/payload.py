@@ -1,35 +1,79 @@
 """The detections message (schema 2): what MQTT subscribers depend on.
 
-The JSON Schema ships in ``edge/schema/detections-v2.schema.json`` and is documented in the
+The JSON Schema ships in ``edge/messaging/schema/detections-v2.schema.json`` and is documented in the
 README. Any incompatible change gets a new ``schema`` number (2 added ``tiling``: schema 1 allowed
 no extra fields).
+
+The message is built from plain values and from what it reads of a detection (``DetectionLike``:
+the fields of ``edge.detection.detector.Detection`` it serialises), so this part never imports the
+pipeline or the models.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from edge.boxes import match_boxes
-from edge.detector import Detection
-from edge.postprocess import Box
-
-if TYPE_CHECKING:
-    from edge.selection import Choice
+import numpy as np
 
 SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "detections-v2.schema.json"
-UNCHANGED_IOU = 0.7  # publish: on_change treats boxes matched one-to-one at this IoU as the same
+
+
+class BoxLike(Protocol):
+    """A word box as the message reads it: four (x, y) corners in source pixels and a score."""
+
+    @property
+    def points(self) -> np.ndarray: ...
+
+    @property
+    def score(self) -> float: ...
+
+
+class TimingLike(Protocol):
+    """Milliseconds spent on one frame, by stage."""
+
+    @property
+    def preprocess(self) -> float: ...
+
+    @property
+    def inference(self) -> float: ...
+
+    @property
+    def postprocess(self) -> float: ...
+
+    @property
+    def total(self) -> float: ...
+
+
+class DetectionLike(Protocol):
+    """One frame's detection as the message and the snapshot read it."""
+
+    @property
+    def boxes(self) -> Sequence[BoxLike]: ...
+
+    @property
+    def timing(self) -> TimingLike: ...
+
+    @property
+    def tiles_run(self) -> int: ...
+
+    @property
+    def tiles_skipped(self) -> int: ...
+
+    @property
+    def tiles(self) -> tuple[tuple[int, int, int, int], ...]: ...
 
 
 def utc_iso(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="milliseconds")
 
 
-def box_json(box: Box) -> dict:
+def box_json(box: BoxLike) -> dict:
     return {"points": [[round(float(x), 1), round(float(y), 1)] for x, y in box.points], "score": round(box.score, 3)}
 
 
@@ -45,11 +89,11 @@ class TilingSettings:
 def detection_message(
     *, device_id: str, source_kind: str, source_name: str, seq: int, captured: float, frame_hw: tuple[int, int],
     variant: str, backend: str, runtime: str, input_hw: tuple[int, int], tiling: TilingSettings,
-    tile_choice: Choice, detection: Detection,
+    tile_variant: str, tile_backend: str, detection: DetectionLike,
 ) -> dict:
     """``model`` is the model a letterboxed pass runs (tiling off, adaptive's coarse pass); ``tiling.tile_model``
     the one the tiles run (the same model when its folder plays both roles or tiling is off)."""
-    tile_model = {"variant": tile_choice.variant, "backend": tile_choice.backend}
+    tile_model = {"variant": tile_variant, "backend": tile_backend}
     timing = detection.timing
     return {
         "schema": SCHEMA_VERSION,
@@ -66,13 +110,6 @@ def detection_message(
         },
         "boxes": [box_json(box) for box in detection.boxes],
     }
-
-
-def boxes_changed(new: list[Box], old: list[Box] | None) -> bool:
-    """``publish: on_change``: a message is due when the boxes differ from the last published ones."""
-    if old is None or len(new) != len(old):
-        return True
-    return match_boxes([b.points for b in new], [b.points for b in old], UNCHANGED_IOU).matched != len(new)
 
 
 def load_schema() -> dict:

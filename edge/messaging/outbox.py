@@ -12,11 +12,11 @@ import logging
 import time
 from pathlib import Path
 
-from edge.config import Config, ConfigError, mqtt_password
-from edge.delivery import Delivery
-from edge.publisher import Publisher
-from edge.snapshot import SnapshotStream
-from edge.spool import Spool
+from edge.config.settings import Config, ConfigError, mqtt_password
+from edge.messaging.delivery import Delivery
+from edge.messaging.publisher import Publisher
+from edge.messaging.snapshot import BoxesChanged, SnapshotStream
+from edge.messaging.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,12 @@ def mqtt_settings_changed(new: Config, old: Config) -> bool:
 
 
 class Outbox:
-    def __init__(self, config: Config, state: Path) -> None:
+    def __init__(self, config: Config, state: Path, boxes_changed: BoxesChanged) -> None:
         self.config = config
         self.spool = Spool(state, config.mqtt.spool_max_messages, config.mqtt.spool_full_policy)
         self.publisher = Publisher(config, mqtt_password(config.mqtt))
         self.delivery = Delivery(self.publisher, self.spool, memory_limit=config.mqtt.spool_max_messages)
-        self.snapshots = SnapshotStream(config.mqtt.snapshot, lambda: self.publisher)
+        self.snapshots = SnapshotStream(config.mqtt.snapshot, lambda: self.publisher, boxes_changed)
 
     def start(self) -> None:
         self.delivery.start()

@@ -7,7 +7,7 @@ reports it, and tries the accelerators again every ``retry_seconds``, also when 
 at start (a device plugged in later is picked up). An accelerator that fails to load or to run,
 however it fails, never takes the CPU path down.
 
-A model bundle has two roles (``edge.manifest.model_folders``): the coarse model and the tile model,
+A model bundle has two roles (``edge.models.manifest.model_folders``): the coarse model and the tile model,
 each with its own runner, choice and cache entry; when one folder plays both, one runner serves both.
 """
 
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.backends import BACKENDS, Backend, BackendContext, BackendFactory, BackendUnavailable, ScoreModel
-from edge.config import ModelConfig
-from edge.hardware import cpu_info
-from edge.manifest import load_manifest, model_folders
-from edge.runtime import Runtime, default_threads, find_runtime
-from edge.selection import Choice, ModelSelector
+from edge.config.settings import ModelConfig
+from edge.models.backends import BACKENDS, Backend, BackendContext, BackendFactory, BackendUnavailable, ScoreModel
+from edge.models.hardware import cpu_info
+from edge.models.manifest import load_manifest, model_folders
+from edge.models.runtime import Runtime, default_threads, find_runtime
+from edge.models.selection import Choice, ModelSelector
 
 log = logging.getLogger(__name__)
 

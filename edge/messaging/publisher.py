@@ -28,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge import __version__
-from edge.config import Config, MqttConfig
+from edge.config.settings import Config, MqttConfig
 
 log = logging.getLogger(__name__)
 

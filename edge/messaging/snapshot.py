@@ -23,22 +23,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 from paho.mqtt.client import MQTT_ERR_SUCCESS
 
-from edge.config import SnapshotConfig
-from edge.payload import boxes_changed, utc_iso
-from edge.postprocess import Box
+from edge.config.settings import SnapshotConfig
+from edge.messaging.payload import BoxLike, DetectionLike, utc_iso
 
 if TYPE_CHECKING:
     from paho.mqtt.client import MQTTMessageInfo
 
-    from edge.detector import Detection
-    from edge.publisher import Publisher
-    from edge.sources import Frame
+    from edge.messaging.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +44,22 @@ TILE_BGR = (255, 255, 0)  # cyan, blended in faintly
 TILE_OPACITY = 0.35
 BACKLOG_BYTES = 16 * 1024  # a few detections' worth still on its way to the broker: the link keeps up
 Tile = tuple[int, int, int, int]  # (x0, y0, x1, y1) in source-frame pixels
+# whether a frame's boxes differ from the last snapshot's (edge.detection.boxes.boxes_changed, handed in
+# by the daemon: this part never imports the pipeline)
+BoxesChanged = Callable[[Sequence[BoxLike], Sequence[BoxLike] | None], bool]
 
 
-def annotate(rgb: np.ndarray, boxes: Sequence[Box], tiles: Sequence[Tile] = (), max_width: int = 0) -> np.ndarray:
+class FrameLike(Protocol):
+    """A captured frame as a snapshot reads it (edge.sources.Frame)."""
+
+    @property
+    def rgb(self) -> np.ndarray: ...
+
+    @property
+    def captured(self) -> float: ...
+
+
+def annotate(rgb: np.ndarray, boxes: Sequence[BoxLike], tiles: Sequence[Tile] = (), max_width: int = 0) -> np.ndarray:
     """BGR picture of ``rgb`` scaled down to ``max_width`` (0: full size), tiles faint, boxes on top."""
     height, width = rgb.shape[:2]
     scale = max_width / width if 0 < max_width < width else 1.0
@@ -82,21 +92,23 @@ class Schedule:
     ``min_interval`` s of it) when the boxes changed. Comparing boxes costs time with many of them,
     so an unchanged scene is compared at most once per ``min_interval``."""
 
-    def __init__(self, settings: SnapshotConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: SnapshotConfig, changed: BoxesChanged,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self.changed = changed
         self.clock = clock
         self._last: float | None = None
         self._last_compared = 0.0
-        self._boxes: list[Box] = []
+        self._boxes: Sequence[BoxLike] = []
 
-    def due(self, boxes: list[Box]) -> bool:
+    def due(self, boxes: Sequence[BoxLike]) -> bool:
         """True when a snapshot of the frame with ``boxes`` is due; it then counts as taken."""
         now = self.clock()
         if self._last is not None and now - self._last < self.settings.interval_seconds:
             if now - self._last_compared < self.settings.min_interval_seconds:  # compared or taken lately
                 return False
             self._last_compared = now
-            if not boxes_changed(boxes, self._boxes):
+            if not self.changed(boxes, self._boxes):
                 return False
         self._last = self._last_compared = now
         self._boxes = boxes
@@ -105,8 +117,8 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Job:
-    frame: Frame
-    boxes: list[Box]
+    frame: FrameLike
+    boxes: Sequence[BoxLike]
     tiles: tuple[Tile, ...]
     seq: int
 
@@ -114,10 +126,10 @@ class Job:
 class SnapshotStream(threading.Thread):
     """Draws, encodes and publishes due snapshots on its own thread; ``offer`` never waits."""
 
-    def __init__(self, settings: SnapshotConfig, publisher: Callable[[], Publisher]) -> None:
+    def __init__(self, settings: SnapshotConfig, publisher: Callable[[], Publisher], changed: BoxesChanged) -> None:
         super().__init__(name="snapshots", daemon=True)
         self.publisher = publisher  # the current one: a reload may replace it
-        self.schedule = Schedule(settings)
+        self.schedule = Schedule(settings, changed)
         self.published = 0
         self.dropped = 0
         self._too_large_logged = False
@@ -136,7 +148,7 @@ class SnapshotStream(threading.Thread):
         self.schedule.settings = settings
 
     # -- the inference thread --------------------------------------------------------------
-    def offer(self, frame: Frame, detection: Detection, seq: int) -> None:
+    def offer(self, frame: FrameLike, detection: DetectionLike, seq: int) -> None:
         """Hand over a processed frame; kept for drawing only when a snapshot is due."""
         if not self.settings.enabled or not self.schedule.due(detection.boxes):
             return

@@ -2,7 +2,7 @@
 
 pycoral's ``make_interpreter`` does the same: ``load_delegate('libedgetpu.so.1', {'device': ...})``
 and an interpreter with that delegate. pycoral is therefore never required. Devices are found in
-sysfs and /dev (``edge.hardware``), so a Coral plugged in later is seen at the next retry.
+sysfs and /dev (``edge.models.hardware``), so a Coral plugged in later is seen at the next retry.
 
 The compiled model comes from ``edgetpu_compiler``, which exists only for x86-64 Debian/Ubuntu:
 its command line is defined here, where both the converter (which runs it when installed) and
@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from edge import variants
-from edge.backends.base import BackendContext, BackendUnavailable, ScoreModel
-from edge.hardware import EDGETPU_LIBRARY, DeviceSpecError, TpuDevice, find_tpus, select_tpu
-from edge.manifest import Manifest, Variant
-from edge.runtime import ModelLoadError, Runtime, load_model
+from edge.models import variants
+from edge.models.backends.base import BackendContext, BackendUnavailable, ScoreModel
+from edge.models.hardware import EDGETPU_LIBRARY, DeviceSpecError, TpuDevice, find_tpus, select_tpu
+from edge.models.manifest import Manifest, Variant
+from edge.models.runtime import ModelLoadError, Runtime, load_model
 
 COMPILER = "edgetpu_compiler"
 TARGET = "edgetpu"

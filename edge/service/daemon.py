@@ -4,7 +4,7 @@ Signals: SIGTERM/SIGINT stop cleanly (waits up to mqtt.shutdown_ack_seconds for 
 acknowledgements, publishes offline, exit 0); SIGHUP reloads the configuration and the model.
 Under systemd it sends READY=1 once the configuration and the model are loaded (broker and camera
 may still be down: STATUS= lines and the status topic say so), WATCHDOG=1 while frames are processed.
-One daemon per state directory (edge.statelock).
+One daemon per state directory (edge.service.statelock).
 """
 
 from __future__ import annotations
@@ -19,20 +19,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge import __version__
-from edge.capture import CaptureThread, LatestFrame
-from edge.config import Config, ConfigError, state_dir
-from edge.detector import Detector, configured_detector
-from edge.inference import ModelRunner, Runners, build_runners
-from edge.manifest import MANIFEST_NAME
-from edge.notify import Watchdog, notify
-from edge.outbox import Outbox
-from edge.payload import TilingSettings, boxes_changed, detection_message, utc_iso
-from edge.postprocess import Box
-from edge.publisher import Publisher
+from edge.config.settings import Config, ConfigError, state_dir
+from edge.detection.boxes import boxes_changed
+from edge.detection.detector import Detector, configured_detector
+from edge.detection.postprocess import Box
+from edge.detection.tiling import CONTEXT
+from edge.messaging.outbox import Outbox
+from edge.messaging.payload import TilingSettings, detection_message, utc_iso
+from edge.messaging.publisher import Publisher
+from edge.models.inference import ModelRunner, Runners, build_runners
+from edge.models.manifest import MANIFEST_NAME
+from edge.service.notify import Watchdog, notify
+from edge.service.statelock import StateLock
+from edge.service.stats import RollingStats
 from edge.sources import Frame, make_source
-from edge.statelock import StateLock
-from edge.stats import RollingStats
-from edge.tiling import CONTEXT
+from edge.sources.capture import CaptureThread, LatestFrame
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Daemon:
         lock.acquire()  # before anything touches the state directory; held until the process ends
         parts = self._build(config)
         try:
-            outbox = self.outbox = Outbox(config, state_dir(config))
+            outbox = self.outbox = Outbox(config, state_dir(config), boxes_changed)
         except (OSError, ValueError) as exc:  # e.g. a readable file that is no certificate: one line, exit 2
             raise ConfigError(f"mqtt: cannot use the settings ({' '.join(str(exc).split())})") from exc
         self.seq = outbox.last_seq()
@@ -172,6 +173,7 @@ class Daemon:
         self.watchdog.alive()
         choice = parts.runners.coarse.choice
         assert choice is not None
+        tile_choice = parts.runners.tile.choice or choice
         heartbeat_due = time.monotonic() - self._last_published >= config.mqtt.heartbeat_seconds
         if config.mqtt.publish == "every_frame" or heartbeat_due or boxes_changed(boxes, self._last_boxes):
             message = detection_message(
@@ -179,7 +181,7 @@ class Daemon:
                 source_name=frame.name, seq=self.seq, captured=frame.captured, frame_hw=frame.rgb.shape[:2],
                 variant=choice.variant, backend=choice.backend, runtime=parts.runners.coarse.runtime.name,
                 input_hw=parts.runners.coarse.input_hw, tiling=parts.tiling,
-                tile_choice=parts.runners.tile.choice or choice, detection=detection,
+                tile_variant=tile_choice.variant, tile_backend=tile_choice.backend, detection=detection,
             )
             outbox.submit(message, self.seq)  # durable before the next frame
             self._last_published = time.monotonic()

@@ -17,17 +17,18 @@ from pathlib import Path
 
 import yaml
 
-from edge import variants
-from edge.paths import absolute, video_file
-from edge.sources import SOURCE_KINDS
-from edge.tiling import CONTEXT, TILING_MODES
-from edge.typed import SchemaError, from_dict
+from edge.config.paths import absolute, video_file
+from edge.config.typed import SchemaError, from_dict
+from edge.detection.tiling import CONTEXT, TILING_MODES
+from edge.models import variants
 
 DEFAULT_CONFIG_PATH = Path("/etc/craft-edge/config.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/craft-edge")
 CREDENTIAL_NAME = "mqtt-password"
 FORBIDDEN_ID_CHARACTERS = ("+", "#", "/")
 MACHINE_ID_PATH = Path("/etc/machine-id")
+# source.kind: one factory each in edge.sources.FACTORIES (a test keeps the two lists equal)
+SOURCE_KINDS = ("picamera2", "opencv", "files")
 
 
 class ConfigError(ValueError):
@@ -67,13 +68,14 @@ class ModelConfig:
     # off: the frame letterboxed into the model; full: native-scale tiles; adaptive: tiles where text may be
     tiling: str = field(default="off", metadata={"choices": TILING_MODES})
     scale: float = field(default=1.0, metadata={"min": 0.1, "max": 1.0})  # frame scale for the tiles (1.0 = native)
-    # pixels of picture around every tile core; at most half the tile model's shorter side less 16 (edge.tiling)
+    # pixels of picture around every tile core; at most half the tile model's shorter side less 16
+    # (edge.detection.tiling)
     context: int = field(default=CONTEXT, metadata={"min": 0, "max": 4096})
 
 
 @dataclass
 class GatingConfig:
-    """Video: run the model only on what changed since it last ran (edge.gating)."""
+    """Video: run the model only on what changed since it last ran (edge.detection.gating)."""
 
     enabled: bool = False
     threshold: float = field(default=12.0, metadata={"min": 1.0, "max": 255.0})
@@ -104,7 +106,7 @@ class HomeAssistantConfig:
 
 @dataclass
 class SnapshotConfig:
-    """Annotated JPEGs of the camera's view on ``<prefix>/snapshot`` (edge.snapshot); off by default."""
+    """Annotated JPEGs of the camera's view on ``<prefix>/snapshot`` (edge.messaging.snapshot); off by default."""
 
     enabled: bool = False
     # A snapshot at least this often while frames flow, sooner when the boxes change, but never two

@@ -21,8 +21,8 @@ import threading
 import time
 from collections import deque
 
-from edge.publisher import Publisher
-from edge.spool import Spool
+from edge.messaging.publisher import Publisher
+from edge.messaging.spool import Spool
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ The daemon, ``craft-edge detect``, ``eval``, ``bench`` and the benchmarks all ru
 ``Detector``, so they give the same boxes for the same frame and model. Tiling modes:
 ``off`` letterboxes the frame into the model's input (one inference); ``full`` runs the frame at
 ``scale`` times its size in tiles of the tile model's input size and stitches their score maps
-(``edge.tiling``), so small text keeps its pixels; ``adaptive`` first letterboxes the frame into the
+(``edge.detection.tiling``), so small text keeps its pixels; ``adaptive`` first letterboxes the frame into the
 coarse model and runs only the tiles whose core it scored above ``ADAPTIVE_MIN_SCORE`` (a tile left
 out keeps zero scores: the coarse pass saw nothing there that post-processing could turn into a
-box). With a ``gate`` (``edge.gating``), a video frame runs only the tiles that changed.
+box). With a ``gate`` (``edge.detection.gating``), a video frame runs only the tiles that changed.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from edge import tiling
-from edge.config import ConfigError
-from edge.gating import ChangeGate, GateSettings, Region
-from edge.postprocess import Box, Thresholds, detect_boxes
-from edge.preprocess import Letterbox, letterbox, resize
-from edge.tiling import TILING_MODES
+from edge.config.settings import ConfigError
+from edge.detection import tiling
+from edge.detection.gating import ChangeGate, GateSettings, Region
+from edge.detection.postprocess import Box, Thresholds, detect_boxes
+from edge.detection.preprocess import Letterbox, letterbox, resize
+from edge.detection.tiling import TILING_MODES
 
 if TYPE_CHECKING:
-    from edge.config import Config
+    from edge.config.settings import Config
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 pixels -> (H/2, W/2, 2) scores
 
@@ -118,7 +118,7 @@ class Detector:
         self.tile_model = tile_model or model
         if tiling_mode != "off":
             tiling.check_tile(self.tile_model.input_hw, context)
-        self.context = context  # pixels of picture every tile core has around it (edge.tiling)
+        self.context = context  # pixels of picture every tile core has around it (edge.detection.tiling)
         self.thresholds = thresholds or Thresholds()
         self.tiling_mode = tiling_mode
         self.scale = scale

@@ -13,7 +13,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from edge.config import ConfigError
+from edge.config.settings import ConfigError
 
 LOCK_FILE = "daemon.lock"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.boxes import MatchCount
+from edge.detection.boxes import MatchCount
 
 MIN_IOU = 0.5
 DONT_CARE_OVERLAP = 0.5

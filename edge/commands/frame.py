@@ -7,18 +7,20 @@ A live camera is read for WARMUP_SECONDS first: its first frames are often dark 
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
-from edge.config import Config, state_dir
-from edge.detector import configured_detector
-from edge.inference import build_runners
-from edge.snapshot import annotate
+from edge.commands.common import Fatal, absolute
+from edge.config.settings import Config, load_config, state_dir
+from edge.detection.detector import configured_detector
+from edge.detection.textsize import box_height, verdict
+from edge.messaging.snapshot import annotate
+from edge.models.inference import build_runners
 from edge.sources import BadFrame, Frame, SourceLost, make_source
-from edge.textsize import box_height, verdict
 
 WARMUP_SECONDS = 1.0
 MAX_BAD_FRAMES = 20
@@ -91,3 +93,23 @@ def check(config: Config, out: Path) -> Checked:
     description = (f"{frame.name} {width}x{height}, {len(detection.boxes)} boxes "
                    f"({choice.variant} on {choice.backend})")
     return Checked(description, verdict(heights, input_hw))
+
+
+def execute(args: argparse.Namespace) -> int:
+    try:
+        checked = check(load_config(args.config), args.out)
+    except FrameError as exc:
+        raise Fatal(str(exc), code=1) from exc
+    print(f"{args.out}: {checked.description}")
+    print(f"text size: {checked.verdict}")
+    return 0
+
+
+def add_to(commands: argparse._SubParsersAction) -> None:
+    frame = commands.add_parser(
+        "frame", help="setting up a camera: one frame through the model, drawn, and whether its text is large enough")
+    frame.add_argument("--config", type=absolute, required=True,
+                       help="the daemon's config file: its source, model and detection settings")
+    frame.add_argument("--out", type=absolute, required=True, metavar="PNG",
+                       help="where to write the frame with its boxes drawn")
+    frame.set_defaults(func=execute)

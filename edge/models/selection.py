@@ -1,7 +1,7 @@
 """Choosing the best model for this hardware, from a converter output folder.
 
 Rules, in order (``model.prefer`` is ``auto`` or a variant name):
-1. Accelerators, in ``edge.backends.BACKENDS`` order: the manifest's variant for that backend's
+1. Accelerators, in ``edge.models.backends.BACKENDS`` order: the manifest's variant for that backend's
    target, when ``prefer`` is ``auto`` or names that variant, its device is present and it loads.
 2. ``prefer`` names a CPU variant: that variant (an error if it cannot be used).
 3. Otherwise, among the CPU variants whose recorded box precision and recall against PyTorch reach
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import variants
-from edge.backends import Backend, BackendUnavailable, ScoreModel
-from edge.config import ModelConfig
-from edge.hardware import CpuInfo
-from edge.manifest import Manifest, Variant, file_sha256
-from edge.runtime import ModelLoadError
-from edge.variants import AUTO
+from edge.config.settings import ModelConfig
+from edge.models import variants
+from edge.models.backends import Backend, BackendUnavailable, ScoreModel
+from edge.models.hardware import CpuInfo
+from edge.models.manifest import Manifest, Variant, file_sha256
+from edge.models.runtime import ModelLoadError
+from edge.models.variants import AUTO
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.config import ModelConfig
-from edge.manifest import Variant
-from edge.runtime import Runtime, TensorSpec
+from edge.config.settings import ModelConfig
+from edge.models.manifest import Variant
+from edge.models.runtime import Runtime, TensorSpec
 
 
 class BackendUnavailable(RuntimeError):
@@ -32,7 +32,7 @@ class ScoreModel(Protocol):
 
 class Backend(Protocol):
     name: str  # reported in payloads and status, e.g. "cpu", "edgetpu"
-    target: str  # the manifest target of the variants it runs (edge.variants.TARGETS)
+    target: str  # the manifest target of the variants it runs (edge.models.variants.TARGETS)
     accelerator: bool  # False only for the CPU, the backend that is always there
 
     def unavailable_reason(self) -> str | None:

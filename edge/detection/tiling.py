@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TILING_MODES = ("off", "full", "adaptive")  # what edge.detector.Detector runs; see its docstring
+TILING_MODES = ("off", "full", "adaptive")  # what edge.detection.detector.Detector runs; see its docstring
 STRIDE = 32  # CRAFT's total downsampling: tile origins on this grid see identical pooling windows
 CONTEXT = 64  # pixels of picture around every core pixel, at least; model.context (with 288x288 tiles,
 # 96 or 128 run 2x-15x the tiles and still leave 5 photos of ../shared/eval under H 0.99, 6 at 64: README)

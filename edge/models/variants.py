@@ -1,7 +1,7 @@
 """Every model variant craft-edge knows, in one list: the converter builds from it, the config's
 ``model.prefer`` choices and the manifest's targets derive from it.
 
-A variant's ``target`` names the backend that runs it (``edge.backends``): ``cpu`` variants run on
+A variant's ``target`` names the backend that runs it (``edge.models.backends``): ``cpu`` variants run on
 the TFLite interpreter, ``edgetpu`` on a Coral. ``graph`` says which TensorFlow graph the
 converter quantises it from; ``None`` means it is not built from a graph but compiled from
 ``compiled_from`` by an external compiler.

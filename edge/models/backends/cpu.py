@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.backends.base import BackendContext, ScoreModel
-from edge.manifest import Variant
-from edge.runtime import Runtime, load_model
+from edge.models.backends.base import BackendContext, ScoreModel
+from edge.models.manifest import Variant
+from edge.models.runtime import Runtime, load_model
 
 
 class CpuBackend:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge import variants as registry
-from edge.typed import SchemaError, from_dict
+from edge.config.typed import SchemaError, from_dict
+from edge.models import variants as registry
 
 FORMAT_VERSION = 2
 # A model folder's manifest has the same fields in 1 and 2 (2 only added the bundle index beside it).
@@ -66,11 +66,11 @@ class Agreement:
 
 @dataclass
 class Variant:
-    name: str  # one of edge.variants.NAMES
+    name: str  # one of edge.models.variants.NAMES
     file: str  # relative to the manifest's folder
     sha256: str
     bytes: int
-    target: str  # one of edge.variants.TARGETS: the backend that runs it
+    target: str  # one of edge.models.variants.TARGETS: the backend that runs it
     input: TensorInfo
     output: TensorInfo
     op_counts: dict[str, int]

@@ -1,0 +1,96 @@
+"""``craft-edge eval``: precision, recall and H-mean on labelled images (ICDAR 2015 protocol), or the
+agreement between two variants."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from edge.commands.common import Fatal, absolute, build_detector, load_runners, model_options, tiling_options
+
+
+def execute(args: argparse.Namespace) -> int:
+    from edge.detection.evaluation import (
+        GroundTruthError,
+        Summary,
+        Word,
+        evaluate_image,
+        find_ground_truth,
+        format_table,
+        read_words,
+    )
+    from edge.models.manifest import load_manifest, model_folders
+    from edge.sources.imageio import ImageError, list_images, read_rgb
+
+    if (args.gt is None) == (args.against is None):
+        raise Fatal("give --gt DIR (labelled images) or --against VARIANT (agreement between variants)")
+    if args.detections is None and args.model is None:
+        raise Fatal("give --model DIR, or --detections DIR with precomputed boxes")
+    try:
+        images = list_images(args.images)
+    except ImageError as exc:
+        raise Fatal(str(exc)) from exc
+    if args.detections is not None:
+        names = ["detections"]
+    elif args.all:
+        names = [v.name for v in load_manifest(model_folders(args.model).coarse).variants if v.target == "cpu"]
+    else:
+        names = [args.variant or "fp32"]
+
+    def boxes_of(name: str) -> Callable[[Path], list]:
+        if name == "detections":
+            def from_files(image: Path) -> list:
+                found = find_ground_truth(args.detections, image.name)
+                return [w.poly for w in read_words(found)] if found else []
+            return from_files
+        detector = build_detector(args, load_runners(args.model, name, args.threads, args.state_dir))
+        return lambda image: [b.points for b in detector.boxes(read_rgb(image))]
+
+    reference = boxes_of(args.against) if args.against else None
+    results, skipped = {}, 0
+    for name in names:
+        predict = boxes_of(name)
+        per_image = []
+        for image in images:
+            try:
+                if reference is not None:
+                    words = [Word(poly, False) for poly in reference(image)]
+                else:
+                    found = find_ground_truth(args.gt, image.name)
+                    if found is None:
+                        skipped += 1
+                        continue
+                    words = read_words(found)
+                per_image.append(evaluate_image(image.name, words, predict(image)))
+            except (ImageError, GroundTruthError) as exc:
+                raise Fatal(str(exc)) from exc
+        results[name] = Summary(per_image)
+    label = f"agreement with {args.against}" if args.against else "ICDAR 2015 protocol, IoU >= 0.5"
+    print(format_table(label, results))
+    if skipped:
+        print(f"({skipped // len(names)} images without ground truth skipped)")
+    if args.json:
+        report = {"mode": "agreement" if args.against else "labelled", "against": args.against,
+                  "variants": {name: summary.to_dict() for name, summary in results.items()}}
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def add_to(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser(
+        "eval", help="precision/recall/H-mean on labelled images (ICDAR 2015 protocol), or agreement between variants")
+    model_options(evaluate, required=False)
+    which = evaluate.add_mutually_exclusive_group()
+    which.add_argument("--variant", help="the variant to evaluate (default: fp32)")
+    which.add_argument("--all", action="store_true", help="every CPU variant in the model folder")
+    which.add_argument("--detections", type=absolute, metavar="DIR",
+                       help="evaluate precomputed boxes (NAME.json per image, ground-truth JSON format) instead")
+    evaluate.add_argument("--images", type=absolute, required=True, help="folder of images")
+    evaluate.add_argument("--gt", type=absolute, help="ground truth: NAME.json, NAME.txt or gt_NAME.txt per image")
+    evaluate.add_argument("--against", metavar="VARIANT",
+                          help="agreement mode: treat this variant's boxes as the truth (unlabelled images)")
+    evaluate.add_argument("--json", type=absolute, metavar="OUT", help="write the results, per image too, as JSON")
+    tiling_options(evaluate)
+    evaluate.set_defaults(func=execute)
