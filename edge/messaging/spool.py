@@ -14,6 +14,12 @@ in the WAL, so a small reserve file (``spool.reserve``) is kept beside the spool
 that DELETE through on a completely full disk, then made again when there is room. Any other error
 (a busy or damaged database) drops nothing: ``put`` returns None and the caller keeps the message in
 memory.
+
+A spool that is damaged when it is opened (not a database, or failing SQLite's quick check) is kept
+aside, renamed ``spool.sqlite3.damaged-<UTC time>`` with its WAL, never deleted, and a fresh one
+starts (``kept_aside`` says where the old one went). A spool that cannot be opened at all (a folder
+it may not write, a full disk) leaves the daemon running on memory alone: ``unavailable`` says why,
+and opening is tried again every REOPEN_SECONDS.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import logging
 import os
 import sqlite3
 import threading
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -33,7 +41,14 @@ RESERVE_FILE = "spool.reserve"
 RESERVE_BYTES = 64 * 1024  # room for the WAL frames of one drop_oldest DELETE (4 KiB pages)
 BUSY_TIMEOUT_MS = 5000
 DELETE_BATCH = 500  # acknowledged ids per DELETE (SQLite's limit on bound parameters is far above)
+ACK_FLUSH_SECONDS = 1.0  # acknowledged ids wait at most this long for a put to delete them with
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+DAMAGED_CODES = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+REOPEN_SECONDS = 30.0
+
+
+class DamagedSpool(sqlite3.DatabaseError):
+    """The spool file is no sound SQLite database."""
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -51,27 +66,101 @@ class Spool:
         self.dropped = 0  # by the bound (spool_max_messages)
         self.dropped_disk_full = 0  # by drop_oldest on a full disk
         self.write_failures = 0
-        self._acked: set[int] = set()  # acknowledged, but the delete failed (full disk): retried with the next
+        self._acked: set[int] = set()  # acknowledged, not deleted yet (with the next put, or a full disk)
+        self._acks_flushed = time.monotonic()
+        self._count = 0  # the last count read
         self._lock = threading.Lock()
-        folder.mkdir(parents=True, exist_ok=True)
+        self.kept_aside = ""  # where a spool found damaged at start was moved
+        self.unavailable = ""  # why no spool could be opened (detections then wait in memory)
         self._reserve = folder / RESERVE_FILE
-        if not self.newest_first:
-            self._make_reserve()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)")
+        self._db: sqlite3.Connection | None = None
+        self._last_open_attempt = 0.0
+        self._open()
 
+    # -- opening ---------------------------------------------------------------------------
+    def _open(self) -> None:
+        """Open (or create) the spool; a damaged one is kept aside first. Never raises."""
+        self._last_open_attempt = time.monotonic()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.newest_first:
+                self._make_reserve()
+            try:
+                self._db = self._connect()
+            except DamagedSpool as exc:
+                self._keep_aside(exc)
+                self._db = self._connect()
+        except (OSError, sqlite3.Error) as exc:
+            reason = f"cannot open {self.path}: {getattr(exc, 'strerror', None) or exc}"
+            if reason != self.unavailable:
+                log.error("spool %s; detections wait in memory (bounded) and opening is tried again every %.0f s",
+                          reason, REOPEN_SECONDS)
+            self.unavailable = reason
+            return
+        if self.unavailable:
+            log.info("spool %s opened; detections are spooled again", self.path)
+        self.unavailable = ""
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)")
+            (check,) = db.execute("PRAGMA quick_check").fetchone()
+            if check != "ok":
+                raise DamagedSpool(f"quick check: {check}")
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if isinstance(exc, DamagedSpool) or getattr(exc, "sqlite_errorcode", None) in DAMAGED_CODES:
+                raise DamagedSpool(str(exc)) from exc
+            raise
+        return db
+
+    def _keep_aside(self, problem: sqlite3.Error) -> None:
+        """Rename the damaged spool and its WAL and shared-memory files (never delete them)."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        for suffix in ("", "-wal", "-shm"):
+            source = self.path.with_name(self.path.name + suffix)
+            if source.exists():
+                os.replace(source, self.path.with_name(f"{self.path.name}{suffix}.damaged-{stamp}"))
+        self.kept_aside = str(self.path.with_name(f"{self.path.name}.damaged-{stamp}"))
+        log.error("spool %s is damaged (%s): kept aside as %s, never deleted (the detections in it are not "
+                  "sent); starting a fresh spool", self.path, problem, self.kept_aside)
+
+    def _usable(self) -> bool:
+        """Is there a database to use? Tries to open one again every REOPEN_SECONDS while there is none."""
+        if self._db is None and time.monotonic() - self._last_open_attempt >= REOPEN_SECONDS:
+            self._open()
+        return self._db is not None
+
+    def configure(self, max_messages: int, policy: str) -> None:
+        """A new bound and full-disk policy (reload); they apply from the next ``put``."""
+        with self._lock:
+            self.max_messages = max_messages
+            self.newest_first = policy == "drop_newest"
+            if not self.newest_first and self._db is not None:
+                self._make_reserve()
+
+    # -- use -------------------------------------------------------------------------------
     def last_seq(self) -> int:
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+            if self._db is None:
+                return 0
+            try:
+                row = self._db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+            except sqlite3.Error:
+                return 0
         return int(row[0]) if row else 0
 
     def put(self, payload: str, seq: int) -> int | None:
         """Store one message durably; its id, or None if it could not be stored (counted, logged)."""
         with self._lock:
+            if not self._usable():
+                self.write_failures += 1
+                return None
             try:
                 return self._insert(payload, seq)
             except sqlite3.Error as exc:
@@ -88,14 +177,19 @@ class Spool:
             return None
 
     def _insert(self, payload: str, seq: int) -> int:
+        """One transaction: the message, the seq, the acknowledged ids' delete, the bound's trim."""
+        acked = set(self._acked)
         try:
             self._db.execute("BEGIN IMMEDIATE")
             cursor = self._db.execute("INSERT INTO messages (payload) VALUES (?)", (payload,))
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (seq,))
+            if acked:
+                self._delete_acked(own_transaction=False)
             self._trim()
             self._db.execute("COMMIT")
         except sqlite3.Error:
             self._rollback()
+            self._acked |= acked  # their delete was rolled back too
             raise
         return int(cursor.lastrowid)
 
@@ -167,6 +261,8 @@ class Spool:
     def pending(self, after_id: int, limit: int) -> list[tuple[int, str]]:
         """Stored messages with id > ``after_id``, oldest first (acknowledged ones left out)."""
         with self._lock:
+            if self._db is None:
+                return []
             try:
                 rows = self._db.execute(
                     "SELECT id, payload FROM messages WHERE id > ? ORDER BY id LIMIT ?",
@@ -176,29 +272,46 @@ class Spool:
                 return []
         return [row for row in rows if row[0] not in self._acked][:limit]
 
-    def ack(self, message_id: int) -> None:
-        """Delete an acknowledged message. On a full disk even a delete needs room in the WAL: then the id
-        is remembered (not sent again, not counted) and deleted with a later acknowledgement; a restart
-        before that sends it once more (a QoS 1 duplicate, never a loss)."""
+    def ack(self, message_ids: Iterable[int]) -> None:
+        """Mark acknowledged messages for deletion. They are deleted in the transaction of the next ``put``
+        (one commit, one fsync per detection instead of two), or on their own once ACK_FLUSH_SECONDS have
+        passed or DELETE_BATCH are waiting. Until then they are neither sent again nor counted; a crash
+        before the delete sends them once more after the restart (a QoS 1 duplicate, never a loss). On a
+        full disk a delete needs room in the WAL too: the ids wait for a later try the same way."""
         with self._lock:
-            self._acked.add(message_id)
-            ids = sorted(self._acked)[:DELETE_BATCH]
-            try:
-                self._db.execute(f"DELETE FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)
-            except sqlite3.Error as exc:
-                if len(self._acked) == 1 or len(self._acked) % 100 == 0:
-                    log.warning("spool: cannot delete %d acknowledged messages yet (%s)", len(self._acked), exc)
-                return
-            self._acked.difference_update(ids)
+            self._acked.update(message_ids)
+            due = time.monotonic() - self._acks_flushed >= ACK_FLUSH_SECONDS or len(self._acked) >= DELETE_BATCH
+            if self._acked and due and self._db is not None:
+                self._delete_acked(own_transaction=True)
+
+    def _delete_acked(self, own_transaction: bool) -> None:
+        """Delete acknowledged ids (inside ``put``'s transaction, or as their own)."""
+        self._acks_flushed = time.monotonic()
+        ids = sorted(self._acked)[:DELETE_BATCH]
+        try:
+            self._db.execute(f"DELETE FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)
+        except sqlite3.Error as exc:
+            if not own_transaction:
+                raise
+            if len(self._acked) == 1 or len(self._acked) % 100 == 0:
+                log.warning("spool: cannot delete %d acknowledged messages yet (%s)", len(self._acked), exc)
+            return
+        self._acked.difference_update(ids)
 
     def count(self) -> int:
-        """Messages not acknowledged yet."""
+        """Messages not acknowledged yet (the last count read when the database cannot be read now)."""
         with self._lock:
-            try:
-                return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]) - len(self._acked)
-            except sqlite3.Error:
-                return -1
+            if self._db is not None:
+                try:
+                    self._count = int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+                except sqlite3.Error as exc:
+                    log.debug("spool: cannot count (%s); using the last count", exc)
+            return max(self._count - len(self._acked), 0)
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                if self._acked:
+                    self._delete_acked(own_transaction=True)
+                self._db.close()
+                self._db = None
