@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +51,33 @@ def craft_edge(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 def seqs(messages: list) -> list[int]:
     return [json.loads(m.payload)["frame"]["seq"] for m in messages]
+
+
+class NotifySocket:
+    """systemd's end of $NOTIFY_SOCKET: every datagram (``received``) and when it arrived (``arrived``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.received: list[str] = []
+        self.arrived: list[float] = []
+
+    def collect(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                message = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            self.received.append(message)
+            self.arrived.append(time.monotonic())
+
+    def wait_for(self, text: str, timeout: float = 120) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in message for message in self.received):
+                return True
+            self.collect(0.1)
+        return False

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
-import time
 from pathlib import Path
 
 import pytest
 
 from tests import daemon_helpers
 from tests.conftest import SAMPLES
+from tests.daemon_helpers import NotifySocket
 from tests.mqtt_helpers import Broker, Subscriber
 
 pytestmark = pytest.mark.conversion
@@ -23,26 +22,6 @@ def write_config(path: Path, broker: Broker, model_dir: Path, source: Path, pref
                  publish: str = "every_frame") -> Path:
     return daemon_helpers.write_config(path, broker.port, model_dir, source, device_id="life",
                                        model={"prefer": prefer}, mqtt={"publish": publish, "heartbeat_seconds": 3600})
-
-
-class NotifySocket:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.received: list[str] = []
-
-    def wait_for(self, text: str, timeout: float = 120) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in message for message in self.received):
-                return True
-            try:
-                self.received.append(self.sock.recv(4096).decode())
-            except TimeoutError:
-                continue
-        return False
 
 
 def start(config: Path, env: dict[str, str]):

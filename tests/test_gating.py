@@ -18,6 +18,7 @@ import pytest
 from edge.detection.boxes import match_boxes
 from edge.detection.detector import Detector
 from edge.detection.gating import ChangeGate, GateSettings
+from edge.detection.preprocess import resize
 from edge.detection.tiling import plan
 from edge.models.manifest import load_manifest
 from edge.models.runtime import CraftModel, find_runtime, load_model
@@ -177,3 +178,37 @@ def test_a_change_filling_one_small_region_is_a_change() -> None:
 def test_a_tile_model_too_small_to_tile_with_is_refused_when_the_detector_is_made() -> None:
     with pytest.raises(ValueError, match="tile 128"):
         Detector(Bright((192, 256), 0.0), tiling_mode="full", tile_model=Bright((128, 128), 0.9))
+
+
+@pytest.mark.parametrize(("scale", "cell"), [(0.75, 8), (1.0, 12)])
+def test_a_change_narrower_than_a_cell_at_a_tile_edge_reruns_that_tile(scale: float, cell: int) -> None:
+    """With ``model.scale`` below 1, or a cell that does not divide the tile step, a core's edge falls inside
+    a cell that starts in its neighbour: a word appearing in that strip re-ran only the neighbour, and
+    the core holding it kept its stale scores."""
+    def detector(gate: GateSettings | None) -> Detector:
+        return Detector(Bright((192, 256), 0.0), tiling_mode="full", scale=scale, tile_model=Bright((160, 160), 0.9),
+                        gate=gate, clock=Clock())
+
+    gated = detector(GateSettings(cell=cell, refresh_seconds=3600))
+    scene = np.full((480, 640, 3), 60, np.uint8)
+    gated.detect(scene)
+    tiles = plan(resize(scene, scale).shape[:2], (160, 160), gated.context)
+    top, bottom, left, _ = next(core for core in (gated._in_source(t.core(), scene.shape) for t in tiles)
+                                    if core[2] % cell and core[0] > 0)
+    scene[top + 4:bottom - 4, left:-(-left // cell) * cell] = 255  # inside this core, in its neighbour's cell
+    found = gated.detect(scene)
+    reference = detector(None).detect(scene).boxes
+    assert reference and [b.points.tolist() for b in found.boxes] == [b.points.tolist() for b in reference]
+
+
+def test_a_cell_two_regions_share_keeps_its_reference_until_both_have_run() -> None:
+    gate = ChangeGate(GateSettings(threshold=12, cell=8))
+    frame = np.full((16, 40, 3), 60, np.uint8)
+    left, right = (0, 16, 0, 20), (0, 16, 20, 40)  # the cell at columns 16-23 straddles both
+    gate.remember(gate.thumbnail(frame), [left, right])
+    frame[:, 20:24] = 120  # right's strip of the shared cell: a change to both
+    assert gate.changed(gate.thumbnail(frame), [left, right]) == [True, True]
+    gate.remember(gate.thumbnail(frame), [left], others=[right])  # only left ran: the shared cell is not seen
+    assert gate.changed(gate.thumbnail(frame), [left, right]) == [True, True]
+    gate.remember(gate.thumbnail(frame), [left, right])
+    assert gate.changed(gate.thumbnail(frame), [left, right]) == [False, False]

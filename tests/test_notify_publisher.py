@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -25,15 +26,44 @@ def test_notify_and_watchdog_on_a_unix_socket(tmp_path: Path) -> None:
     assert notify("READY=1", env)
     assert server.recv(100) == b"READY=1"
     watchdog = Watchdog(env)
-    assert watchdog.interval == pytest.approx(0.1)
-    watchdog.alive()
-    watchdog.alive()  # within the interval: not sent again
-    assert server.recv(100) == b"WATCHDOG=1"
-    time.sleep(0.12)
-    watchdog.alive()
-    assert server.recv(100) == b"WATCHDOG=1"
+    watchdog.start()  # pings every 0.1 s while the loop beats
+    try:
+        for _ in range(3):
+            watchdog.beat()
+            assert server.recv(100) == b"WATCHDOG=1"
+        time.sleep(0.3)  # no beat for longer than WATCHDOG_USEC: the loop is stuck, the pings stop
+        server.settimeout(0.3)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                server.recv(100)  # what was sent before it stopped
+        with pytest.raises(TimeoutError):
+            server.recv(100)
+        with watchdog.long_work(5.0):  # announced long work: systemd's timeout is extended, the pings go on
+            assert server.recv(100) == b"EXTEND_TIMEOUT_USEC=5000000"
+            assert server.recv(100) == b"WATCHDOG=1"
+    finally:
+        watchdog.stop()
     assert not notify("READY=1", {})
     server.close()
+
+
+def test_the_watchdog_means_the_loop_is_alive_not_that_a_frame_arrived() -> None:
+    now = [0.0]
+    watchdog = Watchdog({"WATCHDOG_USEC": "60000000"}, clock=lambda: now[0])
+    watchdog.beat()
+    now[0] = 59.0
+    assert watchdog.alive()
+    now[0] = 61.0
+    assert not watchdog.alive()  # a hung inference or a deadlock: systemd restarts the service
+    watchdog.beat()  # the loop (or an inference of a slow frame) beats again
+    assert watchdog.alive()
+    with watchdog.long_work(600):  # models measured: the loop is away for minutes, on purpose
+        now[0] += 500
+        assert watchdog.alive()
+        now[0] += 200
+        assert not watchdog.alive()  # past what was announced: hung
+    assert watchdog.alive()  # the work ended: it counts as a beat
+    assert not Watchdog({}).alive()  # not under systemd's watchdog: never pings
 
 
 def test_home_assistant_discovery_wires_availability() -> None:

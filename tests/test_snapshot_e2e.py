@@ -105,7 +105,8 @@ def test_snapshots_decode_fit_max_width_and_show_the_boxes_of_their_frame(broker
     assert late.wait_for(lambda: late.messages != [], timeout=10)
     assert late.messages[0].retain and late.messages[0].payload == received[-1].payload
     stats = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/stats")]
-    assert stats and stats[-1]["snapshots"]["published"] >= 1 and stats[-1]["snapshots"]["dropped"] >= 0
+    # counted as published only once handed to paho on a live connection: every one of them arrived (loopback)
+    assert stats and 1 <= stats[-1]["snapshots"]["published"] <= len(received), (stats[-1], len(received))
 
     lines = watched.splitlines()
     assert sum(line.startswith("snap #") for line in lines) == frames

@@ -225,18 +225,24 @@ class FlakySource:
         pass
 
 
-def test_capture_reopens_a_lost_source_with_backoff() -> None:
-    slot, stop, source = LatestFrame(), threading.Event(), FlakySource()
-    thread = CaptureThread(source, slot, stop, backoff_max=0.2)
+def frames_captured(thread: CaptureThread, slot: LatestFrame, count: int, timeout: float) -> list[str]:
+    """Run ``thread`` until ``count`` frames came through ``slot`` (or ``timeout``); their names."""
     thread.start()
-    seen = []
-    deadline = time.monotonic() + 15
-    while len(seen) < 4 and time.monotonic() < deadline:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(seen) < count and time.monotonic() < deadline:
         got = slot.take(0.2)
         if got is not None:
             seen.append(got.name)
-    stop.set()
+    thread.stop_event.set()
     thread.join(5)
+    return seen
+
+
+def test_capture_reopens_a_lost_source_with_backoff() -> None:
+    slot, stop, source = LatestFrame(), threading.Event(), FlakySource()
+    thread = CaptureThread(source, slot, stop, backoff_max=0.2)
+    seen = frames_captured(thread, slot, 4, timeout=15)
     assert len(seen) >= 4, seen
     assert source.opens == 4  # two failures, first success, reopen after the drop
     assert thread.status.reopens == 3 and thread.status.state == "ok"
@@ -320,3 +326,91 @@ def test_a_source_that_opens_but_never_reads_is_reopened_with_backoff() -> None:
     # waits of 0.5 s (capped at 0.4) between reopens: a handful in 2 s, not thousands
     assert 2 <= source.opens <= 8, source.opens
     assert thread.status.state == "lost"
+
+
+class SurprisingSource:
+    """A folder that turns unreadable, then readable again: its third read raises PermissionError."""
+
+    kind = "files"
+    paced = False
+
+    def __init__(self) -> None:
+        self.reads = self.opens = self.closes = 0
+
+    def open(self) -> None:
+        self.opens += 1
+
+    def read(self) -> Frame | None:
+        self.reads += 1
+        if self.reads == 3:
+            raise PermissionError(13, "Permission denied", "/srv/frames")
+        time.sleep(0.01)
+        return Frame(np.zeros((4, 4, 3), np.uint8), f"f{self.reads}", time.time())
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def test_an_unexpected_error_closes_and_reopens_the_source_instead_of_ending_capture(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Only BadFrame and SourceLost were caught: any other error ended the capture thread, the source
+    stayed open, and the daemon idled with status "ok"."""
+    slot, stop, source = LatestFrame(), threading.Event(), SurprisingSource()
+    thread = CaptureThread(source, slot, stop, backoff_max=0.2)
+    with caplog.at_level("ERROR", logger="edge.sources.capture"):
+        seen = frames_captured(thread, slot, 4, timeout=10)
+    assert len(seen) >= 4 and source.opens >= 2 and source.closes >= 1, (seen, source.opens, source.closes)
+    errors = [r for r in caplog.records if "PermissionError" in r.getMessage()]
+    assert len(errors) == 1 and errors[0].exc_info is not None  # once, with the traceback
+    assert thread.status.reopens >= 1
+
+
+class QueuingCamera:
+    """A live stream at 100 frames a second that queues frames while nobody reads (RTSP, V4L2):
+    ``read`` decodes the oldest queued frame, or the one ``grab`` took last."""
+
+    kind = "opencv"
+    paced = False
+    live = True
+    FPS = 100
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.next_frame = 0
+        self.grabbed: int | None = None
+
+    def open(self) -> None:
+        self.started = time.monotonic()
+
+    def produced(self) -> int:
+        return int((time.monotonic() - self.started) * self.FPS)
+
+    def grab(self) -> None:
+        while self.next_frame >= self.produced():
+            time.sleep(0.002)
+        self.grabbed, self.next_frame = self.next_frame, self.next_frame + 1
+
+    def read(self) -> Frame | None:
+        if self.grabbed is None:
+            self.grab()
+        index, self.grabbed = self.grabbed, None
+        return Frame(np.zeros((4, 4, 3), np.uint8), str(index), time.time())
+
+    def close(self) -> None:
+        pass
+
+
+def test_max_fps_decodes_the_newest_frame_not_an_old_buffered_one() -> None:
+    """The capture thread slept before read(), so a stream returned frames queued long ago, stamped now."""
+    slot, stop, camera = LatestFrame(), threading.Event(), QueuingCamera()
+    thread = CaptureThread(camera, slot, stop, backoff_max=1, max_fps=5)
+    thread.start()
+    lags = []
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        got = slot.take(0.5)
+        if got is not None:
+            lags.append(camera.produced() - int(got.name))  # frames the camera made since this one
+    stop.set()
+    thread.join(5)
+    assert len(lags) >= 8 and max(lags) <= 5, lags  # about 200 behind after 2 s before

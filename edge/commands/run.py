@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 from edge.commands.common import Fatal, log, parse_broker, source_kind, source_location
 from edge.config.paths import absolute
-from edge.config.settings import DEFAULT_CONFIG_PATH, Config, ConfigError, check_device_id, load_config
+from edge.config.settings import (
+    DEFAULT_CONFIG_PATH,
+    Config,
+    ConfigError,
+    check_device_id,
+    check_mqtt_names,
+    load_config,
+)
 
 
 def config_loader(args: argparse.Namespace) -> Callable[[], Config]:
@@ -35,6 +42,7 @@ def config_loader(args: argparse.Namespace) -> Callable[[], Config]:
             config.model.prefer = args.variant
         if args.broker is not None:
             config.mqtt.host, config.mqtt.port = args.broker
+            check_mqtt_names(config.mqtt, config.client_id, "--broker")
         if args.device_id is not None:
             check_device_id(args.device_id, "--device-id")
             config.device_id = args.device_id

@@ -27,6 +27,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/craft-edge")
 CREDENTIAL_NAME = "mqtt-password"
 FORBIDDEN_ID_CHARACTERS = ("+", "#", "/")
 MACHINE_ID_PATH = Path("/etc/machine-id")
+MAX_MQTT_STRING_BYTES = 65535  # MQTT's limit on a client id or a topic
 # source.kind: one factory each in edge.sources.FACTORIES (a test keeps the two lists equal)
 SOURCE_KINDS = ("picamera2", "opencv", "files")
 
@@ -49,6 +50,8 @@ class SourceConfig:
     max_fps: float = field(default=0.0, metadata={"min": 0.0, "max": 120.0})  # 0: as fast as inference goes
     picamera2_format: str = field(default="RGB888", metadata={"choices": ("RGB888", "BGR888", "XRGB8888", "XBGR8888")})
     reopen_backoff_max_seconds: float = field(default=30.0, metadata={"min": 0.1, "max": 3600.0})
+    # a capture inside one call into the source (open, read) this long is stuck: the daemon exits 1 to be restarted
+    stuck_seconds: float = field(default=120.0, metadata={"min": 5.0, "max": 86400.0})
 
 
 @dataclass
@@ -182,6 +185,9 @@ def check_device_id(device_id: str, where: str) -> None:
 
 
 def check_topic_prefix(prefix: str, where: str, key: str = "mqtt.topic_prefix") -> None:
+    if not prefix.isprintable() or len(prefix.encode()) > MAX_MQTT_STRING_BYTES // 2:
+        raise ConfigError(f"{where}: {key} {prefix!r} must be printable and at most "
+                          f"{MAX_MQTT_STRING_BYTES // 2} bytes")
     if any(c in prefix for c in ("+", "#")) or prefix.startswith("$") or "" in prefix.split("/"):
         raise ConfigError(f"{where}: {key} {prefix!r} must not hold '+' or '#', start with '$' "
                           "(broker-internal topics) or have an empty level ('//', a leading or trailing '/')")
@@ -196,11 +202,22 @@ def check_readable(path: str, key: str, where: str) -> None:
         raise ConfigError(f"{where}: {key} {path}: cannot read ({exc.strerror or exc})") from exc
 
 
+def check_mqtt_names(mqtt: MqttConfig, client_id: str, where: str) -> None:
+    """What paho or the broker would refuse only once connecting: found at load, one line."""
+    host = mqtt.host
+    if not host or host != host.strip() or any(c.isspace() or not c.isprintable() for c in host):
+        raise ConfigError(f"{where}: mqtt.host {host!r} must be a host name or address, non-empty, without spaces")
+    if not client_id.isprintable() or len(client_id.encode()) > MAX_MQTT_STRING_BYTES:
+        raise ConfigError(f"{where}: mqtt.client_id {client_id!r} must be printable and at most "
+                          f"{MAX_MQTT_STRING_BYTES} bytes")
+
+
 def _check(config: Config, where: str) -> None:
     if not config.device_id:
         config.device_id = machine_device_id()
     check_device_id(config.device_id, where)
     check_topic_prefix(config.topic_prefix, where)
+    check_mqtt_names(config.mqtt, config.client_id, where)
     # paho raises inside its network thread on a bad filter, which would stop every reconnect
     check_topic_prefix(config.mqtt.home_assistant.discovery_prefix, where, "mqtt.home_assistant.discovery_prefix")
     if config.source.kind == "files" and not config.source.path:

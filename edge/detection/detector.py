@@ -165,11 +165,13 @@ class Detector:
         return Detection(boxes, timing, tiles_run=1)
 
     def _remember(self, shape: tuple[int, ...], boxes: list[Box], maps: np.ndarray | None,
-                  thumbnail: np.ndarray | None, regions: list[Region], refresh: bool) -> None:
+                  thumbnail: np.ndarray | None, regions: list[Region], refresh: bool,
+                  others: list[Region] = ()) -> None:
+        """What the next frame is compared with: ``regions`` were seen in this frame, ``others`` not."""
         if self.gate is None:
             return
         assert thumbnail is not None
-        self.gate.remember(thumbnail, regions)
+        self.gate.remember(thumbnail, regions, others)
         refreshed = self.clock() if refresh or self._memory is None else self._memory.refreshed
         self._memory = _Memory(shape, boxes, maps, refreshed)
 
@@ -233,7 +235,8 @@ class Detector:
         boxes = [box.scaled(factor) for box in detect_boxes(maps[..., 0], maps[..., 1], self.thresholds)]
         done = time.perf_counter()
         self._remember(rgb.shape, boxes, maps, thumbnail,
-                       [core for core, was_changed in zip(cores, changed, strict=True) if was_changed], refresh)
+                       [core for core, was_changed in zip(cores, changed, strict=True) if was_changed], refresh,
+                       [core for core, was_changed in zip(cores, changed, strict=True) if not was_changed])
         timing = Timing((after_tiles - start) * 1e3 - inference * 1e3, inference * 1e3, (done - after_tiles) * 1e3)
         rects = tuple((left, top, right, bottom) for top, bottom, left, right in (extents[i] for i in ran))
         return Detection(boxes, timing, tiles_run=runs, tiles_skipped=len(tiles) - len(ran), tiles=rects)

@@ -6,9 +6,13 @@ changed regions need the model. The comparison is on a grey thumbnail (``cell`` 
 pixels averaged into one, so sensor noise averages out), after removing the region's mean
 change over the region's surroundings (so a slow brightness drift is not a change, while a word
 filling a small region still is). A region changed when any cell still differs by more than
-``threshold`` grey levels: a word appearing in one corner is enough. Regions own whole cells
-(a region's cells start inside it), so regions that share a border never share a cell: what one
-region remembers cannot hide another's change.
+``threshold`` grey levels: a word appearing in one corner is enough.
+
+Region borders need not fall on cell borders (``model.scale`` below 1, a ``cell`` that does not
+divide the tile step), so a cell may straddle two regions. A region is compared on every cell it
+overlaps: a change in a strip narrower than a cell at its edge is its change too (the neighbour
+that shares the cell runs as well). A cell's reference is updated only when every region it
+overlaps has just run, so what one region remembers never hides a change from another.
 """
 
 from __future__ import annotations
@@ -42,10 +46,12 @@ class ChangeGate:
         return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
 
     def _cells(self, region: Region) -> tuple[slice, slice]:
-        """The thumbnail cells whose first pixel lies in ``region`` (at least one cell)."""
+        """The thumbnail cells that hold any pixel of ``region`` (at least one cell)."""
         cell = self.settings.cell
-        top, bottom, left, right = (-(-edge // cell) for edge in region)
-        return slice(top, max(bottom, top + 1)), slice(left, max(right, left + 1))
+        top, bottom, left, right = region
+        first_row, first_col = top // cell, left // cell
+        return (slice(first_row, max(-(-bottom // cell), first_row + 1)),
+                slice(first_col, max(-(-right // cell), first_col + 1)))
 
     def changed(self, thumbnail: np.ndarray, regions: list[Region],
                 surroundings: list[Region] | None = None) -> list[bool]:
@@ -69,11 +75,15 @@ class ChangeGate:
             result.append(inside.size > 0 and float(np.abs(inside - drift).max()) > self.settings.threshold)
         return result
 
-    def remember(self, thumbnail: np.ndarray, regions: list[Region]) -> None:
-        """The model has just run on these regions of the frame ``thumbnail`` was made from."""
+    def remember(self, thumbnail: np.ndarray, regions: list[Region], others: list[Region] = ()) -> None:
+        """The model has just run on ``regions`` of the frame ``thumbnail`` was made from, not on ``others``:
+        the cells of ``regions`` that no region of ``others`` overlaps take this frame as their reference."""
         if self._reference is None or self._reference.shape != thumbnail.shape:
             self._reference = thumbnail.copy()
             return
+        seen = np.zeros(thumbnail.shape, bool)
         for region in regions:
-            rows, cols = self._cells(region)
-            self._reference[rows, cols] = thumbnail[rows, cols]
+            seen[self._cells(region)] = True
+        for region in others:
+            seen[self._cells(region)] = False
+        self._reference[seen] = thumbnail[seen]

@@ -38,11 +38,14 @@ def letterbox(rgb: np.ndarray, input_hw: tuple[int, int], scale: float | None = 
 
 
 def resize(rgb: np.ndarray, scale: float) -> np.ndarray:
-    """``rgb`` at ``scale`` times its size, resized as ``letterbox`` resizes (so both see the same pixels)."""
+    """``rgb`` at ``scale`` times its size, resized as ``letterbox`` resizes (so both see the same pixels).
+
+    Sizes are rounded, not truncated: boxes are mapped back with ``scale``, and a side one pixel short
+    would put the far edge's boxes up to 1/scale pixels off."""
     if scale == 1.0:
         return rgb
     height, width = rgb.shape[:2]
-    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
 
 

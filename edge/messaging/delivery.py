@@ -8,8 +8,20 @@ through a queue, because calling into our own locks from inside paho's callback 
 against paho's mutexes. Each publisher gets its own generation number, so an acknowledgement
 from a publisher that was replaced (reload) can never delete a message sent by the new one.
 
+One owner of retransmission per publisher: paho. With a persistent session it keeps every QoS 1
+message it was handed until its PUBACK and resends it (DUP) after each reconnect, under the same
+message id, so this thread never republishes on a reconnect: it hands paho at most WINDOW
+unacknowledged messages, which bounds paho's memory and what a reconnect resends, and its PUBACKs
+delete from the spool whenever they come. Only a new publisher (a reload) starts over from the
+spool. A message larger than the broker's Maximum Packet Size (MQTT v5) would make the broker drop
+the connection, and paho would resend it first after every reconnect: it is trimmed to fit
+(``payload.fit_to_size``: the lowest-scoring boxes left out, the PUBLISH's ``boxes_omitted`` user
+property says how many) or,
+when even that cannot fit, dropped and counted; it never blocks what follows.
+
 Messages the spool could not store (disk full under drop_newest, a damaged database) are kept in
-memory, bounded, and published too; they are the only ones a crash can lose.
+memory, bounded, and published too; they are the only ones a crash can lose. An unexpected error
+in this thread is logged (once per kind) and the thread goes on after a pause: it never dies silently.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import threading
 import time
 from collections import deque
 
+from edge.messaging.payload import fit_to_size
 from edge.messaging.publisher import Publisher
 from edge.messaging.spool import Spool
 
@@ -28,6 +41,7 @@ log = logging.getLogger(__name__)
 
 WINDOW = 50  # messages handed to paho and not yet acknowledged
 IDLE_SECONDS = 0.1
+ERROR_PAUSE_SECONDS = 1.0
 
 
 class Delivery(threading.Thread):
@@ -35,6 +49,10 @@ class Delivery(threading.Thread):
         super().__init__(name="delivery", daemon=True)
         self.spool = spool
         self.memory_dropped = 0
+        self.oversized_trimmed = 0  # sent with boxes left out, to fit the broker's Maximum Packet Size
+        self.oversized_dropped = 0  # could not fit even without boxes: dropped
+        self.errors = 0  # unexpected errors in this thread (logged, survived)
+        self._last_error = ""
         self._lock = threading.Lock()  # guards everything below: submit, undelivered and the thread share it
         self._wake = threading.Event()
         self._stopping = False
@@ -43,15 +61,24 @@ class Delivery(threading.Thread):
         self._in_flight: dict[int, int | None] = {}  # paho mid -> spool id (None: memory-only)
         self._last_sent = 0
         self._memory: deque[str] = deque(maxlen=memory_limit)
-        self._memory_payloads: dict[int, str] = {}  # in flight, not spooled: resent after a reconnect
-        self._connection_seen = 0
+        self._memory_payloads: dict[int, str] = {}  # in flight, not spooled: sent again by a new publisher
         self.publisher = publisher
         self._attach(publisher)
 
     def _attach(self, publisher: Publisher) -> None:
+        """Send through ``publisher`` from now on: what the previous one held unacknowledged is sent again
+        (the spooled from the spool, the memory-only ones first in memory)."""
         generation = self._generation = self._generation + 1
         self.publisher = publisher
-        self._connection_seen = -1  # first pump on this publisher's connection resends what is in flight
+        unacknowledged = [self._memory_payloads.pop(mid) for mid in list(self._memory_payloads)]
+        room = (self._memory.maxlen or 0) - len(self._memory)
+        if len(unacknowledged) > room:  # the newest in memory make way, counted
+            for _ in range(len(unacknowledged) - room):
+                self._memory.pop()
+                self.memory_dropped += 1
+        self._memory.extendleft(reversed(unacknowledged))
+        self._in_flight.clear()
+        self._last_sent = 0
         publisher.on_ack = lambda mid: self._acks.put((generation, mid))
 
     # -- called from other threads ---------------------------------------------------------
@@ -74,6 +101,15 @@ class Delivery(threading.Thread):
             self._attach(publisher)
         self._wake.set()
         return previous
+
+    def limit_memory(self, limit: int) -> None:
+        """A new bound for memory-only detections (reload); the oldest beyond it are dropped, counted."""
+        with self._lock:
+            if limit == self._memory.maxlen:
+                return
+            kept = list(self._memory)[-limit:]
+            self.memory_dropped += len(self._memory) - len(kept)
+            self._memory = deque(kept, maxlen=limit)
 
     def undelivered(self) -> int:
         with self._lock:
@@ -103,37 +139,60 @@ class Delivery(threading.Thread):
         while not self._stopping:
             self._wake.wait(IDLE_SECONDS)
             self._wake.clear()
-            with self._lock:
-                self._pump()
+            try:
+                with self._lock:
+                    self._pump()
+            except Exception as exc:  # a bug or a surprise must not stop delivery for good
+                self.errors += 1
+                kind = type(exc).__name__
+                if kind != self._last_error:
+                    log.exception("delivery: unexpected error (%s); going on in %.0f s", kind, ERROR_PAUSE_SECONDS)
+                self._last_error = kind
+                time.sleep(ERROR_PAUSE_SECONDS)
 
     def _pump(self) -> None:
+        acked: list[int] = []
         while True:
             try:
                 generation, mid = self._acks.get_nowait()
             except queue.Empty:
                 break
             if generation != self._generation or mid not in self._in_flight:
-                continue  # availability, status or stats, or a message from an earlier connection or publisher
+                continue  # availability, status or stats, or a message of a publisher replaced since
             spool_id = self._in_flight.pop(mid)
             self._memory_payloads.pop(mid, None)
             if spool_id is not None:
-                self.spool.ack(spool_id)
+                acked.append(spool_id)
+        self.spool.ack(acked)  # deleted with the next put, or on their own within a second
         publisher = self.publisher
         if not publisher.connected.is_set():
-            return
-        if self._connection_seen != publisher.connections:
-            # A new connection: send everything still spooled again, in order. Messages that were
-            # in flight may arrive twice (QoS 1 allows it; frame.seq identifies them).
-            self._connection_seen = publisher.connections
-            self._memory.extendleft(reversed([self._memory_payloads.pop(m) for m in list(self._memory_payloads)]))
-            self._in_flight.clear()
-            self._last_sent = 0
+            return  # paho holds what is in flight and resends it after the reconnect
         room = WINDOW - len(self._in_flight)
         for spool_id, payload in self.spool.pending(self._last_sent, max(room, 0)):
-            self._in_flight[publisher.publish_detection(payload)] = spool_id
+            self._send(publisher, payload, spool_id)
             self._last_sent = spool_id
         while self._memory and len(self._in_flight) < WINDOW:
-            payload = self._memory.popleft()
-            mid = publisher.publish_detection(payload)
-            self._in_flight[mid] = None
+            self._send(publisher, self._memory.popleft(), None)
+
+    def _send(self, publisher: Publisher, payload: str, spool_id: int | None) -> None:
+        """Hand one message to paho, trimmed to the broker's Maximum Packet Size (or dropped if it cannot fit)."""
+        fitted = fit_to_size(payload, publisher.payload_limit())
+        if fitted is None:  # not even the message without boxes fits
+            self.oversized_dropped += 1
+            log.error("a %d-byte detections message cannot fit the broker's maximum packet size (%s bytes) even "
+                      "without boxes: dropped (%d so far)", len(payload), publisher.max_packet_bytes,
+                      self.oversized_dropped)
+            if spool_id is not None:
+                self.spool.ack([spool_id])
+            return
+        text, omitted = fitted
+        if omitted:
+            self.oversized_trimmed += 1
+            if self.oversized_trimmed == 1 or self.oversized_trimmed % 100 == 0:
+                log.warning("a %d-byte detections message is over the broker's maximum packet size (%s bytes): "
+                            "sent with its lowest-scoring boxes left out (boxes_omitted; %d such so far)",
+                            len(payload), publisher.max_packet_bytes, self.oversized_trimmed)
+        mid = publisher.publish_detection(text, omitted)
+        self._in_flight[mid] = spool_id
+        if spool_id is None:
             self._memory_payloads[mid] = payload

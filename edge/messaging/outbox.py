@@ -2,8 +2,9 @@
 snapshot thread (which publishes through the same publisher and never touches the spool).
 
 The daemon hands it detections (``submit`` returns once they are durable), status and stats; it
-reports its own state (``status``, ``stats``). A reload builds the new publisher first (TLS files,
-credentials) and swaps only when that worked, so a bad edit never leaves the daemon without one.
+reports its own state (``status``, ``stats``). A reload builds and starts the new publisher first (TLS
+files, credentials, host) and swaps only when that worked, so a bad edit never leaves the daemon
+without one.
 """
 
 from __future__ import annotations
@@ -49,25 +50,27 @@ class Outbox:
             log.debug("seq %d spooled", seq)
         return durable
 
-    def prepare(self, config: Config) -> Publisher | None:
-        """The publisher for ``config`` (SIGHUP), built but not started; None when the MQTT settings and the
-        password are unchanged. Raises ConfigError when it cannot be built: the running one stays."""
+    def swap(self, config: Config) -> Publisher:
+        """Apply ``config`` (SIGHUP). A publisher for changed MQTT settings or password is built and started
+        first, and the old one stopped only once the new one runs; when it cannot be (TLS files, a host
+        paho refuses) ConfigError is raised and nothing has changed. The spool's bound and policy apply
+        from the next detection."""
         password = mqtt_password(config.mqtt)
-        if not mqtt_settings_changed(config, self.config) and password == self.publisher.password:
-            return None
-        try:
-            return Publisher(config, password)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            raise ConfigError(f"mqtt: cannot use the new settings ({exc})") from exc
-
-    def swap(self, config: Config, prepared: Publisher | None) -> Publisher:
-        """Send through ``prepared`` from now on; the old publisher is stopped only after the swap."""
+        prepared = None
+        if mqtt_settings_changed(config, self.config) or password != self.publisher.password:
+            try:
+                prepared = Publisher(config, password)
+                prepared.start()
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                if prepared is not None:
+                    prepared.stop()
+                raise ConfigError(f"mqtt: cannot use the new settings ({exc})") from exc
         self.config = config
         self.snapshots.configure(config.mqtt.snapshot)
+        self.spool.configure(config.mqtt.spool_max_messages, config.mqtt.spool_full_policy)
+        self.delivery.limit_memory(config.mqtt.spool_max_messages)
         if prepared is not None:
-            old = self.delivery.use(prepared)
-            old.stop()
-            prepared.start()
+            self.delivery.use(prepared).stop()
             self.publisher = prepared
             log.info("MQTT settings reloaded")
         return self.publisher
@@ -97,15 +100,21 @@ class Outbox:
         return self.delivery.undelivered()
 
     def status(self) -> dict:
-        publisher = self.publisher
-        return {"broker": "connected" if publisher.connected.is_set() else f"disconnected: {publisher.last_error}"}
+        publisher, spool = self.publisher, self.spool
+        return {"broker": "connected" if publisher.connected.is_set() else f"disconnected: {publisher.last_error}",
+                "spool": {"state": "unavailable" if spool.unavailable else "ok", "detail": spool.unavailable,
+                          "kept_aside": spool.kept_aside}}
 
     def stats(self) -> dict:
+        delivery = self.delivery
+        status = self.status()
         return {
-            **self.status(), "ignored_messages": self.publisher.ignored_messages,
+            **status, "ignored_messages": self.publisher.ignored_messages,
             "rejected_by_broker": self.publisher.rejected,
-            "spool": {"pending": self.delivery.undelivered(),
-                      "dropped": self.spool.dropped + self.spool.dropped_disk_full + self.delivery.memory_dropped,
+            "spool": {**status["spool"], "pending": delivery.undelivered(),
+                      "dropped": self.spool.dropped + self.spool.dropped_disk_full + delivery.memory_dropped,
                       "write_failures": self.spool.write_failures},
+            "oversized": {"trimmed": delivery.oversized_trimmed, "dropped": delivery.oversized_dropped},
+            "delivery_errors": delivery.errors,
             "snapshots": self.snapshots.stats(),
         }

@@ -112,5 +112,32 @@ def detection_message(
     }
 
 
+def fit_to_size(payload: str, limit: int | None) -> tuple[str, int] | None:
+    """``payload`` (a detections message as JSON) made to fit in ``limit`` bytes (None: no limit), and how many
+    boxes were left out to get there: the lowest-scoring ones, the rest in their order. None when even
+    no boxes at all would not fit. The message stays schema-valid; the publisher says the count in the
+    PUBLISH's ``boxes_omitted`` user property."""
+    if limit is None or len(payload.encode()) <= limit:
+        return payload, 0
+    message = json.loads(payload)
+    boxes = message["boxes"]
+    by_score = sorted(range(len(boxes)), key=lambda i: boxes[i]["score"], reverse=True)
+
+    def keeping(count: int) -> str:
+        kept = sorted(by_score[:count])
+        return json.dumps({**message, "boxes": [boxes[i] for i in kept]}, separators=(",", ":"))
+
+    if len(keeping(0).encode()) > limit:
+        return None
+    low, high = 0, len(boxes) - 1  # the most boxes that fit lies in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(keeping(middle).encode()) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return keeping(low), len(boxes) - low
+
+
 def load_schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())

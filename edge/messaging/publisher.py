@@ -107,7 +107,12 @@ def camera_discovery_message(config: Config, topics: Topics) -> tuple[str, dict 
 
 
 def apply_credentials(client: mqtt.Client, settings: MqttConfig, password: str | None) -> None:
-    """User name, password and TLS from the config: the daemon's publisher and ``craft-edge watch`` alike."""
+    """User name, password and TLS from the config: the daemon's publisher and ``craft-edge watch`` alike.
+
+    A password without a user name cannot be sent (MQTT has no such field): ValueError, not silence."""
+    if password and not settings.username:
+        raise ValueError(f"a password is set ({settings.password_env or 'the mqtt-password credential'}) but "
+                         "mqtt.username is empty: MQTT sends a password only with a user name")
     if settings.username:
         client.username_pw_set(settings.username, password)
     if password and not settings.tls.enabled:
@@ -268,10 +273,16 @@ class Publisher:
         self.client.publish(topic, json.dumps(camera) if camera else b"", qos=1, retain=True)
 
     # -- publishing ------------------------------------------------------------------------
-    def publish_detection(self, payload: str) -> int:
-        """Queue one detections message with paho; returns its message id (for the PUBACK)."""
-        info = self.client.publish(self.topics.detections, payload, qos=self.config.mqtt.qos,
-                                   properties=self._publish_properties)
+    def publish_detection(self, payload: str, boxes_omitted: int = 0) -> int:
+        """Queue one detections message with paho; returns its message id (for the PUBACK). ``boxes_omitted``:
+        boxes left out to fit the broker's Maximum Packet Size, said in a user property of that name."""
+        properties = self._publish_properties
+        if boxes_omitted:
+            properties = Properties(PacketTypes.PUBLISH)
+            if self._publish_properties is not None:
+                properties.MessageExpiryInterval = self._publish_properties.MessageExpiryInterval
+            properties.UserProperty = [("boxes_omitted", str(boxes_omitted))]
+        info = self.client.publish(self.topics.detections, payload, qos=self.config.mqtt.qos, properties=properties)
         return info.mid
 
     def publish_status(self, status: dict) -> None:
@@ -279,9 +290,15 @@ class Publisher:
             self._status = status
         self.client.publish(self.topics.status, json.dumps(status), qos=1, retain=True)
 
+    def payload_limit(self) -> int | None:
+        """The largest payload this broker takes (its MaximumPacketSize less room for topic and headers);
+        None when it said no limit."""
+        return None if self.max_packet_bytes is None else max(self.max_packet_bytes - PACKET_OVERHEAD_BYTES, 0)
+
     def fits(self, payload: bytes) -> bool:
         """Is ``payload`` small enough for this broker's MaximumPacketSize (with room for topic and headers)?"""
-        return self.max_packet_bytes is None or len(payload) + PACKET_OVERHEAD_BYTES <= self.max_packet_bytes
+        limit = self.payload_limit()
+        return limit is None or len(payload) <= limit
 
     def publish_snapshot(self, jpeg: bytes, seq: int, timestamp: str) -> mqtt.MQTTMessageInfo:
         """Queue one snapshot (retained, QoS 0: never spooled); the frame's seq and capture time ride

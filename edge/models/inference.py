@@ -54,6 +54,7 @@ class ModelRunner:
         self.clock = clock
         self.states = {b.name: "not tried" for b in self.accelerators}  # accelerator name -> state
         self.switches = 0
+        self.on_inference: Callable[[], None] = lambda: None  # after each inference (the daemon's watchdog)
         self._active: Active | None = None
         self._cpu: Active | None = None  # the CPU fallback, loaded at start and kept
         self._next_try: float | None = None
@@ -123,7 +124,9 @@ class ModelRunner:
         active = self._active
         assert active is not None
         try:
-            return active.model(pixels)
+            scores = active.model(pixels)
+            self.on_inference()
+            return scores
         except ACCELERATOR_ERRORS as exc:
             if not active.backend.accelerator:
                 raise
@@ -133,7 +136,9 @@ class ModelRunner:
             assert self._cpu is not None
             self._activate(self._cpu)
             self._next_try = self.clock() + self.retry_seconds
-        return self._cpu.model(pixels)
+        scores = self._cpu.model(pixels)
+        self.on_inference()
+        return scores
 
     def status(self) -> dict:
         """What runs and why, for the status topic."""

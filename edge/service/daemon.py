@@ -3,8 +3,11 @@
 Signals: SIGTERM/SIGINT stop cleanly (waits up to mqtt.shutdown_ack_seconds for the broker's
 acknowledgements, publishes offline, exit 0); SIGHUP reloads the configuration and the model.
 Under systemd it sends READY=1 once the configuration and the model are loaded (broker and camera
-may still be down: STATUS= lines and the status topic say so), WATCHDOG=1 while frames are processed.
-One daemon per state directory (edge.service.statelock).
+may still be down: STATUS= lines and the status topic say so), and WATCHDOG=1 while its loop is
+alive (edge.service.notify.Watchdog). A capture stuck inside the camera driver for
+``source.stuck_seconds`` ends the daemon with status 1, so the service manager starts it afresh.
+One daemon per state directory (edge.service.statelock); ``frame.seq`` comes from
+edge.service.sequence.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from edge.messaging.publisher import Publisher
 from edge.models.inference import ModelRunner, Runners, build_runners
 from edge.models.manifest import MANIFEST_NAME
 from edge.service.notify import Watchdog, notify
+from edge.service.sequence import Sequence
 from edge.service.statelock import StateLock
 from edge.service.stats import RollingStats
 from edge.sources import Frame, make_source
@@ -38,6 +42,7 @@ from edge.sources.capture import CaptureThread, LatestFrame
 log = logging.getLogger(__name__)
 
 ACK_TIMEOUT_SECONDS = 60.0
+MODEL_LOADING_SECONDS = 900.0  # the longest loading and measuring the models may take (start, reload)
 
 
 @dataclass
@@ -84,6 +89,8 @@ class Daemon:
         self.stats = RollingStats()
         self.watchdog = Watchdog()
         self.seq = 0
+        self.sequence: Sequence | None = None
+        self.exit_code = 0
         self._last_boxes: list[Box] | None = None
         self._last_published = 0.0
         self._last_stats = time.monotonic()
@@ -96,8 +103,12 @@ class Daemon:
         """The parts for ``config``; on reload, the running model is kept when the model settings
         did not change (no second set of models in memory, nothing measured again)."""
         same_model = running is not None and loading_key(running.config) == loading_key(config)
-        runners = running.runners if same_model else build_runners(config.model, state_dir(config),
-                                                                    tile=config.model.tiling != "off")
+        if same_model:
+            runners = running.runners
+        else:
+            with self.watchdog.long_work(MODEL_LOADING_SECONDS):
+                runners = build_runners(config.model, state_dir(config), tile=config.model.tiling != "off")
+            runners.coarse.on_inference = runners.tile.on_inference = self.watchdog.beat  # a slow frame is alive
         detector = configured_detector(config, runners.coarse, runners.tile)
         tiling = TilingSettings(config.model.tiling, config.model.scale, config.model.context, runners.tile.input_hw,
                                 config.gating.enabled)
@@ -114,25 +125,28 @@ class Daemon:
         logging.getLogger().setLevel(config.log_level.upper())
         lock = StateLock(state_dir(config))
         lock.acquire()  # before anything touches the state directory; held until the process ends
+        self._install_signals()  # before the models are measured: a SIGHUP then is a reload, not the end
+        self.watchdog.start()
         parts = self._build(config)
         try:
             outbox = self.outbox = Outbox(config, state_dir(config), boxes_changed)
+            outbox.start()
         except (OSError, ValueError) as exc:  # e.g. a readable file that is no certificate: one line, exit 2
             raise ConfigError(f"mqtt: cannot use the settings ({' '.join(str(exc).split())})") from exc
-        self.seq = outbox.last_seq()
-        if outbox.spool.count():
-            log.info("spool holds %d detections from an earlier run; sending them first", outbox.spool.count())
-        outbox.start()
+        spool = outbox.spool
+        self.sequence = Sequence(state_dir(config), spool.last_seq(), spool_lost=bool(spool.kept_aside))
+        self.seq = self.sequence.last
+        if spool.count():
+            log.info("spool holds %d detections from an earlier run; sending them first", spool.count())
         publisher = outbox.publisher
         parts.capture.start()
-        self._install_signals()
         notify("READY=1")
         log.info("ready: configuration and model loaded (broker and camera state: status topic, STATUS=)")
         self._publish_status(parts, publisher)
-        exit_code = 0
         source_ended = False
         try:
             while not self.stop_event.is_set():
+                self.watchdog.beat()
                 if self.reload_event.is_set():
                     self.reload_event.clear()
                     parts, publisher = self._reload(parts, publisher)
@@ -155,22 +169,25 @@ class Daemon:
             finished = self.max_frames is not None or source_ended
             if finished and not outbox.wait_until_delivered(ACK_TIMEOUT_SECONDS):
                 log.error("%d detections not acknowledged by the broker (kept in the spool)", outbox.undelivered())
-                exit_code = 1
+                self.exit_code = 1
             notify("STOPPING=1")
+            self.watchdog.stop()
+            if self.sequence is not None:
+                self.sequence.close()
             outbox.stop(outbox.config.mqtt.shutdown_ack_seconds)
             parts.capture.join(timeout=5)
             lock.release()
-        return exit_code
+        return self.exit_code
 
     def _process(self, frame: Frame, parts: Components) -> None:
         config, outbox = parts.config, self.outbox
         assert outbox is not None
+        assert self.sequence is not None
         detection = parts.detector.detect(frame.rgb)
         boxes = detection.boxes
-        self.seq += 1
+        self.seq = self.sequence.next()  # reserved on disk before it is used
         self.stats.record(detection.timing.inference if detection.tiles_run else None, detection.tiles_run,
                           detection.tiles_skipped)
-        self.watchdog.alive()
         choice = parts.runners.coarse.choice
         assert choice is not None
         tile_choice = parts.runners.tile.choice or choice
@@ -198,6 +215,7 @@ class Daemon:
             "source": {"kind": parts.config.source.kind, "name": parts.config.source.name, "state": capture.state,
                        "detail": capture.detail, "reopens": capture.reopens},
             "since": utc_iso(time.time()),
+            "seq_reservation": (self.sequence.failing or "ok") if self.sequence else "ok",
             **(self.outbox.status() if self.outbox else {}),
         }
 
@@ -211,12 +229,17 @@ class Daemon:
             notify(f"STATUS={text}")
 
     def _periodic(self, parts: Components, publisher: Publisher) -> None:
-        if parts.capture.status.state == "lost" and parts.capture.is_alive():
-            self.watchdog.alive()  # not stuck: waiting for the camera, reopening with backoff
+        stuck = parts.capture.stuck_for()
+        if stuck > parts.config.source.stuck_seconds:
+            log.error("capture stuck in the source's %s for %.0f s (source.stuck_seconds %s): exiting with status 1 "
+                      "so that the service manager starts the daemon afresh", parts.capture.status.call, stuck,
+                      parts.config.source.stuck_seconds)
+            self.exit_code = 1
+            self.stop_event.set()
         broker_up = publisher.connected.is_set()
         coarse, tile = parts.runners.coarse, parts.runners.tile
         summary = (coarse.choice, tile.choice, parts.capture.status.state, dict(coarse.states), dict(tile.states),
-                   broker_up)
+                   broker_up, self.outbox and self.outbox.spool.unavailable, self.sequence and self.sequence.failing)
         if summary != self._last_summary:
             self._last_summary = summary
             self._publish_status(parts, publisher)
@@ -252,15 +275,17 @@ class Daemon:
         notify("RELOADING=1")
         try:  # build every new part first; swap only when all of them work
             config = self.load()
-            prepared = outbox.prepare(config)
+            if state_dir(config) != state_dir(parts.config):
+                raise ConfigError(f"state_dir: {state_dir(config)} differs from the running {state_dir(parts.config)}; "
+                                  "moving the spool and the lock takes a restart")
             fresh = self._build(config, running=parts)
+            publisher = outbox.swap(config)  # the new publisher runs before the old one stops
         except Exception as exc:  # a bad edit must not take the running daemon down
             log.error("reload failed, keeping the running configuration: %s", " ".join(str(exc).split()))
             notify("READY=1")
             return parts, publisher
         parts.capture_stop.set()
         parts.capture.join(timeout=5)
-        publisher = outbox.swap(config, prepared)
         fresh.capture.start()
         logging.getLogger().setLevel(config.log_level.upper())
         log.info("reloaded configuration and model")

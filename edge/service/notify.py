@@ -1,15 +1,18 @@
 """systemd notifications over $NOTIFY_SOCKET (plain socket, no extra dependency).
 
-READY=1 once config and model are loaded (broker and camera may still be down); WATCHDOG=1
-while frames are being processed (or a lost camera is being reopened), so a stuck pipeline gets
-restarted by systemd; STATUS= lines for ``systemctl status``.
+READY=1 once config and model are loaded (broker and camera may still be down); STATUS= lines for
+``systemctl status``; EXTEND_TIMEOUT_USEC= before long work (the models measured at start and on
+reload); WATCHDOG=1 from a thread of its own while the daemon's loop is alive (``Watchdog``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 import time
+from collections.abc import Callable, Iterator
 
 
 def notify(message: str, environ: dict[str, str] | None = None) -> bool:
@@ -28,22 +31,52 @@ def notify(message: str, environ: dict[str, str] | None = None) -> bool:
 
 
 class Watchdog:
-    """Pings at half of WatchdogSec, and only when ``alive`` says work is progressing.
+    """WATCHDOG=1 means "the loop is alive", not "a frame arrived".
 
-    The daemon calls ``alive`` for each processed frame, and while a lost camera is being reopened;
-    a pipeline that hangs stops calling it, and systemd restarts the service.
+    The daemon's loop wakes at least twice a second and calls ``beat``; so does every model inference
+    (a slow frame of many tiles keeps beating). A thread pings systemd at half of WatchdogSec while
+    the last beat is younger than WatchdogSec, or while announced long work (``long_work``: models
+    loaded and measured) is within its own limit. A loop stuck anywhere else (a hung inference, a
+    deadlock) stops the pings, and systemd restarts the service. Without WATCHDOG_USEC it does nothing.
     """
 
-    def __init__(self, environ: dict[str, str] | None = None) -> None:
+    def __init__(self, environ: dict[str, str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.environ = environ if environ is not None else dict(os.environ)
         usec = self.environ.get("WATCHDOG_USEC", "")
-        self.interval = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else None
-        self._last = 0.0
+        self.timeout = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 else None
+        self.clock = clock
+        self._beat = clock()
+        self._busy_until = 0.0
+        self._stop = threading.Event()
 
-    def alive(self) -> None:
-        if self.interval is None:
-            return
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
-            notify("WATCHDOG=1", self.environ)
+    def beat(self) -> None:
+        self._beat = self.clock()
+
+    @contextlib.contextmanager
+    def long_work(self, seconds: float) -> Iterator[None]:
+        """Work that may keep the loop away for up to ``seconds``: pings go on meanwhile, and systemd's
+        start or reload timeout is extended to match."""
+        self._busy_until = self.clock() + seconds
+        notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}", self.environ)
+        try:
+            yield
+        finally:
+            self._busy_until = 0.0
+            self.beat()
+
+    def alive(self) -> bool:
+        now = self.clock()
+        return self.timeout is not None and (now - self._beat < self.timeout or now < self._busy_until)
+
+    def start(self) -> None:
+        if self.timeout is not None:
+            threading.Thread(target=self._run, name="watchdog", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        assert self.timeout is not None
+        while not self._stop.wait(self.timeout / 2):
+            if self.alive():
+                notify("WATCHDOG=1", self.environ)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -49,6 +49,16 @@ class FrameSource(Protocol):
     def read(self) -> Frame | None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Buffered(Protocol):
+    """A source that queues frames while nobody reads (RTSP, V4L2). When ``live``, capture with ``max_fps``
+    calls ``grab`` between reads to take frames without decoding them, so ``read`` decodes the newest."""
+
+    live: bool
+
+    def grab(self) -> None: ...
 
 
 def _files(config: SourceConfig) -> FrameSource:

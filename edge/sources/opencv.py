@@ -1,8 +1,14 @@
-"""OpenCV ``VideoCapture``: a device index, /dev/videoN, an RTSP/HTTP URL or a video file."""
+"""OpenCV ``VideoCapture``: a device index, /dev/videoN, an RTSP/HTTP URL or a video file.
+
+A camera or a stream is ``live``: it queues frames while nobody reads, so with ``max_fps`` the
+capture thread ``grab``s (no decoding) between reads and ``read`` decodes the last frame grabbed,
+stamped with the time it was grabbed. A video file is not live: its frames are read in order.
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import cv2
 
@@ -24,7 +30,9 @@ class OpenCvSource:
         self.name = name
         self.width = width
         self.height = height
+        self.live = not Path(device).is_file()  # a camera or a stream, not a video file
         self._capture: cv2.VideoCapture | None = None
+        self._grabbed_at: float | None = None  # a grabbed frame not decoded yet: when it was grabbed
 
     def open(self) -> None:
         capture = cv2.VideoCapture(capture_target(self.device))
@@ -36,15 +44,29 @@ class OpenCvSource:
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # we want the newest frame, not a backlog
         self._capture = capture
 
+    def grab(self) -> None:
+        """Take the next frame off the source without decoding it."""
+        if self._capture is None:
+            raise SourceLost("video source is not open")
+        if not self._capture.grab():
+            raise SourceLost(f"video source {self.device!r} stopped delivering frames")
+        self._grabbed_at = time.time()
+
     def read(self) -> Frame | None:
         if self._capture is None:
             raise SourceLost("video source is not open")
-        ok, image = self._capture.read()
+        if self._grabbed_at is not None:
+            captured, self._grabbed_at = self._grabbed_at, None
+            ok, image = self._capture.retrieve()
+        else:
+            captured = time.time()
+            ok, image = self._capture.read()
         if not ok or image is None:
             raise SourceLost(f"video source {self.device!r} stopped delivering frames")
-        return Frame(rgb=as_rgb_frame(image, "BGR"), name=self.name, captured=time.time())
+        return Frame(rgb=as_rgb_frame(image, "BGR"), name=self.name, captured=captured)
 
     def close(self) -> None:
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+        self._grabbed_at = None
