@@ -63,14 +63,11 @@ def small_disk(folder: Path, size: str) -> Path:
 def fill(folder: Path) -> Path:
     """Write a file until the filesystem has not a byte left."""
     filler = folder / "filler"
-    with open(filler, "wb") as handle, contextlib.suppress(OSError):
-        while True:
-            handle.write(bytes(65536))
-            handle.flush()
-    with open(filler, "ab") as handle, contextlib.suppress(OSError):
-        while True:
-            handle.write(b"\0")
-            handle.flush()
+    with open(filler, "wb", buffering=0) as handle:
+        for chunk in (65536, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    handle.write(bytes(chunk))
     return filler
 
 
@@ -81,6 +78,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=20)
     parser.add_argument("--fps", type=float, default=4)
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--log", type=absolute, help="keep the daemon's log here")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     total = args.minutes * 60
@@ -158,6 +156,8 @@ def main() -> int:
             time.sleep(5)
             broker.stop()
             log.close()
+            if args.log:
+                args.log.write_text((folder / "daemon.log").read_text())
 
         messages = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/detections")]
         stats = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/stats")]

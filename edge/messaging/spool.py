@@ -201,18 +201,26 @@ class Spool:
         except sqlite3.Error as exc:
             if self.newest_first or not is_disk_full(exc):
                 raise
+        # acknowledged ones go first and are no loss; then the oldest tenth of the unacknowledged
         (count,) = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
-        drop = max(1, count // 10)
-        delete = "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)"
+        drop = max(1, (count - len(self._acked)) // 10)
+        oldest = [row_id for (row_id,) in self._db.execute("SELECT id FROM messages ORDER BY id LIMIT ?",
+                                                             (drop + len(self._acked),))
+                  if row_id not in self._acked][:drop]
+        ids = sorted(self._acked) + oldest
+        delete = f"DELETE FROM messages WHERE id IN ({','.join('?' * len(ids))})"
         try:
-            self._db.execute(delete, (drop,))
+            self._db.execute(delete, ids)
         except sqlite3.Error as exc:  # no room even for the DELETE's WAL frames: give up the reserve
             if not is_disk_full(exc) or not self._release_reserve():
                 raise
-            self._db.execute(delete, (drop,))
+            self._db.execute(delete, ids)
+        self._acked.clear()
+        drop = len(oldest)
         self.dropped_disk_full += drop
-        log.warning("disk full: dropped the oldest %d spooled detections (drop_oldest; %d so far)", drop,
-                    self.dropped_disk_full)
+        if drop:
+            log.warning("disk full: dropped the oldest %d spooled detections (drop_oldest; %d so far)", drop,
+                        self.dropped_disk_full)
         self._checkpoint()
         self._make_reserve()
         return self._insert(payload, seq)
