@@ -14,7 +14,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge.config.settings import parse_config
+from edge.config.settings import ConfigError, parse_config
 from edge.messaging.delivery import WINDOW, Delivery
 from edge.messaging.payload import TilingSettings, detection_message, load_schema
 from edge.messaging.publisher import Publisher
@@ -147,3 +147,39 @@ def test_the_delivery_thread_survives_an_unexpected_error(tmp_path: Path, broker
     finally:
         delivery.stop()
         publisher.stop()
+
+
+def test_a_reload_whose_publisher_cannot_start_goes_back_to_the_running_one(
+        tmp_path: Path, broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SIGHUP the old publisher used to be stopped before the new one raised (paho refusing its host):
+    the daemon was left with none, and died."""
+    from edge.detection.boxes import boxes_changed
+    from edge.messaging.outbox import Outbox
+
+    def config(client_id: str) -> object:
+        return parse_config(f"device_id: link\nmqtt: {{host: 127.0.0.1, port: {broker.port}, "
+                            f"client_id: {client_id}, reconnect_max_seconds: 1}}", "c")
+
+    subscriber = Subscriber(broker, TOPIC)
+    outbox = Outbox(config("first"), tmp_path / "state", boxes_changed)
+    outbox.start()
+    running = outbox.publisher
+    real_start = Publisher.start
+
+    def refused(self: Publisher) -> None:
+        if self is not running:
+            raise ValueError("Invalid host.")
+        real_start(self)
+
+    monkeypatch.setattr(Publisher, "start", refused)
+    try:
+        assert running.connected.wait(10)
+        with pytest.raises(ConfigError, match=r"mqtt: cannot use the new settings \(Invalid host.\)"):
+            outbox.swap(config("second"))
+        assert outbox.publisher is running and outbox.delivery.publisher is running
+        assert outbox.config.client_id == "first"
+        assert running.connected.wait(10)  # started again
+        outbox.submit(message(1), 1)
+        assert subscriber.wait_for(lambda: received_seqs(subscriber) == [1], timeout=20)
+    finally:
+        outbox.stop(1)

@@ -2,9 +2,9 @@
 snapshot thread (which publishes through the same publisher and never touches the spool).
 
 The daemon hands it detections (``submit`` returns once they are durable), status and stats; it
-reports its own state (``status``, ``stats``). A reload builds and starts the new publisher first (TLS
-files, credentials, host) and swaps only when that worked, so a bad edit never leaves the daemon
-without one.
+reports its own state (``status``, ``stats``). A reload builds the new publisher first (TLS files,
+credentials) and swaps only when that worked, and goes back to the old one if the new one cannot
+start, so a bad edit never leaves the daemon without one.
 """
 
 from __future__ import annotations
@@ -51,28 +51,36 @@ class Outbox:
         return durable
 
     def swap(self, config: Config) -> Publisher:
-        """Apply ``config`` (SIGHUP). A publisher for changed MQTT settings or password is built and started
-        first, and the old one stopped only once the new one runs; when it cannot be (TLS files, a host
-        paho refuses) ConfigError is raised and nothing has changed. The spool's bound and policy apply
-        from the next detection."""
+        """Apply ``config`` (SIGHUP). A publisher for changed MQTT settings or password is built first (TLS
+        files, credentials): when it cannot be, ConfigError is raised and nothing has changed. The old one
+        is stopped before the new one connects (both use one client id: the broker would hand the session
+        back and forth, and a snapshot sent through the old one could land after the new one cleared the
+        topic); should the new one fail to start, the old one is started again and ConfigError raised.
+        The spool's bound and policy apply from the next detection."""
         password = mqtt_password(config.mqtt)
         prepared = None
         if mqtt_settings_changed(config, self.config) or password != self.publisher.password:
             try:
                 prepared = Publisher(config, password)
-                prepared.start()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                if prepared is not None:
-                    prepared.stop()
                 raise ConfigError(f"mqtt: cannot use the new settings ({exc})") from exc
-        self.config = config
+        running = self.config
         self.snapshots.configure(config.mqtt.snapshot)
-        self.spool.configure(config.mqtt.spool_max_messages, config.mqtt.spool_full_policy)
-        self.delivery.limit_memory(config.mqtt.spool_max_messages)
         if prepared is not None:
-            self.delivery.use(prepared).stop()
+            old = self.delivery.use(prepared)
+            old.stop()
+            try:
+                prepared.start()
+            except (OSError, ValueError) as exc:  # a host or port paho refuses: back to the running one
+                self.snapshots.configure(running.mqtt.snapshot)
+                self.delivery.use(old)
+                old.start()
+                raise ConfigError(f"mqtt: cannot use the new settings ({exc})") from exc
             self.publisher = prepared
             log.info("MQTT settings reloaded")
+        self.config = config
+        self.spool.configure(config.mqtt.spool_max_messages, config.mqtt.spool_full_policy)
+        self.delivery.limit_memory(config.mqtt.spool_max_messages)
         return self.publisher
 
     def wait_until_delivered(self, timeout: float) -> bool:

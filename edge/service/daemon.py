@@ -279,7 +279,7 @@ class Daemon:
                 raise ConfigError(f"state_dir: {state_dir(config)} differs from the running {state_dir(parts.config)}; "
                                   "moving the spool and the lock takes a restart")
             fresh = self._build(config, running=parts)
-            publisher = outbox.swap(config)  # the new publisher runs before the old one stops
+            publisher = outbox.swap(config)  # raises, changing nothing, when the new settings cannot work
         except Exception as exc:  # a bad edit must not take the running daemon down
             log.error("reload failed, keeping the running configuration: %s", " ".join(str(exc).split()))
             notify("READY=1")
