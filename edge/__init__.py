@@ -1,9 +1,10 @@
 """Device side of craft-edge: runs converted CRAFT models on a Raspberry Pi (CPU or Edge TPU).
 
-The parts, bottom to top (each ``__init__`` says what it may import):
-``config`` (settings) <- ``sources`` (frames in), ``models`` (which model on which hardware),
-``messaging`` (messages out) <- ``detection`` (one frame to boxes; uses models) <- ``service`` (the
-daemon) <- ``commands`` (``craft-edge``). ``tests/test_layout.py`` keeps it so.
+The parts, bottom to top (each ``__init__`` says what it may import): ``config`` (settings) <-
+``sources`` (frames in), ``models`` (which model on which hardware), ``messaging`` (messages out),
+``detection`` (one frame to boxes; it runs whatever model runner it is handed), none of these four
+importing another <- ``service`` (the daemon) <- ``commands`` (``craft-edge``).
+``tests/test_layout.py`` keeps it so.
 
 This package must import with the ``device`` extra alone: never torch, tensorflow or onnx, and never
 ``converter`` (which imports ``edge``, not the reverse).

@@ -47,6 +47,8 @@ id craft-edge >/dev/null 2>&1 || run useradd --system --home-dir /var/lib/craft-
   --groups video,plugdev,apex craft-edge
 run python3 -m venv --system-site-packages /opt/craft-edge/venv
 run /opt/craft-edge/venv/bin/pip install --upgrade pip
+# setuptools builds in $repo/build and never deletes what an older version left there
+run rm -rf "$repo/build"
 run /opt/craft-edge/venv/bin/pip install "$repo[device]"
 run install -d -m 0755 /etc/craft-edge
 [ -f /etc/craft-edge/config.yaml ] || run install -m 0644 "$repo/config.yaml" /etc/craft-edge/config.yaml

@@ -1,5 +1,5 @@
 """The code's layering: the folders of ``edge/`` are its parts, and each part imports only the parts
-below it (``edge/__init__.py`` draws the order); ``edge/`` never imports the workstation toolchain or
+ALLOWED below it (``edge/__init__.py`` draws the order); ``edge/`` never imports the workstation toolchain or
 ``converter/``; its modules import each other without cycles (checked on the source, so a cycle
 hidden by import order still shows)."""
 
@@ -96,6 +96,23 @@ def test_edge_is_its_parts() -> None:
 def test_each_part_imports_only_the_parts_below_it() -> None:
     breaches = layering_breaches(MODULES)
     assert not breaches, "\n".join(breaches)
+
+
+def test_edge_uses_absolute_imports_only() -> None:
+    """The layering check reads absolute imports; a relative one (``from ..service import daemon``) would
+    slip past it."""
+    relative = [f"{path.relative_to(REPO)}:{node.lineno}" for path in EDGE.rglob("*.py")
+                for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom) and node.level]
+    assert relative == []
+
+
+def test_the_command_line_loads_no_camera_model_or_mqtt_stack_before_a_command_runs() -> None:
+    """``--help``, ``--version`` and ``probe`` must work where OpenCV or paho is broken (a diagnostic)."""
+    code = ("import sys; import edge.commands.main; "
+            "print(sorted(m for m in ('cv2', 'paho', 'edge.models.inference', 'edge.detection.detector') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
 def test_the_config_vocabularies_import_nothing_of_edge() -> None:

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from edge.commands.common import PROG, absolute, build_detector, load_runners, model_options, tiling_options
+from edge.commands.common import PROG, build_detector, load_runners, model_options, tiling_options
+from edge.config.paths import absolute
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.commands.common import Fatal, absolute, build_detector, load_runners, model_options, tiling_options
+from edge.commands.common import Fatal, build_detector, load_runners, model_options, tiling_options
+from edge.config.paths import absolute
 
 
 def execute(args: argparse.Namespace) -> int:

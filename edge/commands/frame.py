@@ -1,101 +1,21 @@
-"""``craft-edge frame``: one frame from the configured source through the configured model, drawn,
-with a verdict on whether its text is large enough. The setup tool for a new camera.
+"""``craft-edge frame``: setting up a camera (edge.service.frame_check does the work).
 
-It opens the camera itself, so it cannot share one with a running daemon (stop the daemon first).
-A live camera is read for WARMUP_SECONDS first: its first frames are often dark or unfocused.
+The check loads OpenCV, the models and the sources: imported only when the command runs, so that
+``--help``, ``probe`` and the other commands never load them.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
-import cv2
-
-from edge.commands.common import Fatal, absolute
-from edge.config.settings import Config, load_config, state_dir
-from edge.detection.detector import configured_detector
-from edge.detection.textsize import box_height, verdict
-from edge.messaging.snapshot import annotate
-from edge.models.inference import build_runners
-from edge.sources import BadFrame, Frame, SourceLost, make_source
-
-WARMUP_SECONDS = 1.0
-MAX_BAD_FRAMES = 20
-
-
-class FrameError(RuntimeError):
-    """No frame could be grabbed, or the picture could not be written; the message says why."""
-
-
-@dataclass(frozen=True)
-class Checked:
-    description: str  # the frame, its boxes, the model that ran
-    verdict: str
-
-
-def grab(config: Config) -> Frame:
-    """One frame from the configured source (a live camera's after WARMUP_SECONDS of frames)."""
-    source = make_source(config.source)
-    settings = config.source
-    location = {"files": settings.path, "opencv": settings.device}.get(settings.kind, settings.name)
-    what = f"source {settings.kind} ({location})"
-    try:
-        source.open()
-        frame, bad, started = None, 0, time.monotonic()
-        while True:
-            try:
-                latest = source.read()
-            except BadFrame as exc:
-                bad += 1
-                if bad >= MAX_BAD_FRAMES:
-                    raise FrameError(f"{what}: {bad} bad frames in a row ({exc})") from exc
-                continue
-            if latest is None:  # the end of a finite source
-                break
-            frame = latest
-            if source.paced or time.monotonic() - started >= WARMUP_SECONDS:
-                break
-    except SourceLost as exc:
-        hint = "" if source.paced else " (a running craft-edge daemon may be holding the camera)"
-        raise FrameError(f"{what}: {exc}{hint}") from exc
-    finally:
-        source.close()
-    if frame is None:
-        raise FrameError(f"{what}: no frame")
-    return frame
-
-
-def check(config: Config, out: Path) -> Checked:
-    """Grab, detect, write the annotated picture to ``out`` and judge the text size."""
-    frame = grab(config)
-    runners = build_runners(config.model, state_dir(config))
-    runner = runners.coarse
-    detector = configured_detector(config, runner, runners.tile, video=False)
-    detection = detector.detect(frame.rgb)
-    try:
-        written = cv2.imwrite(str(out), annotate(frame.rgb, detection.boxes, detection.tiles))
-    except cv2.error as exc:
-        raise FrameError(f"{out}: cannot write the picture ({' '.join(str(exc).split())})") from exc
-    if not written:
-        raise FrameError(f"{out}: cannot write the picture")
-    height, width = frame.rgb.shape[:2]
-    if config.model.tiling == "off":  # the letterbox's scale: source px -> model-input px
-        input_hw = runner.input_hw
-        scale = min(input_hw[0] / height, input_hw[1] / width)
-    else:  # tiles see the frame at model.scale
-        input_hw, scale = detector.tile_model.input_hw, config.model.scale
-    heights = [box_height(box.points) * scale for box in detection.boxes]
-    choice = runner.choice
-    assert choice is not None
-    description = (f"{frame.name} {width}x{height}, {len(detection.boxes)} boxes "
-                   f"({choice.variant} on {choice.backend})")
-    return Checked(description, verdict(heights, input_hw))
+from edge.commands.common import Fatal
+from edge.config.paths import absolute
+from edge.config.settings import load_config
 
 
 def execute(args: argparse.Namespace) -> int:
+    from edge.service.frame_check import FrameError, check
+
     try:
         checked = check(load_config(args.config), args.out)
     except FrameError as exc:

@@ -43,3 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,7 +11,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from edge.commands.common import PROG, Fatal, absolute, connect_to_broker, parse_broker
+from edge.commands.common import PROG, Fatal, connect_to_broker, parse_broker
+from edge.config.paths import absolute
 from edge.config.settings import MqttConfig, load_config
 
 
