@@ -11,7 +11,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge.commands.common import source_kind
+from edge.commands.run import source_kind
 from edge.detection.boxes import match_boxes
 from edge.detection.tiling import CONTEXT, plan
 from edge.messaging.payload import load_schema

@@ -16,7 +16,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from edge.commands.common import source_kind, source_location
+from edge.commands.run import source_kind, source_location
 from edge.config.settings import load_config
 from edge.messaging.payload import load_schema
 from tests.conftest import SAMPLES

@@ -7,11 +7,10 @@ Each subcommand is one module in this package with ``add_to(commands)`` (its opt
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge.config.paths import absolute, is_url, video_file
+from edge.config.paths import absolute
 from edge.detection.tiling import CONTEXT, TILING_MODES
 
 if TYPE_CHECKING:
@@ -21,9 +20,6 @@ if TYPE_CHECKING:
 PROG = "craft-edge"
 EXIT_BAD_INPUT = 2
 BROKER_ANSWER_SECONDS = 5.0  # a broker answers CONNECT at once; silence means it is something else
-
-log = logging.getLogger(PROG)
-
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -53,29 +49,6 @@ def parse_broker(text: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"broker {text!r} is not HOST:PORT")
     return host, int(port)
-
-
-def source_kind(source: str) -> str:
-    """What ``--source`` names: picamera2, image files (file, folder, glob) or an OpenCV capture."""
-    from edge.sources.imageio import IMAGE_SUFFIXES
-
-    if source == "picamera2":
-        return "picamera2"
-    if is_url(source):
-        return "opencv"  # rtsp://cam/live?channel=1: a query string is no glob
-    path = Path(source)
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES or any(c in source for c in "*?["):
-        return "files"
-    return "opencv"
-
-
-def source_location(source: str, kind: str) -> str:
-    """``--source`` with a relative file, folder, glob or video file made absolute; camera indices,
-    devices and URLs as given."""
-    if kind == "files":
-        return str(absolute(source))
-    video = video_file(source) if kind == "opencv" else None
-    return str(video) if video is not None else source
 
 
 # -- options and helpers more than one command uses ---------------------------------------------

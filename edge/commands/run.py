@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable
+from pathlib import Path
 
-from edge.commands.common import Fatal, log, parse_broker, source_kind, source_location
-from edge.config.paths import absolute
+from edge.commands.common import PROG, Fatal, parse_broker
+from edge.config.paths import absolute, is_url, video_file
 from edge.config.settings import (
     DEFAULT_CONFIG_PATH,
     Config,
@@ -15,6 +17,31 @@ from edge.config.settings import (
     check_mqtt_names,
     load_config,
 )
+
+log = logging.getLogger(PROG)
+
+
+def source_kind(source: str) -> str:
+    """What ``--source`` names: picamera2, image files (file, folder, glob) or an OpenCV capture."""
+    from edge.sources.imageio import IMAGE_SUFFIXES
+
+    if source == "picamera2":
+        return "picamera2"
+    if is_url(source):
+        return "opencv"  # rtsp://cam/live?channel=1: a query string is no glob
+    path = Path(source)
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES or any(c in source for c in "*?["):
+        return "files"
+    return "opencv"
+
+
+def source_location(source: str, kind: str) -> str:
+    """``--source`` with a relative file, folder, glob or video file made absolute; camera indices,
+    devices and URLs as given."""
+    if kind == "files":
+        return str(absolute(source))
+    video = video_file(source) if kind == "opencv" else None
+    return str(video) if video is not None else source
 
 
 def config_loader(args: argparse.Namespace) -> Callable[[], Config]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -166,7 +166,7 @@ class Detector:
 
     def _remember(self, shape: tuple[int, ...], boxes: list[Box], maps: np.ndarray | None,
                   thumbnail: np.ndarray | None, regions: list[Region], refresh: bool,
-                  others: list[Region] = ()) -> None:
+                  others: Sequence[Region] = ()) -> None:
         """What the next frame is compared with: ``regions`` were seen in this frame, ``others`` not."""
         if self.gate is None:
             return

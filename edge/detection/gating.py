@@ -17,6 +17,7 @@ overlaps has just run, so what one region remembers never hides a change from an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -75,7 +76,7 @@ class ChangeGate:
             result.append(inside.size > 0 and float(np.abs(inside - drift).max()) > self.settings.threshold)
         return result
 
-    def remember(self, thumbnail: np.ndarray, regions: list[Region], others: list[Region] = ()) -> None:
+    def remember(self, thumbnail: np.ndarray, regions: Sequence[Region], others: Sequence[Region] = ()) -> None:
         """The model has just run on ``regions`` of the frame ``thumbnail`` was made from, not on ``others``:
         the cells of ``regions`` that no region of ``others`` overlaps take this frame as their reference."""
         if self._reference is None or self._reference.shape != thumbnail.shape:

@@ -79,9 +79,9 @@ class Sequence:
         self.failing = ""  # why the last reservation could not be written
         found = read_mark(self.path, block)
         self.generation = found[0] if found else 0
-        self.recovered_from_clock = found is None and (spool_lost or self.path.exists())
+        from_clock = found is None and (spool_lost or self.path.exists())
         start = max(found[1] if found else 0, spooled)
-        if self.recovered_from_clock:
+        if from_clock:
             start = max(start, int(clock() * 1000))
             log.warning("no record of the last frame.seq survived (%s); seq continues from the clock, at %d",
                         "the spool was damaged" if spool_lost else f"{self.path} unreadable", start)
