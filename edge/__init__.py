@@ -2,8 +2,9 @@
 
 The parts, bottom to top (each ``__init__`` says what it may import): ``config`` (settings) <-
 ``sources`` (frames in), ``models`` (which model on which hardware), ``messaging`` (messages out),
-``detection`` (one frame to boxes; it runs whatever model runner it is handed), none of these four
-importing another <- ``service`` (the daemon) <- ``commands`` (``craft-edge``).
+``detection`` (one frame to boxes) and ``recognition`` (word crops to text), the last two running
+whatever model runner they are handed, none of these importing another except ``models`` building the
+``recognition`` reader it hands back <- ``service`` (the daemon) <- ``commands`` (``craft-edge``).
 ``tests/test_layout.py`` keeps it so.
 
 This package must import with the ``device`` extra alone: never torch, tensorflow or onnx, and never

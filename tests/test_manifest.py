@@ -127,7 +127,7 @@ def test_an_older_output_folder_is_one_line_naming_its_model_folders(tmp_path: P
 
 @pytest.mark.parametrize(("change", "expected"), [
     ({"tile": None}, r"manifest.json.models.tile: expected str, got NoneType"),
-    ({"colour": "480x640"}, r"manifest.json.models.colour: unknown key \(known: coarse, tile\)"),
+    ({"colour": "480x640"}, r"manifest.json.models.colour: unknown key \(known: coarse, tile, recognizer\)"),
     ({"tile": "../elsewhere"}, r"manifest.json.models.tile: '../elsewhere' is not the name of a folder beside"),
     ({"tile": ".."}, r"manifest.json.models.tile: '..' is not the name of a folder beside"),
     ({"tile": "320x320"}, r"manifest.json.models.tile: .*/320x320 has no manifest.json"),
@@ -145,9 +145,9 @@ def test_an_index_missing_a_role_or_of_another_version(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(ManifestError, match=r"manifest.json.models.tile: missing"):
         model_folders(tmp_path)
-    data["format_version"] = 3
+    data["format_version"] = 4
     path.write_text(json.dumps(data))
-    with pytest.raises(ManifestError, match="format_version 3, this craft-edge reads bundle indexes of format 2"):
+    with pytest.raises(ManifestError, match="format_version 4, this craft-edge reads bundle indexes of format 2, 3"):
         model_folders(tmp_path)
 
 

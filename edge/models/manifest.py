@@ -5,9 +5,11 @@ One model folder holds the models of one input size and one manifest describing 
 ``OUT/288x288``) and ``OUT/manifest.json``, a small index saying which folder plays which role
 (the coarse model that sees the whole frame letterboxed, the tile model that sees native-scale
 tiles). A model folder from before bundles (format 1, same fields) is still a valid ``--model``: it
-plays both roles. The format is documented in the README ("Manifest format"); bump
-``FORMAT_VERSION`` on any incompatible change. Loading is strict: a missing or mistyped field is
-refused with its path in the file.
+plays both roles. Format 3 added the text recognizer: its folder (``OUT/recognizer``, its own manifest,
+``RecognizerManifest``) named by the index's ``models.recognizer``; a bundle of format 2 (or a single
+folder) has none, and loads for detection without reading. The format is documented in the README
+("Manifest format"); bump ``FORMAT_VERSION`` on any incompatible change. Loading is strict: a missing
+or mistyped field is refused with its path in the file.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from typing import Any
 from edge.config.typed import SchemaError, from_dict
 from edge.models import variants as registry
 
-FORMAT_VERSION = 2
-# A model folder's manifest has the same fields in 1 and 2 (2 only added the bundle index beside it).
-MODEL_VERSIONS = (1, FORMAT_VERSION)
+FORMAT_VERSION = 3
+# A detector folder's manifest has the same fields in 1, 2 and 3 (2 added the bundle index beside it,
+# 3 the recognizer's folder).
+MODEL_VERSIONS = (1, 2, FORMAT_VERSION)
+INDEX_VERSIONS = (2, FORMAT_VERSION)  # a format 2 index names no recognizer
 MANIFEST_NAME = "manifest.json"
 
 
@@ -139,14 +143,18 @@ def _read(path: Path) -> str:
 
 def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
     data = _json(text, where)
+    if isinstance(data, dict) and "charset" in data:
+        raise ManifestError(f"{where}: the text recognizer's manifest, not a detector's; give the bundle or a "
+                            "detector folder")
     if _is_index(data):
         models = data["models"]
-        named = ", ".join(f"{role} {name}" for role, name in models.items()) if isinstance(models, dict) else "?"
+        named = (", ".join(f"{role} {name}" for role, name in models.items() if name is not None)
+                 if isinstance(models, dict) else "?")
         raise ManifestError(f"{where}: the index of a model bundle ({named}), not a model folder's manifest; "
                             "give one of the folders it names")
     if isinstance(data, dict) and data.get("format_version") not in MODEL_VERSIONS:
         raise ManifestError(f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads "
-                            f"{' and '.join(map(str, MODEL_VERSIONS))}")
+                            f"{', '.join(map(str, MODEL_VERSIONS))}")
     try:
         manifest = from_dict(Manifest, data, where)
     except SchemaError as exc:
@@ -170,9 +178,10 @@ class Roles:
 
     coarse: str  # sees the whole frame, letterboxed (tiling off, and adaptive's first pass)
     tile: str  # sees native-scale tiles (tiling full and adaptive); the Edge TPU's model
+    recognizer: str | None = None  # reads the words (format 3); None: the bundle cannot read
 
 
-ROLES = tuple(spec.name for spec in dataclasses.fields(Roles))
+ROLES = ("coarse", "tile")  # the detector's roles
 
 
 @dataclass
@@ -204,9 +213,9 @@ class ModelFolders:
 
 
 def _index(data: Any, where: str) -> BundleIndex:
-    if isinstance(data, dict) and data.get("format_version") != FORMAT_VERSION:
+    if isinstance(data, dict) and data.get("format_version") not in INDEX_VERSIONS:
         raise ManifestError(f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads "
-                            f"bundle indexes of format {FORMAT_VERSION}")
+                            f"bundle indexes of format {', '.join(map(str, INDEX_VERSIONS))}")
     try:
         return from_dict(BundleIndex, data, where)
     except SchemaError as exc:
@@ -230,11 +239,102 @@ def model_folders(path: Path) -> ModelFolders:
     index = _index(data, str(index_path))
     folders = {}
     for role in ROLES:
-        name = getattr(index.models, role)
-        where = f"{index_path}.models.{role}"
-        if name in ("", ".", "..") or Path(name).name != name:
-            raise ManifestError(f"{where}: {name!r} is not the name of a folder beside the index")
-        if not (path / name / MANIFEST_NAME).is_file():
-            raise ManifestError(f"{where}: {path / name} has no {MANIFEST_NAME}")
-        folders[role] = path / name
+        folders[role] = _named_folder(path, getattr(index.models, role), f"{index_path}.models.{role}")
     return ModelFolders(**folders)
+
+
+def _named_folder(path: Path, name: str, where: str) -> Path:
+    if name in ("", ".", "..") or Path(name).name != name:
+        raise ManifestError(f"{where}: {name!r} is not the name of a folder beside the index")
+    if not (path / name / MANIFEST_NAME).is_file():
+        raise ManifestError(f"{where}: {path / name} has no {MANIFEST_NAME}")
+    return path / name
+
+
+def recognizer_folder(path: Path) -> Path | None:
+    """The text recognizer's folder of ``path``: the one a bundle's index names, ``path`` itself when it is
+    a recognizer's folder, None when there is none (a format 2 bundle, a detector folder: no reading)."""
+    index_path = path / MANIFEST_NAME
+    data = _json(_read(index_path), str(index_path))
+    if isinstance(data, dict) and "charset" in data:
+        return path
+    if not _is_index(data):
+        return None
+    name = _index(data, str(index_path)).models.recognizer
+    return None if name is None else _named_folder(path, name, f"{index_path}.models.recognizer")
+
+
+# -- the text recognizer ----------------------------------------------------------------------------
+@dataclass
+class ReadingAgreement:
+    """How closely a recognizer variant reads like the PyTorch fp32 model, on word crops."""
+
+    reference: str  # "pytorch-fp32"
+    crops: int
+    same_text: float  # fraction of crops read as exactly the same string
+    max_prob_diff: float  # the largest difference of any softmax probability
+
+
+@dataclass
+class RecognizerFile:
+    """One TFLite file of a variant: the recognizer at one input width."""
+
+    width: int
+    file: str  # relative to the manifest's folder
+    sha256: str
+    bytes: int
+    input: TensorInfo  # (1, height, width, 1) grey pixels 0..255
+    output: TensorInfo  # (1, T, classes) softmax probabilities, class 0 the CTC blank
+
+
+@dataclass
+class RecognizerVariant:
+    name: str  # one of edge.models.variants.NAMES
+    target: str  # one of edge.models.variants.TARGETS
+    files: list[RecognizerFile]
+    agreement: ReadingAgreement | None = None
+
+
+@dataclass
+class RecognizerManifest:
+    """``OUT/recognizer/manifest.json``: the word recognizer's variants and how to feed them."""
+
+    format_version: int
+    created: str  # UTC ISO-8601
+    converter_version: str
+    source_weights: str
+    source_sha256: str
+    charset: str  # class i > 0 is charset[i - 1]; class 0 is the CTC blank
+    input_height: int
+    widths: list[int]  # ascending; every variant has one file per width
+    input_normalization: str  # done inside the model: it takes grey pixels 0..255
+    toolchain: dict[str, str]
+    validation_crops: list[str]
+    variants: list[RecognizerVariant] = field(default_factory=list)
+    onnx_max_abs_diff: float | None = None  # ONNX Runtime against PyTorch on the validation crops
+
+    def write(self, folder: Path) -> Path:
+        path = folder / MANIFEST_NAME
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False) + "\n")
+        return path
+
+
+def load_recognizer_manifest(folder: Path) -> RecognizerManifest:
+    path = folder / MANIFEST_NAME
+    where = str(path)
+    data = _json(_read(path), where)
+    if isinstance(data, dict) and data.get("format_version") != FORMAT_VERSION:
+        raise ManifestError(f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads "
+                            f"recognizer manifests of format {FORMAT_VERSION}")
+    try:
+        manifest = from_dict(RecognizerManifest, data, where)
+    except SchemaError as exc:
+        raise ManifestError(str(exc)) from exc
+    for index, variant in enumerate(manifest.variants):
+        if variant.target not in registry.TARGETS:
+            raise ManifestError(
+                f"{where}.variants[{index}].target: {variant.target!r} is not one of {registry.TARGETS}")
+        if sorted(f.width for f in variant.files) != sorted(manifest.widths):
+            raise ManifestError(f"{where}.variants[{index}].files: widths "
+                                f"{sorted(f.width for f in variant.files)}, the manifest says {manifest.widths}")
+    return manifest

@@ -1,0 +1,124 @@
+"""The reading side's pure parts: CTC decoding, word crops, fitting a crop to the model, the reader's
+batching and second look (with a sequence model written out here, so each rule can be seen to act)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.recognition.crops import word_crop
+from edge.recognition.ctc import confidence, greedy_decode
+from edge.recognition.preprocess import fit, stretch_contrast
+from edge.recognition.reader import Reader
+
+CHARSET = "abc"
+
+
+def one_hot(classes: list[int], p: float = 0.9) -> np.ndarray:
+    probs = np.full((len(classes), len(CHARSET) + 1), (1 - p) / len(CHARSET), dtype=np.float32)
+    probs[np.arange(len(classes)), classes] = p
+    return probs
+
+
+def test_repeats_merge_and_blanks_separate() -> None:
+    # a a _ a b b _ _ c -> "aabc": a blank between two a's keeps both
+    text, _ = greedy_decode(one_hot([1, 1, 0, 1, 2, 2, 0, 0, 3]), CHARSET)
+    assert text == "aabc"
+
+
+def test_only_blanks_read_nothing_with_score_zero() -> None:
+    assert greedy_decode(one_hot([0, 0, 0]), CHARSET) == ("", 0.0)
+
+
+def test_score_is_easyocr_custom_mean_over_non_blank_steps() -> None:
+    probs = one_hot([1, 1, 0, 2], p=0.9)
+    probs[1, 1] = 0.5
+    _, score = greedy_decode(probs, CHARSET)
+    kept = np.array([0.9, 0.5, 0.9])  # every non-blank step, the repeat included
+    assert score == pytest.approx(kept.prod() ** (2 / np.sqrt(3)))
+    assert confidence(np.array([])) == 0.0
+
+
+def test_a_charset_that_does_not_fit_the_classes_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"expected \(T, 3\)"):
+        greedy_decode(one_hot([1, 2]), "ab")
+
+
+def striped(height: int, width: int) -> np.ndarray:
+    """An RGB picture whose grey value says where a pixel came from (x and y ramps)."""
+    x = np.tile(np.linspace(0, 250, width, dtype=np.float32), (height, 1))
+    y = np.tile(np.linspace(0, 250, height, dtype=np.float32)[:, None], (1, width))
+    return np.stack([x, y, np.zeros_like(x)], axis=2).astype(np.uint8)
+
+
+def test_word_crop_keeps_the_quads_size_plus_margin_and_follows_its_first_edge() -> None:
+    rgb = striped(200, 300)
+    quad = np.array([[100, 50], [200, 50], [200, 90], [100, 90]], dtype=np.float32)
+    crop = word_crop(rgb, quad, margin=0.0)
+    assert crop.shape == (40, 100) and crop.dtype == np.uint8
+    assert word_crop(rgb, quad, margin=0.25).shape == (60, 120)  # 10 px (a quarter of 40) on every side
+    # the same quad starting from its bottom-right corner: the crop is the first one turned half round
+    flipped = word_crop(rgb, np.roll(quad, -2, axis=0), margin=0.0)
+    assert np.abs(flipped.astype(int) - crop[::-1, ::-1].astype(int)).max() <= 2
+
+
+def test_word_crop_refuses_a_degenerate_quad() -> None:
+    with pytest.raises(ValueError, match="no area"):
+        word_crop(striped(50, 50), np.array([[10, 10], [10, 10], [10, 10], [10, 10]]))
+
+
+def test_fit_pads_by_repeating_the_last_column_and_squeezes_the_too_wide() -> None:
+    crop = np.tile(np.arange(20, dtype=np.uint8) * 10, (8, 1))  # 8 x 20: 160 wide at height 64
+    fitted = fit(crop, 64, (128, 256))
+    assert fitted.shape == (64, 256)
+    assert (fitted[:, 160:] == fitted[:, 159:160]).all()
+    assert fit(crop, 64, (64, 128)).shape == (64, 128)  # wider than the widest: squeezed into it
+    with pytest.raises(ValueError, match="grey uint8"):
+        fit(np.zeros((8, 20, 3), np.uint8), 64, (128,))
+
+
+def test_stretch_contrast_only_touches_faint_crops() -> None:
+    faint = np.array([[100, 110] * 10] * 4, dtype=np.uint8)
+    stretched = stretch_contrast(faint, 0.5)
+    assert (int(stretched.min()), int(stretched.max())) == (25, 225)
+    sharp = np.array([[0, 255] * 10] * 4, dtype=np.uint8)
+    assert stretch_contrast(sharp, 0.5) is sharp
+
+
+class Columns:
+    """A sequence model reading each 4-pixel column group: dark (< 64) -> 'a', mid -> 'b', light -> blank.
+    It records the batches it was given."""
+
+    height = 16
+    widths = (32, 64)
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, ...]] = []
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        self.batches.append(pixels.shape)
+        steps = pixels.reshape(*pixels.shape[:2], -1, 4).mean(axis=(1, 3))  # (N, W/4)
+        classes = np.where(steps < 64, 1, np.where(steps < 160, 2, 0))
+        probs = np.full((*classes.shape, 4), 0.02, np.float32)
+        np.put_along_axis(probs, classes[..., None], 0.94, axis=2)
+        return probs
+
+
+def test_reader_batches_by_width_and_keeps_the_crops_order() -> None:
+    model = Columns()
+    short = np.full((16, 16), 255, np.uint8)
+    short[:, 4:8] = 0  # blank, a, blank, blank
+    long = np.full((16, 48), 255, np.uint8)
+    long[:, 8:16] = 100  # bb merge into one b
+    readings = Reader(model, "ab?", "test").read([short, long, short])
+    assert [r.text for r in readings] == ["a", "b", "a"]
+    assert sorted(model.batches) == [(1, 16, 64), (2, 16, 32)]
+
+
+def test_reader_looks_again_at_a_low_score_word_with_stretched_contrast() -> None:
+    model = Columns()
+    faint = np.full((16, 32), 200, np.uint8)
+    faint[:, 0:8] = 170  # all blank at first (nothing read, score 0); stretched, the left part turns dark
+    (reading,) = Reader(model, "ab?", "test").read([faint])
+    assert reading.text == "a" and reading.score > 0.8  # two steps of 0.94
+    assert len(model.batches) == 2
