@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
+from converter.recognizer_steps import RECOGNIZER_VARIANTS, RecognizerStepError, convert_recognizer
 from converter.tflite_variants import VARIANTS
 from edge.config.paths import absolute
 from edge.detection.tiling import CONTEXT, check_tile
@@ -39,9 +40,14 @@ run on the validation images and compared with PyTorch; the results go into its 
 manifest.json. If edgetpu_compiler is installed, int8-tpu is compiled into an 'edgetpu' variant
 as well.
 
-Output: OUT/manifest.json (which folder is the coarse and which the tile model), OUT/HxW/ (models
-+ manifest.json, one folder per size), OUT/report.md and OUT/contact_sheet_HxW.png. Copy OUT to
-the device and give it to craft-edge --model.
+The text recognizer (EasyOCR's english_g2) is converted too, unless --no-recognizer: PyTorch -> ONNX
+(checked) and a Keras rewrite with its weights -> TFLite fp32, fp16 and dynamic, each taking any word
+width, each read against PyTorch on the ground-truth words of the validation and calibration images
+(OUT/recognizer/manifest.json records how many read the same). A bundle without it detects but cannot read.
+
+Output: OUT/manifest.json (which folder is the coarse and which the tile model, and the recognizer's),
+OUT/HxW/ (models + manifest.json, one folder per size), OUT/recognizer/, OUT/report.md and
+OUT/contact_sheet_HxW.png. Copy OUT to the device and give it to craft-edge --model.
 """
 
 
@@ -75,6 +81,16 @@ def parse_variants(text: str) -> tuple[str, ...]:
     return names
 
 
+def parse_recognizer_variants(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in RECOGNIZER_VARIANTS]
+    if unknown or not names:
+        name = unknown[0] if unknown else text
+        raise argparse.ArgumentTypeError(f"unknown recognizer variant {name!r}; choose from "
+                                         f"{', '.join(RECOGNIZER_VARIANTS)}")
+    return names
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Argument errors as one line (no usage block), exit status 2."""
 
@@ -105,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--validation", type=absolute, default=DEFAULT_VALIDATION_DIR,
                         help="folder of images to measure agreement with PyTorch on (default: the project's samples)")
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 4), help="CPU threads for inference")
+    parser.add_argument("--no-recognizer", dest="recognizer", action="store_false",
+                        help="convert the detector only (the bundle then cannot read text)")
+    parser.add_argument("--recognizer-variants", type=parse_recognizer_variants, default=RECOGNIZER_VARIANTS,
+                        help=f"comma-separated subset of {','.join(RECOGNIZER_VARIANTS)} (default: all)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty output folder")
     return parser
 
@@ -201,6 +221,10 @@ def run(args: argparse.Namespace) -> int:
     log = args.out / "convert.log"
     with native_stderr_to(log) as terminal:
         results = _convert(args, sizes, weights, calibration, validation, log, terminal)
+        try:
+            recognizer = convert_recognizer(args, log, terminal) if args.recognizer else None
+        except RecognizerStepError as exc:
+            raise CliError(str(exc)) from exc
 
     from converter.pipeline import size_name, utc_now
     from converter.report import terminal_table, tile_compile_note, write_report
@@ -208,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
     from edge.models.backends.edgetpu import size_notes
     from edge.models.manifest import FORMAT_VERSION, BundleIndex, Roles
 
-    roles = Roles(coarse=size_name(coarse), tile=size_name(args.tile_size))
+    roles = Roles(coarse=size_name(coarse), tile=size_name(args.tile_size),
+                  recognizer=recognizer.folder.name if recognizer else None)
     index = BundleIndex(FORMAT_VERSION, utc_now(), __version__, roles).write(args.out)
     report = write_report(results, args.out, roles)
     for result in results:
@@ -216,7 +241,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{size} -> {result.folder}/manifest.json\n{terminal_table(result.manifest)}")
         for note in size_notes(result.manifest):
             print(f"Edge TPU: {note}")
-    print(f"\n{index}: coarse model {roles.coarse}, tile model {roles.tile}; give {args.out} to craft-edge --model")
+    if recognizer:
+        print(f"\n{recognizer.summary()}")
+    reads = f", recognizer {roles.recognizer}" if roles.recognizer else " (no recognizer: no reading)"
+    print(f"\n{index}: coarse model {roles.coarse}, tile model {roles.tile}{reads}; give {args.out} to "
+          "craft-edge --model")
     note = tile_compile_note(results, roles)
     if note is not None:
         print(f"Edge TPU, tile model: {note}")

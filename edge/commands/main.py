@@ -7,11 +7,11 @@ import logging
 import sys
 
 from edge import __version__
-from edge.commands import bench, detect, evaluate, frame, probe, run, watch
+from edge.commands import bench, detect, evaluate, frame, probe, read, run, watch
 from edge.commands.common import EXIT_BAD_INPUT, PROG, Fatal, OneLineParser
 from edge.config.settings import ConfigError
 
-SUBCOMMANDS = (run, detect, evaluate, probe, bench, watch, frame)  # in the order --help lists them
+SUBCOMMANDS = (run, detect, read, evaluate, probe, bench, watch, frame)  # in the order --help lists them
 
 
 def build_parser() -> OneLineParser:

@@ -163,6 +163,8 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
         if variant.target not in registry.TARGETS:
             raise ManifestError(
                 f"{where}.variants[{index}].target: {variant.target!r} is not one of {registry.TARGETS}")
+    if not manifest.widths or manifest.widths != sorted(set(manifest.widths)) or manifest.widths[0] < 8:
+        raise ManifestError(f"{where}.widths: {manifest.widths} is not an ascending list of widths of 8 px or more")
     return manifest
 
 
@@ -276,22 +278,17 @@ class ReadingAgreement:
 
 
 @dataclass
-class RecognizerFile:
-    """One TFLite file of a variant: the recognizer at one input width."""
+class RecognizerVariant:
+    """One TFLite file: any input width (the width dimension is resized to the crop's bucket)."""
 
-    width: int
+    name: str  # one of edge.models.variants.NAMES
     file: str  # relative to the manifest's folder
     sha256: str
     bytes: int
-    input: TensorInfo  # (1, height, width, 1) grey pixels 0..255
-    output: TensorInfo  # (1, T, classes) softmax probabilities, class 0 the CTC blank
-
-
-@dataclass
-class RecognizerVariant:
-    name: str  # one of edge.models.variants.NAMES
     target: str  # one of edge.models.variants.TARGETS
-    files: list[RecognizerFile]
+    input: TensorInfo  # (1, height, -1, 1) grey pixels 0..255, width dynamic
+    output: TensorInfo  # (1, -1, classes) softmax probabilities, class 0 the CTC blank; T = width/4 - 1
+    op_counts: dict[str, int]
     agreement: ReadingAgreement | None = None
 
 
@@ -306,12 +303,14 @@ class RecognizerManifest:
     source_sha256: str
     charset: str  # class i > 0 is charset[i - 1]; class 0 is the CTC blank
     input_height: int
-    widths: list[int]  # ascending; every variant has one file per width
+    widths: list[int]  # ascending: the widths a crop is padded to (the widest: wider crops are squeezed into it)
     input_normalization: str  # done inside the model: it takes grey pixels 0..255
     toolchain: dict[str, str]
     validation_crops: list[str]
     variants: list[RecognizerVariant] = field(default_factory=list)
     onnx_max_abs_diff: float | None = None  # ONNX Runtime against PyTorch on the validation crops
+    rejected: dict[str, str] = field(default_factory=dict)  # variants tried and left out, and why
+    conversion_seconds: float | None = None
 
     def write(self, folder: Path) -> Path:
         path = folder / MANIFEST_NAME
@@ -334,7 +333,6 @@ def load_recognizer_manifest(folder: Path) -> RecognizerManifest:
         if variant.target not in registry.TARGETS:
             raise ManifestError(
                 f"{where}.variants[{index}].target: {variant.target!r} is not one of {registry.TARGETS}")
-        if sorted(f.width for f in variant.files) != sorted(manifest.widths):
-            raise ManifestError(f"{where}.variants[{index}].files: widths "
-                                f"{sorted(f.width for f in variant.files)}, the manifest says {manifest.widths}")
+    if not manifest.widths or manifest.widths != sorted(set(manifest.widths)) or manifest.widths[0] < 8:
+        raise ManifestError(f"{where}.widths: {manifest.widths} is not an ascending list of widths of 8 px or more")
     return manifest

@@ -1,9 +1,9 @@
 """The bundle's text recognizer on the TFLite interpreter, and the choice of its variant.
 
 ``load_reader`` finds the recognizer's folder (``edge.models.manifest.recognizer_folder``; none, no
-reading), checks each file against its manifest sha256 and shapes, and picks a variant: the one asked
+reading), checks the variant's file against its manifest sha256 and shapes, and picks a variant: the one asked
 for, else (automatic, on the CPU) the fastest of those that read like PyTorch on at least
-``MIN_SAME_TEXT`` of the converter's validation crops (measured here, one word at the widest width).
+``MIN_SAME_TEXT`` of the converter's validation crops (measured here: one word of the middle width).
 The returned ``edge.recognition.reader.Reader`` runs it; this module hands it the model, as
 ``edge.models`` hands the detector its runner.
 """
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge.models.manifest import (
-    RecognizerFile,
     RecognizerManifest,
     RecognizerVariant,
     load_recognizer_manifest,
@@ -39,63 +38,74 @@ MEASURE_RUNS = 5
 
 
 class SequenceRunner:
-    """One recognizer variant: a TFLite interpreter per input width; (N, height, W) uint8 grey pixels ->
-    (N, T, C) softmax probabilities (``edge.recognition.reader.SequenceModel``)."""
+    """One recognizer variant on a TFLite interpreter: (N, height, W) uint8 grey pixels, W one of ``widths``
+    -> (N, T, C) softmax probabilities (``edge.recognition.reader.SequenceModel``).
 
-    def __init__(self, interpreters: dict[int, Any], height: int) -> None:
+    The file takes any width; the interpreter is resized when the width changes (about a millisecond,
+    against tens for a word), so the reader's grouping by width keeps resizes to one per width a call.
+    Words run one at a time: a batch is no faster per word here (the LSTMs are sequential).
+    """
+
+    def __init__(self, interpreter: Any, height: int, widths: tuple[int, ...]) -> None:
         self.height = height
-        self.widths = tuple(sorted(interpreters))
-        self._by_width = {}
-        for width, interpreter in interpreters.items():
-            interpreter.allocate_tensors()
-            (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-            self._by_width[width] = (interpreter, TensorSpec.from_details(inp), inp["index"],
-                                     TensorSpec.from_details(out), out["index"])
+        self.widths = widths
+        self._interpreter = interpreter
+        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        self._input_index, self._output_index = inp["index"], out["index"]
+        self._width: int | None = None
+        self.resize(widths[-1])
 
-    def shapes(self, width: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        _, inp, _, out, _ = self._by_width[width]
-        return inp.shape, out.shape
+    def resize(self, width: int) -> None:
+        if width != self._width:
+            self._interpreter.resize_tensor_input(self._input_index, [1, self.height, width, 1])
+            self._interpreter.allocate_tensors()
+            self._width = width
+
+    def specs(self) -> tuple[TensorSpec, TensorSpec]:
+        """The input and output tensors at the current width."""
+        interpreter = self._interpreter
+        return (TensorSpec.from_details(interpreter.get_input_details()[0]),
+                TensorSpec.from_details(interpreter.get_output_details()[0]))
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        if pixels.ndim != 3 or pixels.shape[1] != self.height or pixels.shape[2] not in self._by_width:
-            raise ValueError(f"pixels are {pixels.shape}, the recognizer takes (N, {self.height}, W in {self.widths})")
-        interpreter, inp, inp_index, out, out_index = self._by_width[pixels.shape[2]]
+        if pixels.ndim != 3 or pixels.shape[1] != self.height:
+            raise ValueError(f"pixels are {pixels.shape}, the recognizer takes (N, {self.height}, W)")
+        self.resize(pixels.shape[2])
+        inp, out = self.specs()
         results = []
-        for word in pixels:  # batch 1: the LSTMs are converted with a fixed batch
-            interpreter.set_tensor(inp_index, quantize(word[None, :, :, None].astype(np.float32), inp))
-            interpreter.invoke()
-            results.append(dequantize(interpreter.get_tensor(out_index)[0], out))
+        for word in pixels:
+            self._interpreter.set_tensor(self._input_index, quantize(word[None, :, :, None].astype(np.float32), inp))
+            self._interpreter.invoke()
+            results.append(dequantize(self._interpreter.get_tensor(self._output_index)[0], out))
         return np.stack(results)
 
 
 def load_variant(folder: Path, manifest: RecognizerManifest, variant: RecognizerVariant, runtime: Runtime,
                  threads: int) -> SequenceRunner:
-    """``variant``'s files, each checked against its sha256 and recorded shapes; ``NoUsableModel`` if one is not."""
-    interpreters = {}
-    for entry in variant.files:
-        if not file_matches(folder, entry):
-            raise NoUsableModel(f"recognizer {variant.name}: {entry.file} does not match its manifest sha256")
-        try:
-            interpreters[entry.width] = runtime.interpreter(folder / entry.file, threads)
-        except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"{folder / entry.file}: cannot load ({exc})") from exc
-    runner = SequenceRunner(interpreters, manifest.input_height)
-    for entry in variant.files:
-        check_file_shapes(variant.name, entry, runner)
+    """``variant``'s file checked against its sha256 and recorded shapes; ``NoUsableModel`` if it does not match."""
+    if not file_matches(folder, variant):
+        raise NoUsableModel(f"recognizer {variant.name}: {variant.file} does not match its manifest sha256")
+    try:
+        runner = SequenceRunner(runtime.interpreter(folder / variant.file, threads), manifest.input_height,
+                                tuple(manifest.widths))
+    except (ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{folder / variant.file}: cannot load ({exc})") from exc
+    for kind, recorded, actual in (("input", variant.input.shape, runner.specs()[0].shape),
+                                   ("output", variant.output.shape, runner.specs()[1].shape)):
+        if not shapes_fit(recorded, actual):
+            raise NoUsableModel(f"recognizer {variant.name}: the manifest says {kind} {list(recorded)} for "
+                                f"{variant.file} but the file has {list(actual)}")
     return runner
 
 
-def check_file_shapes(name: str, entry: RecognizerFile, runner: SequenceRunner) -> None:
-    actual_in, actual_out = runner.shapes(entry.width)
-    for kind, recorded, actual in (("input", entry.input.shape, actual_in), ("output", entry.output.shape, actual_out)):
-        if list(recorded) != list(actual):
-            raise NoUsableModel(f"recognizer {name}: the manifest says {kind} {list(recorded)} for {entry.file} "
-                                f"but the file has {list(actual)}")
+def shapes_fit(recorded: list[int], actual: tuple[int, ...]) -> bool:
+    """The recorded shape, -1 marking the dynamic dimensions, fits the shape the file has now."""
+    return len(recorded) == len(actual) and all(r in (-1, a) for r, a in zip(recorded, actual, strict=True))
 
 
 def measure_ms(runner: SequenceRunner, runs: int = MEASURE_RUNS) -> float:
-    """Median time of one word at the widest width (a warm-up run first)."""
-    pixels = np.full((1, runner.height, runner.widths[-1]), 128, dtype=np.uint8)
+    """Median time of one word of the middle width (a warm-up run first)."""
+    pixels = np.full((1, runner.height, runner.widths[len(runner.widths) // 2]), 128, dtype=np.uint8)
     runner(pixels)
     samples = []
     for _ in range(runs):

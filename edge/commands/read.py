@@ -1,0 +1,56 @@
+"""``craft-edge read``: the text of word images (each image one word crop; no detection)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge.commands.common import EXIT_BAD_INPUT, PROG, Fatal
+from edge.config.paths import absolute
+
+
+def execute(args: argparse.Namespace) -> int:
+    import cv2
+
+    from edge.models.recognizer import load_reader
+    from edge.models.runtime import default_threads
+    from edge.sources.imageio import ImageError, read_rgb
+
+    reader = load_reader(args.model, args.variant, args.threads or default_threads())
+    if reader is None:
+        raise Fatal(f"{args.model} has no text recognizer (convert-for-device without --no-recognizer makes one)")
+    crops, names, failures = [], [], 0
+    for image in args.images:
+        try:
+            crops.append(cv2.cvtColor(read_rgb(image), cv2.COLOR_RGB2GRAY))
+            names.append(image)
+        except ImageError as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            failures += 1
+    readings = reader.read(crops)
+    width = max((len(str(name)) for name in names), default=0)
+    if not args.json and names:
+        print(f"{'image':<{width}}  {'score':>5}  text ({reader.variant})")
+    for name, reading in zip(names, readings, strict=True):
+        if args.json:
+            print(json.dumps({"image": str(name), "text": reading.text, "score": round(reading.score, 4)}), flush=True)
+        else:
+            print(f"{name!s:<{width}}  {reading.score:5.2f}  {reading.text}")
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def add_to(commands: argparse._SubParsersAction) -> None:
+    read = commands.add_parser(
+        "read", help="the text of word images (each image one word, already cut out; no detection)",
+        description="Read the text of word images with the bundle's recognizer: each image is one word crop "
+                    "(any size; it is scaled to the recognizer's height). Prints image, score (0..1) and text.")
+    read.add_argument("images", type=Path, nargs="+")
+    read.add_argument("--model", type=absolute, required=True,
+                      help="convert-for-device's output folder (a bundle with a recognizer) or its recognizer folder")
+    read.add_argument("--variant", help="force a recognizer variant (default: the fastest here that reads like "
+                                        "PyTorch on its manifest's crops)")
+    read.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per core)")
+    read.add_argument("--json", action="store_true", help='JSON lines: {"image", "text", "score"}')
+    read.set_defaults(func=execute)
