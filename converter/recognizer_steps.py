@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+# the registry's CPU variants the recognizer converts to (converter.recognizer says why not int8)
+from edge.models.variants import RECOGNIZER_VARIANTS as RECOGNIZER_VARIANTS
+
 if TYPE_CHECKING:
     from edge.models.manifest import RecognizerManifest
-
-# The registry's CPU variants the recognizer converts to (converter.recognizer says why not int8).
-RECOGNIZER_VARIANTS = ("fp32", "fp16", "dynamic")
 
 
 class RecognizerStepError(RuntimeError):

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from edge.config.paths import absolute, video_file
+from edge.config.reading import RecognitionConfig, RegionConfig, check_reading
 from edge.config.typed import SchemaError, from_dict
 from edge.detection.tiling import CONTEXT, TILING_MODES
 from edge.models import variants
@@ -167,6 +168,8 @@ class Config:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     gating: GatingConfig = field(default_factory=GatingConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    regions: list[RegionConfig] = field(default_factory=list)
     state_dir: str = str(DEFAULT_STATE_DIR)  # $STATE_DIRECTORY (systemd) wins
     log_level: str = field(default="info", metadata={"choices": ("debug", "info", "warning", "error")})
 
@@ -233,6 +236,10 @@ def _check(config: Config, where: str) -> None:
     if snapshot.min_interval_seconds > snapshot.interval_seconds:
         raise ConfigError(f"{where}: mqtt.snapshot.min_interval_seconds ({snapshot.min_interval_seconds}) must not be "
                           f"above mqtt.snapshot.interval_seconds ({snapshot.interval_seconds})")
+    try:
+        check_reading(config.recognition, config.regions)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
     tls = config.mqtt.tls
     if tls.enabled and bool(tls.cert_file) != bool(tls.key_file):
         raise ConfigError(f"{where}: mqtt.tls.cert_file and mqtt.tls.key_file go together")

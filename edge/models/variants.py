@@ -40,6 +40,8 @@ TARGETS: tuple[str, ...] = tuple(dict.fromkeys(kind.target for kind in VARIANTS)
 BUILT: tuple[str, ...] = tuple(kind.name for kind in VARIANTS if kind.graph is not None)  # what the converter makes
 AUTO = "auto"
 CHOICES: tuple[str, ...] = (AUTO, *NAMES)  # model.prefer
+# the text recognizer's CPU variants (converter.recognizer says why not int8); recognition.variant
+RECOGNIZER_VARIANTS: tuple[str, ...] = ("fp32", "fp16", "dynamic")
 
 
 def kind(name: str) -> VariantKind:
