@@ -91,19 +91,28 @@ def test_source_kind_guess(tmp_path: Path) -> None:
 def test_schema_refuses_malformed_messages() -> None:
     schema = load_schema()
     good = {
-        "schema": 2, "device_id": "porch", "source": {"kind": "files", "name": "a.jpg"},
+        "schema": 3, "device_id": "porch", "source": {"kind": "files", "name": "a.jpg"},
         "frame": {"seq": 1, "timestamp": "2026-01-01T00:00:00.000+00:00", "width": 640, "height": 480},
         "model": {"variant": "int8", "backend": "cpu", "runtime": "ai-edge-litert", "input": [480, 640]},
         "tiling": {"mode": "adaptive", "scale": 1.0, "tile_input": [288, 288], "gating": True,
                    "tile_model": {"variant": "edgetpu", "backend": "edgetpu"}, "tiles_run": 3,
                    "tiles_skipped": 12},
-        "timing_ms": {"preprocess": 1.0, "inference": 2.0, "postprocess": 3.0, "total": 6.0},
-        "boxes": [{"points": [[0, 0], [1, 0], [1, 1], [0, 1]], "score": 0.9}],
+        "recognition": {"variant": "dynamic", "words_read": 1, "words_reused": 0},
+        "timing_ms": {"preprocess": 1.0, "inference": 2.0, "postprocess": 3.0, "recognition": 4.0, "total": 10.0},
+        "boxes": [{"points": [[0, 0], [1, 0], [1, 1], [0, 1]], "score": 0.9, "text": "EXIT", "text_score": 0.97}],
+        "text": "EXIT",
     }
     jsonschema.validate(good, schema)
-    for path, value in [(("schema",), 1), (("device_id",), "a/b"), (("model", "backend"), "gpu"),
+    not_reading = {**copy.deepcopy(good), "recognition": None, "text": None}
+    not_reading["boxes"][0].update(text=None, text_score=None)
+    jsonschema.validate(not_reading, schema)
+    for path, value in [(("schema",), 2), (("device_id",), "a/b"), (("model", "backend"), "gpu"),
                         (("tiling", "mode"), "some"), (("tiling", "tiles_run"), -1),
-                        (("boxes",), [{"points": [[0, 0]], "score": 1}]), (("frame", "seq"), 0)]:
+                        (("boxes",), [{"points": [[0, 0]], "score": 1}]), (("frame", "seq"), 0),
+                        (("boxes",), [{"points": [[0, 0], [1, 0], [1, 1], [0, 1]], "score": 0.9}]),  # no text
+                        (("recognition", "words_read"), -1), (("timing_ms",), {"preprocess": 1.0, "inference": 2.0,
+                                                                               "postprocess": 3.0, "total": 6.0}),
+                        (("text",), 5)]:
         bad = copy.deepcopy(good)
         target = bad
         for key in path[:-1]:

@@ -16,8 +16,9 @@ from edge.config.settings import ConfigError, SnapshotConfig, parse_config
 from edge.detection.boxes import boxes_changed
 from edge.detection.postprocess import Box
 from edge.detection.textsize import GOOD_BOX_HEIGHT, MIN_BOX_HEIGHT, box_height, verdict
-from edge.messaging.publisher import Topics, camera_discovery_message, discovery_message
+from edge.messaging.homeassistant import camera_discovery_message, discovery_message
 from edge.messaging.snapshot import BOX_BGR, Schedule, annotate, encode_jpeg, save_snapshot
+from edge.messaging.topics import Topics
 
 
 def box(x0: float, y0: float, x1: float, y1: float) -> Box:

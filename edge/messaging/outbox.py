@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def mqtt_settings_changed(new: Config, old: Config) -> bool:
+    """A new publisher is needed: its connection, or the Home Assistant entities it announces, changed."""
     return new.mqtt != old.mqtt or new.topic_prefix != old.topic_prefix or new.client_id != old.client_id \
-        or new.device_id != old.device_id
+        or new.device_id != old.device_id or new.recognition.enabled != old.recognition.enabled \
+        or new.regions != old.regions
 
 
 class Outbox:

@@ -1,8 +1,9 @@
-"""The detections message (schema 2): what MQTT subscribers depend on.
+"""The detections message (schema 3): what MQTT subscribers depend on.
 
-The JSON Schema ships in ``edge/messaging/schema/detections-v2.schema.json`` and is documented in the
+The JSON Schema ships in ``edge/messaging/schema/detections-v3.schema.json`` and is documented in the
 README. Any incompatible change gets a new ``schema`` number (2 added ``tiling``: schema 1 allowed
-no extra fields).
+no extra fields; 3 the boxes' ``text`` and ``text_score``, ``text``, ``recognition`` and
+``timing_ms.recognition``).
 
 The message is built from plain values and from what it reads of a detection (``DetectionLike``:
 the fields of ``edge.detection.detector.Detection`` it serialises), so this part never imports the
@@ -20,8 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
-SCHEMA_VERSION = 2
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "detections-v2.schema.json"
+SCHEMA_VERSION = 3
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "detections-v3.schema.json"
 
 
 class BoxLike(Protocol):
@@ -69,12 +70,36 @@ class DetectionLike(Protocol):
     def tiles(self) -> tuple[tuple[int, int, int, int], ...]: ...
 
 
+class WordLike(Protocol):
+    """A box's reading as the message reads it: both None when not read or not kept."""
+
+    @property
+    def text(self) -> str | None: ...
+
+    @property
+    def score(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class TextReading:
+    """What reading a frame's boxes gave (edge.recognition.words.FrameReading, with the variant and text)."""
+
+    variant: str
+    words: Sequence[WordLike]  # one per box, in the boxes' order
+    text: str  # the kept words in reading order
+    read: int  # crops the recognizer ran on
+    reused: int  # boxes that kept the last frame's reading
+    ms: float
+
+
 def utc_iso(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="milliseconds")
 
 
-def box_json(box: BoxLike) -> dict:
-    return {"points": [[round(float(x), 1), round(float(y), 1)] for x, y in box.points], "score": round(box.score, 3)}
+def box_json(box: BoxLike, word: WordLike | None = None) -> dict:
+    """A box in the message; ``word`` its reading (None: not read)."""
+    return {"points": [[round(float(x), 1), round(float(y), 1)] for x, y in box.points], "score": round(box.score, 3),
+            "text": word.text if word else None, "text_score": word.score if word else None}
 
 
 @dataclass(frozen=True)
@@ -89,12 +114,14 @@ class TilingSettings:
 def detection_message(
     *, device_id: str, source_kind: str, source_name: str, seq: int, captured: float, frame_hw: tuple[int, int],
     variant: str, backend: str, runtime: str, input_hw: tuple[int, int], tiling: TilingSettings,
-    tile_variant: str, tile_backend: str, detection: DetectionLike,
+    tile_variant: str, tile_backend: str, detection: DetectionLike, reading: TextReading | None = None,
 ) -> dict:
     """``model`` is the model a letterboxed pass runs (tiling off, adaptive's coarse pass); ``tiling.tile_model``
     the one the tiles run (the same model when its folder plays both roles or tiling is off)."""
     tile_model = {"variant": tile_variant, "backend": tile_backend}
     timing = detection.timing
+    recognition_ms = reading.ms if reading else 0.0
+    words = list(reading.words) if reading else [None] * len(detection.boxes)
     return {
         "schema": SCHEMA_VERSION,
         "device_id": device_id,
@@ -104,11 +131,15 @@ def detection_message(
         "tiling": {"mode": tiling.mode, "scale": tiling.scale, "tile_input": list(tiling.tile_input),
                    "gating": tiling.gating, "tile_model": tile_model, "tiles_run": detection.tiles_run,
                    "tiles_skipped": detection.tiles_skipped},
+        "recognition": {"variant": reading.variant, "words_read": reading.read, "words_reused": reading.reused}
+        if reading else None,
         "timing_ms": {
             "preprocess": round(timing.preprocess, 2), "inference": round(timing.inference, 2),
-            "postprocess": round(timing.postprocess, 2), "total": round(timing.total, 2),
+            "postprocess": round(timing.postprocess, 2), "recognition": round(recognition_ms, 2),
+            "total": round(timing.total + recognition_ms, 2),
         },
-        "boxes": [box_json(box) for box in detection.boxes],
+        "boxes": [box_json(box, word) for box, word in zip(detection.boxes, words, strict=True)],
+        "text": reading.text if reading else None,
     }
 
 

@@ -1,4 +1,5 @@
-"""MQTT side: topics, availability (retained + last will), status, stats, Home Assistant discovery.
+"""MQTT side: topics, availability (retained + last will), status, stats, region readings, Home Assistant
+discovery (the entities: edge.messaging.homeassistant).
 
 paho-mqtt 2.x with ``CallbackAPIVersion.VERSION2`` and MQTT v5. The network loop runs in paho's
 own thread with automatic reconnects (exponential backoff); ``publish`` only queues, so
@@ -12,14 +13,12 @@ import contextlib
 import fcntl
 import json
 import logging
-import re
 import ssl
 import struct
 import sys
 import termios
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -27,8 +26,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge import __version__
 from edge.config.settings import Config, MqttConfig
+from edge.messaging.homeassistant import OFFLINE, ONLINE, discovery_messages
+from edge.messaging.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -38,72 +38,6 @@ MAX_INCOMING_BYTES = 1024
 # oversized message never reaches paho's memory (the payload limit above is checked after that).
 MAX_PACKET_BYTES = 4096
 PACKET_OVERHEAD_BYTES = 1024  # a PUBLISH's fixed header, topic and user properties, generously
-ONLINE, OFFLINE = "online", "offline"
-
-
-@dataclass(frozen=True)
-class Topics:
-    detections: str
-    availability: str
-    status: str
-    stats: str
-    snapshot: str
-
-    @classmethod
-    def for_prefix(cls, prefix: str) -> Topics:
-        return cls(f"{prefix}/detections", f"{prefix}/availability", f"{prefix}/status", f"{prefix}/stats",
-                   f"{prefix}/snapshot")
-
-
-def ha_object_id(device_id: str) -> str:
-    """Home Assistant accepts only ``[a-zA-Z0-9_-]`` in discovery topics' object ids."""
-    return "craft_edge_" + re.sub(r"[^a-zA-Z0-9_]", "_", device_id)
-
-
-def discovery_message(config: Config, topics: Topics) -> tuple[str, dict]:
-    """Home Assistant MQTT discovery: a sensor counting text boxes, attributes from the payload."""
-    object_id = ha_object_id(config.device_id)
-    topic = f"{config.mqtt.home_assistant.discovery_prefix}/sensor/{object_id}/text_boxes/config"
-    return topic, {
-        "name": "Text boxes",
-        "unique_id": f"{object_id}_text_boxes",
-        "state_topic": topics.detections,
-        "value_template": "{{ value_json.boxes | count }}",
-        "json_attributes_topic": topics.detections,
-        "json_attributes_template": "{{ {'boxes': value_json.boxes, 'seq': value_json.frame.seq, "
-        "'variant': value_json.model.variant} | tojson }}",
-        "availability_topic": topics.availability,
-        "payload_available": ONLINE,
-        "payload_not_available": OFFLINE,
-        "unit_of_measurement": "boxes",
-        "state_class": "measurement",
-        "device": ha_device(config),
-    }
-
-
-def ha_device(config: Config) -> dict:
-    """The device every entity of this daemon belongs to in Home Assistant."""
-    object_id = ha_object_id(config.device_id)
-    return {"identifiers": [object_id], "name": f"craft-edge {config.device_id}", "model": "craft-edge",
-            "sw_version": __version__}
-
-
-def camera_discovery_message(config: Config, topics: Topics) -> tuple[str, dict | None]:
-    """Home Assistant MQTT discovery for the snapshot camera (raw JPEG on ``topics.snapshot``), on the
-    sensor's device; None when snapshots are off: an empty retained config removes the entity."""
-    object_id = ha_object_id(config.device_id)
-    topic = f"{config.mqtt.home_assistant.discovery_prefix}/camera/{object_id}/snapshot/config"
-    if not config.mqtt.snapshot.enabled:
-        return topic, None
-    return topic, {
-        "name": "Snapshot",
-        "unique_id": f"{object_id}_snapshot",
-        "topic": topics.snapshot,
-        "availability_topic": topics.availability,
-        "payload_available": ONLINE,
-        "payload_not_available": OFFLINE,
-        "device": ha_device(config),
-    }
 
 
 def apply_credentials(client: mqtt.Client, settings: MqttConfig, password: str | None) -> None:
@@ -267,10 +201,9 @@ class Publisher:
             self.ignored_messages += 1
 
     def _publish_discovery(self) -> None:
-        topic, payload = discovery_message(self.config, self.topics)
-        self.client.publish(topic, json.dumps(payload), qos=1, retain=True)
-        topic, camera = camera_discovery_message(self.config, self.topics)
-        self.client.publish(topic, json.dumps(camera) if camera else b"", qos=1, retain=True)
+        """Every entity's config (retained); an entity switched off gets an empty one, which removes it."""
+        for topic, payload in discovery_messages(self.config, self.topics):
+            self.client.publish(topic, json.dumps(payload) if payload else b"", qos=1, retain=True)
 
     # -- publishing ------------------------------------------------------------------------
     def publish_detection(self, payload: str, boxes_omitted: int = 0) -> int:
@@ -317,6 +250,10 @@ class Publisher:
             return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4)))[0]
         except (OSError, ValueError):  # closed meanwhile
             return 0
+
+    def publish_region(self, name: str, reading: dict) -> None:
+        """A region's reading (retained, QoS 1, not spooled: the daemon sends it only when it changes)."""
+        self.client.publish(self.topics.region(name), json.dumps(reading), qos=1, retain=True)
 
     def publish_stats(self, stats: dict) -> None:
         self.client.publish(self.topics.stats, json.dumps(stats), qos=0)

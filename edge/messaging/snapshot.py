@@ -59,8 +59,10 @@ class FrameLike(Protocol):
     def captured(self) -> float: ...
 
 
-def annotate(rgb: np.ndarray, boxes: Sequence[BoxLike], tiles: Sequence[Tile] = (), max_width: int = 0) -> np.ndarray:
-    """BGR picture of ``rgb`` scaled down to ``max_width`` (0: full size), tiles faint, boxes on top."""
+def annotate(rgb: np.ndarray, boxes: Sequence[BoxLike], tiles: Sequence[Tile] = (), max_width: int = 0,
+             texts: Sequence[str | None] = ()) -> np.ndarray:
+    """BGR picture of ``rgb`` scaled down to ``max_width`` (0: full size), tiles faint, boxes on top, each box's
+    text (``texts``, one per box; None: none) written above it."""
     height, width = rgb.shape[:2]
     scale = max_width / width if 0 < max_width < width else 1.0
     if scale < 1.0:
@@ -77,7 +79,20 @@ def annotate(rgb: np.ndarray, boxes: Sequence[BoxLike], tiles: Sequence[Tile] = 
         cv2.addWeighted(overlay, TILE_OPACITY, picture, 1 - TILE_OPACITY, 0, dst=picture)
     polygons = [np.round(box.points * scale).astype(np.int32) for box in boxes]
     cv2.polylines(picture, polygons, True, BOX_BGR, thickness)
+    for polygon, text in zip(polygons, texts, strict=False):
+        if text:
+            write(picture, text, (int(polygon[:, 0].min()), int(polygon[:, 1].min()) - thickness), thickness)
     return picture
+
+
+def write(picture: np.ndarray, text: str, bottom_left: tuple[int, int], thickness: int) -> None:
+    """``text`` in white on a box-coloured band whose bottom-left corner is ``bottom_left`` (kept inside)."""
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness
+    (width, height), baseline = cv2.getTextSize(text, font, size, max(1, thickness // 2))
+    x = min(max(0, bottom_left[0]), max(0, picture.shape[1] - width))
+    y = max(height + baseline, bottom_left[1])
+    cv2.rectangle(picture, (x, y - height - baseline), (x + width, y), BOX_BGR, cv2.FILLED)
+    cv2.putText(picture, text, (x, y - baseline), font, size, (255, 255, 255), max(1, thickness // 2), cv2.LINE_AA)
 
 
 def encode_jpeg(picture: np.ndarray, quality: int) -> bytes:
@@ -121,6 +136,7 @@ class Job:
     boxes: Sequence[BoxLike]
     tiles: tuple[Tile, ...]
     seq: int
+    texts: Sequence[str | None]
 
 
 class SnapshotStream(threading.Thread):
@@ -148,15 +164,17 @@ class SnapshotStream(threading.Thread):
         self.schedule.settings = settings
 
     # -- the inference thread --------------------------------------------------------------
-    def offer(self, frame: FrameLike, detection: DetectionLike, seq: int) -> None:
-        """Hand over a processed frame; kept for drawing only when a snapshot is due."""
+    def offer(self, frame: FrameLike, detection: DetectionLike, seq: int,
+              texts: Sequence[str | None] | None = None) -> None:
+        """Hand over a processed frame (``texts``: its boxes' readings, None when not reading); kept for
+        drawing only when a snapshot is due."""
         if not self.settings.enabled or not self.schedule.due(detection.boxes):
             return
         tiles = detection.tiles
         with self._wake:
             if self._job is not None:
                 self.dropped += 1  # the thread is behind: the newer frame wins
-            self._job = Job(frame, detection.boxes, tiles, seq)
+            self._job = Job(frame, detection.boxes, tiles, seq, texts or ())
             self._wake.notify()
 
     def stats(self) -> dict[str, int]:
@@ -197,7 +215,7 @@ class SnapshotStream(threading.Thread):
         if not publisher.connected.is_set() or self._busy(publisher):
             self._drop()
             return
-        picture = annotate(job.frame.rgb, job.boxes, job.tiles, settings.max_width)
+        picture = annotate(job.frame.rgb, job.boxes, job.tiles, settings.max_width, job.texts)
         jpeg = encode_jpeg(picture, settings.jpeg_quality)
         if not publisher.fits(jpeg):  # the broker would close the connection: lower max_width or jpeg_quality
             self._drop()

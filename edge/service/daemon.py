@@ -33,6 +33,7 @@ from edge.messaging.publisher import Publisher
 from edge.models.inference import ModelRunner, Runners, build_runners
 from edge.models.manifest import MANIFEST_NAME
 from edge.service.notify import Watchdog, notify
+from edge.service.reading import Reading, build_reading, publish_regions, read_frame
 from edge.service.sequence import Sequence
 from edge.service.statelock import StateLock
 from edge.service.stats import RollingStats
@@ -56,6 +57,7 @@ class Components:
     capture: CaptureThread
     capture_stop: threading.Event
     tiling: TilingSettings
+    reading: Reading
 
 
 def loading_key(config: Config) -> tuple:
@@ -92,6 +94,7 @@ class Daemon:
         self.sequence: Sequence | None = None
         self.exit_code = 0
         self._last_boxes: list[Box] | None = None
+        self._last_text: list[str | None] | None = None
         self._last_published = 0.0
         self._last_stats = time.monotonic()
         self._status_text = ""
@@ -117,7 +120,8 @@ class Daemon:
         source = make_source(config.source)
         capture = CaptureThread(source, slot, stop, config.source.reopen_backoff_max_seconds,
                                 max_fps=config.source.max_fps, pace_to_consumer=source.paced)
-        return Components(config, runners, detector, slot, capture, stop, tiling)
+        reading = build_reading(config, running.reading if running is not None and same_model else None)
+        return Components(config, runners, detector, slot, capture, stop, tiling, reading)
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> int:
@@ -191,19 +195,27 @@ class Daemon:
         choice = parts.runners.coarse.choice
         assert choice is not None
         tile_choice = parts.runners.tile.choice or choice
+        reading, regions = read_frame(parts.reading, frame.rgb, detection, config.gating.enabled)
+        texts = [word.text for word in reading.words] if reading else None
+        if reading:
+            self.stats.record_reading(reading.read, reading.reused)
         heartbeat_due = time.monotonic() - self._last_published >= config.mqtt.heartbeat_seconds
-        if config.mqtt.publish == "every_frame" or heartbeat_due or boxes_changed(boxes, self._last_boxes):
+        if (config.mqtt.publish == "every_frame" or heartbeat_due or boxes_changed(boxes, self._last_boxes)
+                or texts != self._last_text):
             message = detection_message(
                 device_id=config.device_id, source_kind=config.source.kind,
                 source_name=frame.name, seq=self.seq, captured=frame.captured, frame_hw=frame.rgb.shape[:2],
                 variant=choice.variant, backend=choice.backend, runtime=parts.runners.coarse.runtime.name,
                 input_hw=parts.runners.coarse.input_hw, tiling=parts.tiling,
                 tile_variant=tile_choice.variant, tile_backend=tile_choice.backend, detection=detection,
+                reading=reading,
             )
             outbox.submit(message, self.seq)  # durable before the next frame
             self._last_published = time.monotonic()
             self._last_boxes = boxes
-        outbox.snapshots.offer(frame, detection, self.seq)  # after the detection; hands over, never waits
+            self._last_text = texts
+        publish_regions(parts.reading, regions, outbox.publisher, self.seq, frame.captured)
+        outbox.snapshots.offer(frame, detection, self.seq, texts)  # after the detection; hands over, never waits
 
     # -- status and stats ------------------------------------------------------------------
     def _status(self, parts: Components) -> dict:
@@ -216,6 +228,7 @@ class Daemon:
                        "detail": capture.detail, "reopens": capture.reopens},
             "since": utc_iso(time.time()),
             "seq_reservation": (self.sequence.failing or "ok") if self.sequence else "ok",
+            "recognition": parts.reading.status(),
             **(self.outbox.status() if self.outbox else {}),
         }
 
@@ -224,6 +237,8 @@ class Daemon:
         publisher.publish_status(status)
         broker = status.get("broker", "").split(":")[0]
         text = f"{status['variant']} on {status['backend']}, source {status['source']['state']}, broker {broker}"
+        if parts.reading.state.startswith("unavailable"):
+            text += ", not reading text (no usable recognizer)"
         if text != self._status_text:
             self._status_text = text
             notify(f"STATUS={text}")
@@ -256,6 +271,7 @@ class Daemon:
             "backend": model["backend"], "variant": model["variant"], "runtime": model["runtime"],
             "source_state": parts.capture.status.state, "tpu_state": tpu_state(working_runner(parts)),
             "tiles_run": self.stats.tiles_run, "tiles_skipped": self.stats.tiles_skipped,
+            "words_read": self.stats.words_read, "words_reused": self.stats.words_reused,
             **(self.outbox.stats() if self.outbox else {}),
         }
 

@@ -1,4 +1,5 @@
-"""Rolling numbers for the stats topic: frames per second, inference latency, tiles run and skipped."""
+"""Rolling numbers for the stats topic: frames per second, inference latency, tiles run and skipped, words
+read and reused."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class RollingStats:
         self._done_at: deque[float] = deque(maxlen=WINDOW)
         self.tiles_run = 0  # model inferences since the start (adaptive's coarse pass included)
         self.tiles_skipped = 0  # tiles not run: unchanged (gating) or nothing there (adaptive)
+        self.words_read = 0  # crops the recognizer ran on since the start
+        self.words_reused = 0  # boxes that kept the last frame's reading (gating: nothing changed around them)
 
     def record(self, inference_ms: float | None, tiles_run: int = 1, tiles_skipped: int = 0) -> None:
         """One processed frame; ``inference_ms`` None when no model ran (gating: nothing changed)."""
@@ -27,6 +30,10 @@ class RollingStats:
         if inference_ms is not None:
             self._inference_ms.append(inference_ms)
         self._done_at.append(time.monotonic())
+
+    def record_reading(self, read: int, reused: int) -> None:
+        self.words_read += read
+        self.words_reused += reused
 
     def fps(self) -> float:
         if len(self._done_at) < 2:

@@ -1,0 +1,112 @@
+"""Home Assistant MQTT discovery: the entities of one daemon, all on one device.
+
+A sensor counting text boxes; the snapshot camera (snapshots on); with recognition on, a ``Text``
+sensor (the words in reading order, each word with its score and box in the attributes) and one
+sensor per named region. An entity switched off is published with an empty retained config, which
+removes it. Home Assistant keeps a state to 255 characters: the templates cut the text there.
+"""
+
+from __future__ import annotations
+
+import re
+
+from edge import __version__
+from edge.config.settings import Config
+from edge.messaging.topics import Topics
+
+ONLINE, OFFLINE = "online", "offline"
+STATE_LIMIT = 255  # characters of a Home Assistant state
+
+
+def ha_object_id(device_id: str) -> str:
+    """Home Assistant accepts only ``[a-zA-Z0-9_-]`` in discovery topics' object ids."""
+    return "craft_edge_" + re.sub(r"[^a-zA-Z0-9_]", "_", device_id)
+
+
+def discovery_message(config: Config, topics: Topics) -> tuple[str, dict]:
+    """Home Assistant MQTT discovery: a sensor counting text boxes, attributes from the payload."""
+    object_id = ha_object_id(config.device_id)
+    topic = f"{config.mqtt.home_assistant.discovery_prefix}/sensor/{object_id}/text_boxes/config"
+    return topic, {
+        "name": "Text boxes",
+        "unique_id": f"{object_id}_text_boxes",
+        "state_topic": topics.detections,
+        "value_template": "{{ value_json.boxes | count }}",
+        "json_attributes_topic": topics.detections,
+        "json_attributes_template": "{{ {'boxes': value_json.boxes, 'seq': value_json.frame.seq, "
+        "'variant': value_json.model.variant} | tojson }}",
+        **availability(topics),
+        "unit_of_measurement": "boxes",
+        "state_class": "measurement",
+        "device": ha_device(config),
+    }
+
+
+def ha_device(config: Config) -> dict:
+    """The device every entity of this daemon belongs to in Home Assistant."""
+    object_id = ha_object_id(config.device_id)
+    return {"identifiers": [object_id], "name": f"craft-edge {config.device_id}", "model": "craft-edge",
+            "sw_version": __version__}
+
+
+def camera_discovery_message(config: Config, topics: Topics) -> tuple[str, dict | None]:
+    """Home Assistant MQTT discovery for the snapshot camera (raw JPEG on ``topics.snapshot``), on the
+    sensor's device; None when snapshots are off: an empty retained config removes the entity."""
+    object_id = ha_object_id(config.device_id)
+    topic = f"{config.mqtt.home_assistant.discovery_prefix}/camera/{object_id}/snapshot/config"
+    if not config.mqtt.snapshot.enabled:
+        return topic, None
+    return topic, {
+        "name": "Snapshot",
+        "unique_id": f"{object_id}_snapshot",
+        "topic": topics.snapshot,
+        **availability(topics),
+        "device": ha_device(config),
+    }
+
+
+def availability(topics: Topics) -> dict:
+    return {"availability_topic": topics.availability, "payload_available": ONLINE, "payload_not_available": OFFLINE}
+
+
+def text_discovery_message(config: Config, topics: Topics) -> tuple[str, dict | None]:
+    """The ``Text`` sensor: state the frame's words in reading order (the message's ``text``), attributes
+    every read box (points, score, text, text_score) and the frame's seq; None when recognition is off."""
+    object_id = ha_object_id(config.device_id)
+    topic = f"{config.mqtt.home_assistant.discovery_prefix}/sensor/{object_id}/text/config"
+    if not config.recognition.enabled:
+        return topic, None
+    return topic, {
+        "name": "Text",
+        "unique_id": f"{object_id}_text",
+        "state_topic": topics.detections,
+        "value_template": f"{{{{ (value_json.text or '')[:{STATE_LIMIT}] }}}}",
+        "json_attributes_topic": topics.detections,
+        "json_attributes_template": "{{ {'words': value_json.boxes | selectattr('text') | list, "
+        "'seq': value_json.frame.seq} | tojson }}",
+        **availability(topics),
+        "icon": "mdi:text-recognition",
+        "device": ha_device(config),
+    }
+
+
+def region_discovery_messages(config: Config, topics: Topics) -> list[tuple[str, dict]]:
+    """One sensor per named region: state its reading, attributes its words with their scores."""
+    object_id = ha_object_id(config.device_id)
+    return [(f"{config.mqtt.home_assistant.discovery_prefix}/sensor/{object_id}/region_{region.name}/config", {
+        "name": f"Region {region.name}",
+        "unique_id": f"{object_id}_region_{region.name}",
+        "state_topic": topics.region(region.name),
+        "value_template": f"{{{{ value_json.text[:{STATE_LIMIT}] }}}}",
+        "json_attributes_topic": topics.region(region.name),
+        "json_attributes_template": "{{ {'words': value_json.words, 'seq': value_json.seq} | tojson }}",
+        **availability(topics),
+        "icon": "mdi:text-box-outline",
+        "device": ha_device(config),
+    }) for region in config.regions]
+
+
+def discovery_messages(config: Config, topics: Topics) -> list[tuple[str, dict | None]]:
+    """Every entity's discovery topic and config (None: remove it)."""
+    return [discovery_message(config, topics), camera_discovery_message(config, topics),
+            text_discovery_message(config, topics), *region_discovery_messages(config, topics)]

@@ -1,0 +1,23 @@
+"""The daemon's MQTT topics under its prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    detections: str
+    availability: str
+    status: str
+    stats: str
+    snapshot: str
+    regions: str  # one topic below it per named region
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> Topics:
+        return cls(f"{prefix}/detections", f"{prefix}/availability", f"{prefix}/status", f"{prefix}/stats",
+                   f"{prefix}/snapshot", f"{prefix}/regions")
+
+    def region(self, name: str) -> str:
+        return f"{self.regions}/{name}"

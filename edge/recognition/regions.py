@@ -1,0 +1,92 @@
+"""Named regions of the frame: the words whose box centre falls in one, in reading order.
+
+A region with ``detect: false`` has no boxes: its rectangle is read whole, as one word. Reading
+order is top to bottom by lines (a box joins a line when its centre is within half a height of the
+line's), then left to right within each line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.config.reading import RegionConfig
+from edge.recognition.words import WordReading, matches
+
+
+@dataclass(frozen=True)
+class RegionReading:
+    text: str  # the region's words joined by spaces in reading order ("" when none)
+    words: tuple[WordReading, ...]
+
+
+def reading_order(quads: Sequence[np.ndarray]) -> list[int]:
+    """Indices of ``quads`` top to bottom by lines, left to right within a line."""
+    centres = [np.asarray(q, dtype=np.float64).reshape(4, 2).mean(axis=0) for q in quads]
+    heights = [float(np.ptp(np.asarray(q, dtype=np.float64).reshape(4, 2)[:, 1])) for q in quads]
+    lines: list[list[int]] = []
+    for index in sorted(range(len(quads)), key=lambda i: centres[i][1]):
+        if lines:
+            line = lines[-1]
+            line_y = float(np.mean([centres[i][1] for i in line]))
+            line_h = max(heights[i] for i in line)
+            if abs(centres[index][1] - line_y) <= max(line_h, heights[index]) / 2:
+                line.append(index)
+                continue
+        lines.append([index])
+    return [index for line in lines for index in sorted(line, key=lambda i: centres[i][0])]
+
+
+def joined(quads: Sequence[np.ndarray], words: Sequence[WordReading]) -> tuple[str, tuple[WordReading, ...]]:
+    """The kept words (text not None) in reading order, and their text joined by spaces."""
+    order = [i for i in reading_order(quads) if words[i].text is not None]
+    return " ".join(str(words[i].text) for i in order), tuple(words[i] for i in order)
+
+
+class Regions:
+    """The configured regions: which quads to read whole, and each region's reading of a frame."""
+
+    def __init__(self, regions: Sequence[RegionConfig]) -> None:
+        self.regions = list(regions)
+        self._patterns = {r.name: [re.compile(p) for p in r.patterns] for r in self.regions}
+        self.fixed = [r for r in self.regions if not r.detect]
+
+    def fixed_quads(self, frame_hw: tuple[int, int]) -> list[np.ndarray]:
+        """The ``detect: false`` rectangles as quads, clipped to the frame (those outside it left out)."""
+        return [quad for quad in (self._clipped(r, frame_hw) for r in self.fixed) if quad is not None]
+
+    @staticmethod
+    def _clipped(region: RegionConfig, frame_hw: tuple[int, int]) -> np.ndarray | None:
+        left, top, right, bottom = region.rect
+        right, bottom = min(right, frame_hw[1]), min(bottom, frame_hw[0])
+        if left >= right - 1 or top >= bottom - 1:
+            return None
+        return np.array([[left, top], [right, top], [right, bottom], [left, bottom]], dtype=np.float64)
+
+    def read(self, frame_hw: tuple[int, int], quads: Sequence[np.ndarray], words: Sequence[WordReading],
+             fixed_words: Sequence[WordReading]) -> dict[str, RegionReading]:
+        """Each region's reading: the kept ``words`` of ``quads`` whose centre lies inside (detect: true) or the
+        reading of its whole rectangle (``fixed_words``, in ``fixed_quads``' order), filtered by its patterns."""
+        fixed = iter(fixed_words)
+        result = {}
+        for region in self.regions:
+            patterns = self._patterns[region.name]
+
+            def fits(word: WordReading, patterns: list[re.Pattern[str]] = patterns) -> bool:
+                return word.text is not None and matches(word.text, patterns)
+
+            if not region.detect:
+                word = next(fixed) if self._clipped(region, frame_hw) is not None else None
+                kept = (word,) if word is not None and fits(word) else ()
+                result[region.name] = RegionReading(" ".join(str(w.text) for w in kept), kept)
+                continue
+            left, top, right, bottom = region.rect
+            inside = [i for i, quad in enumerate(quads)
+                      if left <= (centre := np.asarray(quad).reshape(4, 2).mean(axis=0))[0] < right
+                      and top <= centre[1] < bottom and fits(words[i])]
+            text, kept = joined([quads[i] for i in inside], [words[i] for i in inside])
+            result[region.name] = RegionReading(text, kept)
+        return result

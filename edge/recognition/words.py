@@ -1,0 +1,138 @@
+"""A frame's boxes read in one batch, with the config's rules, reusing what an unchanged region said.
+
+``FrameReader`` cuts each box out of the source frame (``crops.word_crop``), reads them together,
+and keeps a reading when it scores at least ``min_score`` and matches one of ``patterns`` (when any);
+``allow`` restricts the characters before decoding, as EasyOCR's allow-list does. Only the
+``max_words`` largest boxes are read. With change gating the daemon says which rectangles of the
+frame changed: a box outside all of them, at the same place as a box of the last frame, keeps that
+box's reading without running the recognizer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.config.reading import RecognitionConfig
+from edge.recognition.crops import word_crop
+from edge.recognition.reader import Reader, Reading, SequenceModel
+
+log = logging.getLogger(__name__)
+
+Rect = tuple[int, int, int, int]  # left, top, right, bottom in source-frame pixels
+SAME_PLACE_PX = 0.5  # corners this close: the same box as in the last frame
+
+
+@dataclass(frozen=True)
+class WordReading:
+    """What the payload says of one box: text and score, both None when not read or not kept."""
+
+    text: str | None
+    score: float | None
+
+
+NOT_READ = WordReading(None, None)
+
+
+@dataclass(frozen=True)
+class FrameReading:
+    words: list[WordReading]  # one per box, in the boxes' order
+    read: int  # crops the recognizer ran on
+    reused: int  # boxes that kept the last frame's reading
+    ms: float  # time spent cutting out and reading
+
+
+class AllowedModel:
+    """A sequence model whose characters outside ``allow`` have probability 0 (renormalised)."""
+
+    def __init__(self, model: SequenceModel, charset: str, allow: str) -> None:
+        self.model = model
+        self.height, self.widths = model.height, model.widths
+        self._barred = np.array([i + 1 for i, character in enumerate(charset) if character not in allow], dtype=int)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        probs = np.array(self.model(pixels), dtype=np.float32)
+        probs[..., self._barred] = 0.0
+        return probs / np.maximum(probs.sum(axis=-1, keepdims=True), 1e-12)
+
+
+def restricted(reader: Reader, allow: str) -> Reader:
+    """``reader`` reading only the characters of ``allow`` ("": all of them)."""
+    if not allow:
+        return reader
+    unknown = sorted(set(allow) - set(reader.charset))
+    if unknown:
+        log.warning("recognition.allow: the recognizer cannot read %s; they are ignored", "".join(unknown))
+    return Reader(AllowedModel(reader.model, reader.charset, allow), reader.charset, reader.variant,
+                  reader.second_look)
+
+
+def matches(text: str, patterns: Sequence[re.Pattern[str]]) -> bool:
+    return not patterns or any(pattern.search(text) for pattern in patterns)
+
+
+def bounds(quad: np.ndarray) -> tuple[float, float, float, float]:
+    return float(quad[:, 0].min()), float(quad[:, 1].min()), float(quad[:, 0].max()), float(quad[:, 1].max())
+
+
+def overlaps(quad: np.ndarray, rects: Sequence[Rect]) -> bool:
+    left, top, right, bottom = bounds(quad)
+    return any(left < r_right and r_left < right and top < r_bottom and r_top < bottom
+               for r_left, r_top, r_right, r_bottom in rects)
+
+
+def area(quad: np.ndarray) -> float:
+    x, y = quad[:, 0], quad[:, 1]
+    return abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))) / 2
+
+
+class FrameReader:
+    """Reads frames' boxes with ``reader`` under ``settings``; remembers the last frame's raw readings."""
+
+    def __init__(self, reader: Reader, settings: RecognitionConfig) -> None:
+        self.reader = restricted(reader, settings.allow)
+        self.variant = reader.variant
+        self.min_score = settings.min_score
+        self.patterns = [re.compile(pattern) for pattern in settings.patterns]
+        self.max_words = settings.max_words
+        self._last: list[tuple[np.ndarray, Reading]] = []
+
+    def kept(self, reading: Reading | None) -> WordReading:
+        """The payload's view of a raw reading under the rules (score, patterns)."""
+        if reading is None or reading.score < self.min_score or not matches(reading.text, self.patterns):
+            return NOT_READ
+        return WordReading(reading.text, round(reading.score, 3))
+
+    def _remembered(self, quad: np.ndarray) -> Reading | None:
+        for points, reading in self._last:
+            if np.abs(points - quad).max() <= SAME_PLACE_PX:
+                return reading
+        return None
+
+    def read(self, rgb: np.ndarray, quads: Sequence[np.ndarray], changed: Sequence[Rect] | None,
+             extra: Sequence[np.ndarray] = ()) -> tuple[FrameReading, list[Reading]]:
+        """Readings of ``quads`` (boxes, source pixels) and, always read afresh, of ``extra`` quads (fixed
+        regions). ``changed``: the rectangles that changed since the last frame (None: all of it)."""
+        start = time.perf_counter()
+        quads = [np.asarray(q, dtype=np.float64).reshape(4, 2) for q in quads]
+        largest = sorted(range(len(quads)), key=lambda i: area(quads[i]), reverse=True)[:self.max_words]
+        raw: dict[int, Reading] = {}
+        to_read: list[int] = []
+        for index in largest:
+            previous = None if changed is None or overlaps(quads[index], changed) else self._remembered(quads[index])
+            if previous is None:
+                to_read.append(index)
+            else:
+                raw[index] = previous
+        crops = [word_crop(rgb, quads[i]) for i in to_read] + [word_crop(rgb, q) for q in extra]
+        fresh = self.reader.read(crops) if crops else []
+        raw.update(zip(to_read, fresh, strict=False))
+        self._last = [(quads[i], reading) for i, reading in raw.items()]
+        words = [self.kept(raw.get(i)) for i in range(len(quads))]
+        ms = (time.perf_counter() - start) * 1e3
+        return FrameReading(words, len(crops), len(largest) - len(to_read), ms), fresh[len(to_read):]

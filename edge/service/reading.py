@@ -1,0 +1,116 @@
+"""The daemon's reading step: the recognizer loaded (or why not), a frame's boxes and regions read, the
+regions' readings published when they change.
+
+Reading never stops the daemon: a bundle without a recognizer, or one that cannot be used, leaves it
+detecting without reading, and the status says why (``state``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.config.settings import Config
+from edge.detection.detector import Detection, Rect
+from edge.messaging.payload import TextReading, utc_iso
+from edge.messaging.publisher import Publisher
+from edge.models.manifest import ManifestError
+from edge.models.recognizer import load_reader
+from edge.models.runtime import ModelLoadError, default_threads
+from edge.models.selection import NoUsableModel
+from edge.recognition.reader import Reader
+from edge.recognition.regions import RegionReading, Regions, joined
+from edge.recognition.words import FrameReader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reading:
+    """What a (re)load builds for reading: None readers when reading is off or unavailable."""
+
+    reader: Reader | None  # the recognizer as loaded (kept across reloads that do not touch it)
+    frames: FrameReader | None  # the reader under the config's rules, with the last frame's readings
+    regions: Regions
+    state: str  # "off", "reading", or "unavailable: why"
+    key: tuple = ()  # what loading the recognizer depended on
+    published: dict[str, str] = field(default_factory=dict)  # each region's last published text
+
+    def status(self) -> dict:
+        return {"state": self.state, "variant": self.reader.variant if self.reader else None}
+
+
+def loading_key(config: Config) -> tuple:
+    return (config.recognition.enabled, config.recognition.variant, config.model.dir, config.model.num_threads)
+
+
+def build_reading(config: Config, running: Reading | None = None) -> Reading:
+    """The reading parts for ``config``; the running recognizer is kept when nothing it depends on changed."""
+    regions = Regions(config.regions)
+    settings = config.recognition
+    if not settings.enabled:
+        return Reading(None, None, regions, "off")
+    key = loading_key(config)
+    if running is not None and running.key == key:
+        reader, state = running.reader, running.state
+    else:
+        reader, state = load(config)
+    frames = FrameReader(reader, settings) if reader is not None else None
+    return Reading(reader, frames, regions, state, key, dict(running.published) if running else {})
+
+
+def load(config: Config) -> tuple[Reader | None, str]:
+    """The bundle's recognizer and ``reading``; or None and why it cannot read (logged once, here)."""
+    variant = None if config.recognition.variant == "auto" else config.recognition.variant
+    try:
+        reader = load_reader(Path(config.model.dir), variant, config.model.num_threads or default_threads())
+    except (ManifestError, NoUsableModel, ModelLoadError, OSError) as exc:
+        reason = " ".join(str(exc).split())
+    else:
+        if reader is not None:
+            log.info("reading text with the recognizer's %s variant", reader.variant)
+            return reader, "reading"
+        reason = f"{config.model.dir} has no text recognizer (convert-for-device without --no-recognizer makes one)"
+    log.error("recognition.enabled, but the daemon cannot read: %s; detecting without reading", reason)
+    return None, f"unavailable: {reason}"
+
+
+def changed_rects(detection: Detection, gated: bool) -> list[Rect] | None:
+    """Where the frame changed since the last (gating): nothing when no model ran, the tiles that ran, or
+    (None) all of it: no gating, tiling off, or adaptive's coarse pass only."""
+    if not gated:
+        return None
+    if detection.tiles_run == 0:
+        return []
+    return list(detection.tiles) or None
+
+
+def read_frame(reading: Reading, rgb: np.ndarray, detection: Detection, gated: bool
+               ) -> tuple[TextReading | None, dict[str, RegionReading]]:
+    """The frame's boxes and fixed regions read (None, {} when not reading) and each region's reading."""
+    if reading.frames is None:
+        return None, {}
+    frame_hw = rgb.shape[:2]
+    quads = [box.points for box in detection.boxes]
+    fixed = reading.regions.fixed_quads(frame_hw)
+    result, fixed_raw = reading.frames.read(rgb, quads, changed_rects(detection, gated), fixed)
+    text, _ = joined(quads, result.words)
+    fixed_words = [reading.frames.kept(raw) for raw in fixed_raw]
+    regions = reading.regions.read(frame_hw, quads, result.words, fixed_words)
+    return TextReading(reading.frames.variant, result.words, text, result.read, result.reused, result.ms), regions
+
+
+def publish_regions(reading: Reading, regions: dict[str, RegionReading], publisher: Publisher, seq: int,
+                    captured: float) -> None:
+    """Each region's reading on its retained topic, only when its text changed since it was last published."""
+    for name, region in regions.items():
+        if reading.published.get(name) == region.text:
+            continue
+        words = [{"text": word.text, "score": word.score} for word in region.words]
+        publisher.publish_region(name, {"text": region.text, "words": words, "seq": seq,
+                                        "timestamp": utc_iso(captured)})
+        reading.published[name] = region.text
+
