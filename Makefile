@@ -36,8 +36,9 @@ test: setup
 # converter venv makes once (the same sizes and options as tests/conftest.py's fixture).
 test-device: setup
 	scripts/ensure-mosquitto.sh
-	[ -f .test-models/manifest.json ] || \
-		$(BIN)/convert-for-device --out .test-models --input-size 192x256 --tile-size 160x160 --threads 2 --force
+	[ -f .test-models/recognizer/manifest.json ] || \
+		$(BIN)/convert-for-device --out .test-models --input-size 192x256 --tile-size 160x160 \
+			--recognizer-variants fp32,dynamic --threads 2 --force
 	scripts/test-device.sh .test-models
 
 bench: setup

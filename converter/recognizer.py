@@ -6,8 +6,9 @@ ONNX export is kept beside the models as a checked interchange copy. Each varian
 width (the device pads a crop to the next of ``WIDTHS``); it is read with the device's own runner and
 reader preprocessing on the validation crops and compared string by string with PyTorch on the same
 pixels. A quantised variant that reads differently from PyTorch on more than ``1 - MIN_SAME_TEXT`` of the
-crops is left out (and the manifest says why). No int8: TensorFlow 2.19's full-integer converter
-crashes (segmentation fault) quantising this graph's LSTMs, at a fixed width as at a dynamic one.
+crops is left out (and the manifest says why). No int8: converted full-integer (calibrated on the
+calibration frames' words), it read only 63.5 % of 170 project crops as PyTorch does (README, "Reading
+text"); with Keras 3's unfused LSTMs TensorFlow 2.19's quantiser crashed (segmentation fault).
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ STEM = "english_g2"
 # The widths a crop is padded to: EasyOCR's own (it pads to the next multiple of 64), up to 1024
 # (wider crops are squeezed). bench/recognition.py --buckets compares other choices.
 WIDTHS = tuple(range(64, 1025, 64))
-FP32_MAX_PROB_DIFF = 1e-4  # fp32 TFLite must give PyTorch's probabilities this closely, or the run fails
+# fp32 TFLite must read every validation crop as PyTorch does, its probabilities this close, or the run
+# fails. Not 1e-4 as for CRAFT's maps: TFLite's fused LSTM kernel differs from PyTorch's LSTM by up to
+# about 1e-2 on a probability on these crops (the convolutions alone agree to 1e-6; Keras 3's unfused
+# LSTM did too, at 1.5x the time).
+FP32_MAX_PROB_DIFF = 0.05
 ONNX_PARITY_ATOL = 1e-4
 
 Progress = Callable[[str], None]
@@ -158,9 +163,10 @@ class RecognizerConverter:
         self.progress(f"recognizer: reading the validation crops with {name}")
         runner = SequenceRunner(self.runtime.interpreter(path, self.request.threads), HEIGHT, self.request.widths)
         measured = agreement(reference, read_all(runner, self.validation))
-        if name == "fp32" and measured.max_prob_diff > FP32_MAX_PROB_DIFF:
-            raise RecognizerError(f"recognizer fp32 TFLite differs from PyTorch by {measured.max_prob_diff:.2e} "
-                                  f"(limit {FP32_MAX_PROB_DIFF:.0e})")
+        if name == "fp32" and (measured.max_prob_diff > FP32_MAX_PROB_DIFF or measured.same_text < 1):
+            raise RecognizerError(f"recognizer fp32 TFLite reads {measured.same_text:.1%} of the crops as PyTorch "
+                                  f"does, probabilities up to {measured.max_prob_diff:.2e} apart (limit: all, "
+                                  f"{FP32_MAX_PROB_DIFF})")
         if registry.kind(name).quantization != "none" and measured.same_text < MIN_SAME_TEXT:
             self.rejected[name] = (f"reads like PyTorch on {measured.same_text:.1%} of {measured.crops} crops "
                                    f"(under {MIN_SAME_TEXT:.0%})")

@@ -5,8 +5,10 @@ the exporter emits for h0/c0: "Output tensors of a Functional model must be the 
 ``Layer``"), also with constant zero states passed in. The network is small and plain, so it is written
 out here in NHWC: the batch norms folded into their convolutions, the rows averaged by a (3, 1) average
 pool, each bidirectional LSTM as Keras' ``Bidirectional(LSTM)`` (PyTorch's gate order i, f, g, o is
-Keras' i, f, c, o; Keras has one bias, PyTorch's two added), which TFLite turns into fused sequence
-LSTM ops. ``converter.recognizer`` checks the result against PyTorch.
+Keras' i, f, c, o; Keras has one bias, PyTorch's two added). It is built with ``tf_keras`` (Keras 2,
+pinned beside TensorFlow 2.19): TFLite turns its LSTMs into fused ``UNIDIRECTIONAL_SEQUENCE_LSTM`` ops,
+where Keras 3's become ``WHILE`` loops (fp32 about 1.5x slower per word here).
+``converter.recognizer`` checks the result against PyTorch.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def _lstm_weights(rnn: nn.LSTM, suffix: str) -> list[np.ndarray]:
 def build_keras(model: PixelRecognizer, width: int | None) -> Any:
     """A Keras model: (1, 64, width, 1) grey pixels 0..255 -> (1, width/4 - 1, classes) probabilities;
     ``width`` None: any width (TFLite resizes it)."""
-    import keras
-    from keras import layers
+    import tf_keras as keras
+    from tf_keras import layers
 
     recognizer = model.recognizer
     pixels = keras.Input((HEIGHT, width, 1), batch_size=1, name="pixels")

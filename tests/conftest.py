@@ -24,11 +24,14 @@ TEST_TILE_SIZE = (160, 160)  # the smallest tile the converter takes: the bundle
 TEST_SIZES = (TEST_SIZE, TEST_TILE_SIZE)
 SAMPLES = Path(edge.__file__).resolve().parent / "samples"  # converter.calibration.DEFAULT_VALIDATION_DIR
 MODELS_ENV = "CRAFT_EDGE_TEST_MODELS"
+RECOGNIZER_FOLDER = "recognizer"  # converter.recognizer.FOLDER
+TEST_RECOGNIZER_VARIANTS = "fp32,dynamic"
 
 # Test modules that import the converter's stack (torch, TensorFlow, ONNX) when they are imported.
 # Their tests get the `converter` marker; tests elsewhere that need it carry the marker themselves.
 CONVERTER_TEST_MODULES = ("test_cli_errors.py", "test_conversion.py", "test_edgetpu.py", "test_model.py",
-                          "test_onnx_export.py", "test_postprocess_official.py", "test_upsample.py")
+                          "test_onnx_export.py", "test_postprocess_official.py", "test_recognizer_conversion.py",
+                          "test_upsample.py")
 CONVERTER_STACK = all(importlib.util.find_spec(name) for name in ("torch", "tensorflow", "onnx"))
 collect_ignore = [] if CONVERTER_STACK else list(CONVERTER_TEST_MODULES)
 
@@ -53,7 +56,8 @@ def size_name(size: tuple[int, int]) -> str:
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Output folder (a bundle) of ``convert-for-device`` run on the real weights, all variants: the
-    coarse model at TEST_SIZE and the tile model at TEST_TILE_SIZE.
+    coarse model at TEST_SIZE and the tile model at TEST_TILE_SIZE; and the recognizer, only fp32 (the
+    reference) and dynamic (the CPU default), which saves converting and checking fp16.
 
     With ``$CRAFT_EDGE_TEST_MODELS`` set: that folder, used as it is when it already holds the models
     (the device-only run), else converted into (a main run; empty the folder to convert afresh).
@@ -61,14 +65,15 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     shared = os.environ.get(MODELS_ENV)
     out = Path(shared).resolve() if shared else tmp_path_factory.mktemp("converted")
-    if shared and all((out / name / "manifest.json").is_file() for name in ("", *map(size_name, TEST_SIZES))):
+    if shared and all((out / name / "manifest.json").is_file()
+                      for name in ("", *map(size_name, TEST_SIZES), RECOGNIZER_FOLDER)):
         return out
     if not CONVERTER_STACK:
         pytest.fail(f"no converted models in ${MODELS_ENV} ({shared or 'unset'}) and no converter here to make them")
     from converter.cli import main
 
     assert main(["--out", str(out), "--input-size", size_name(TEST_SIZE), "--tile-size", size_name(TEST_TILE_SIZE),
-                 "--threads", "2", "--force"]) == 0
+                 "--recognizer-variants", TEST_RECOGNIZER_VARIANTS, "--threads", "2", "--force"]) == 0
     return out
 
 

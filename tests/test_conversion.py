@@ -15,10 +15,11 @@ from converter.tflite_graph import read_graph
 from converter.tflite_variants import VARIANTS
 from edge.detection.detector import Detector
 from edge.detection.postprocess import Thresholds
-from edge.models.manifest import FORMAT_VERSION, file_sha256, load_manifest, model_folders
+from edge.models.manifest import FORMAT_VERSION, file_sha256, load_manifest, model_folders, recognizer_folder
 from edge.models.runtime import find_runtime, load_model
 from edge.sources.imageio import read_rgb
 from tests.conftest import (
+    RECOGNIZER_FOLDER,
     SAMPLES,
     TEST_SIZE,
     TEST_SIZES,
@@ -32,12 +33,14 @@ pytestmark = pytest.mark.conversion
 each_model = pytest.mark.parametrize("size", TEST_SIZES, ids=map(size_name, TEST_SIZES))
 
 
-def test_one_output_folder_holds_the_coarse_and_the_tile_model(converted: Path) -> None:
+def test_one_output_folder_holds_the_coarse_and_the_tile_model_and_the_recognizer(converted: Path) -> None:
     assert json.loads((converted / "manifest.json").read_text())["models"] == {
-        "coarse": size_name(TEST_SIZE), "tile": size_name(TEST_TILE_SIZE)}
+        "coarse": size_name(TEST_SIZE), "tile": size_name(TEST_TILE_SIZE), "recognizer": RECOGNIZER_FOLDER}
     folders = model_folders(converted)
     assert (folders.coarse, folders.tile) == (converted / size_name(TEST_SIZE), converted / size_name(TEST_TILE_SIZE))
-    assert sorted(p.name for p in converted.iterdir() if p.is_dir()) == sorted(map(size_name, TEST_SIZES))
+    assert recognizer_folder(converted) == converted / RECOGNIZER_FOLDER
+    assert sorted(p.name for p in converted.iterdir() if p.is_dir()) == sorted([*map(size_name, TEST_SIZES),
+                                                                               RECOGNIZER_FOLDER])
 
 
 @each_model

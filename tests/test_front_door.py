@@ -44,7 +44,8 @@ def test_conversion_with_relative_paths_from_another_folder(tmp_path: Path, weig
             shutil.copy(SAMPLES / name, tmp_path / "in" / purpose / name)
     result = run_from(tmp_path, sys.executable, "-m", "converter.cli", "--out", "out/models",
                       "--weights", "in/craft.pth", "--calibration", "in/cal", "--validation", "in/val",
-                      "--input-size", "64x96", "--tile-size", "160x160", "--variants", "fp32", "--threads", "2",
+                      "--input-size", "64x96", "--tile-size", "160x160", "--variants", "fp32", "--no-recognizer",
+                      "--threads", "2",
                       timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     index = json.loads((tmp_path / "out" / "models" / "manifest.json").read_text())

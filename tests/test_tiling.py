@@ -94,7 +94,7 @@ def native_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("native")
     size = f"{NATIVE_SIZE[0]}x{NATIVE_SIZE[1]}"
     assert main(["--out", str(out), "--input-size", size, "--tile-size", size_name(TEST_TILE_SIZE),
-                 "--variants", "fp32,int8", "--threads", "2", "--force"]) == 0
+                 "--variants", "fp32,int8", "--no-recognizer", "--threads", "2", "--force"]) == 0
     return out / size
 
 

@@ -163,8 +163,6 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
         if variant.target not in registry.TARGETS:
             raise ManifestError(
                 f"{where}.variants[{index}].target: {variant.target!r} is not one of {registry.TARGETS}")
-    if not manifest.widths or manifest.widths != sorted(set(manifest.widths)) or manifest.widths[0] < 8:
-        raise ManifestError(f"{where}.widths: {manifest.widths} is not an ascending list of widths of 8 px or more")
     return manifest
 
 
@@ -196,8 +194,11 @@ class BundleIndex:
     models: Roles
 
     def write(self, folder: Path) -> Path:
+        data = dataclasses.asdict(self)
+        if self.models.recognizer is None:  # no recognizer: the key is left out, not null
+            del data["models"]["recognizer"]
         path = folder / MANIFEST_NAME
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        path.write_text(json.dumps(data, indent=2) + "\n")
         return path
 
 

@@ -74,6 +74,8 @@ class SequenceRunner:
         inp, out = self.specs()
         results = []
         for word in pixels:
+            # the fused LSTMs keep their last state in variable tensors: each word starts from zero
+            self._interpreter.reset_all_variables()
             self._interpreter.set_tensor(self._input_index, quantize(word[None, :, :, None].astype(np.float32), inp))
             self._interpreter.invoke()
             results.append(dequantize(self._interpreter.get_tensor(self._output_index)[0], out))

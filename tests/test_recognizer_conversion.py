@@ -1,0 +1,85 @@
+"""The recognizer's conversion: strict weights, ONNX and TFLite against PyTorch on the project's word
+crops, and the manifest the device reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converter.model import CheckpointError
+from converter.recognizer import FP32_MAX_PROB_DIFF, fitted
+from converter.recognizer_graph import torch_probs
+from converter.recognizer_model import CHARSET, HEIGHT, PixelRecognizer, default_recognizer_weights, load_recognizer
+from converter.word_crops import labelled_words
+from edge.models.manifest import load_recognizer_manifest
+from edge.models.recognizer import load_variant
+from edge.models.runtime import find_runtime
+from edge.recognition.ctc import greedy_decode
+from tests.conftest import RECOGNIZER_FOLDER, SAMPLES, TEST_RECOGNIZER_VARIANTS
+
+pytestmark = pytest.mark.conversion
+
+
+@pytest.fixture(scope="module")
+def pytorch() -> PixelRecognizer:
+    return load_recognizer(default_recognizer_weights())
+
+
+@pytest.fixture(scope="module")
+def crops(converted: Path) -> list[np.ndarray]:
+    widths = tuple(load_recognizer_manifest(converted / RECOGNIZER_FOLDER).widths)
+    return fitted(labelled_words(SAMPLES), widths)
+
+
+def test_strict_loading_refuses_another_checkpoint(weights: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"not a EasyOCR english_g2 recognizer checkpoint; \d+ missing keys"):
+        load_recognizer(weights)  # CRAFT's weights
+
+
+def test_a_checkpoint_with_a_wrong_shape_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    state = torch.load(default_recognizer_weights(), map_location="cpu", weights_only=True)
+    state["module.Prediction.weight"] = state["module.Prediction.weight"][:50]
+    torch.save(state, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match=r"Prediction.weight is \(50, 256\), expected \(97, 256\)"):
+        load_recognizer(tmp_path / "other.pth")
+
+
+def test_onnx_reproduces_pytorch_on_word_crops(converted: Path, pytorch: PixelRecognizer,
+                                               crops: list[np.ndarray]) -> None:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(converted / RECOGNIZER_FOLDER / "english_g2.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    for pixels in crops[:6]:
+        got = session.run(None, {"pixels": pixels[None, None].astype(np.float32)})[0]
+        np.testing.assert_allclose(got, torch_probs(pytorch, pixels[None]), atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", TEST_RECOGNIZER_VARIANTS.split(","))
+def test_tflite_reads_as_pytorch_on_word_crops(converted: Path, pytorch: PixelRecognizer, crops: list[np.ndarray],
+                                               variant: str) -> None:
+    folder = converted / RECOGNIZER_FOLDER
+    manifest = load_recognizer_manifest(folder)
+    runner = load_variant(folder, manifest, next(v for v in manifest.variants if v.name == variant), find_runtime(), 2)
+    same = 0
+    for pixels in crops:
+        expected, got = torch_probs(pytorch, pixels[None])[0], runner(pixels[None])[0]
+        if variant == "fp32":
+            assert np.abs(got - expected).max() <= FP32_MAX_PROB_DIFF
+        same += greedy_decode(got, CHARSET)[0] == greedy_decode(expected, CHARSET)[0]
+    assert same >= len(crops) - 1  # at most one word of the samples' 34 read differently
+    assert runner.height == HEIGHT
+
+
+def test_the_manifest_records_what_the_device_needs(converted: Path) -> None:
+    manifest = load_recognizer_manifest(converted / RECOGNIZER_FOLDER)
+    assert manifest.charset == CHARSET and manifest.input_height == HEIGHT
+    assert [v.name for v in manifest.variants] == TEST_RECOGNIZER_VARIANTS.split(",")
+    for variant in manifest.variants:
+        assert variant.input.shape == [1, HEIGHT, -1, 1] and variant.output.shape == [1, -1, len(CHARSET) + 1]
+        assert variant.agreement is not None and variant.agreement.crops == len(manifest.validation_crops) > 100
+        assert variant.op_counts.get("UNIDIRECTIONAL_SEQUENCE_LSTM") == 4  # 2 layers x 2 directions, fused
