@@ -234,6 +234,7 @@ def main() -> int:
     parser.add_argument("--out", type=absolute, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args()
     started = time.monotonic()
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # the plots are written beside it before the report
     folders = model_folders(args.models)
     if not folders:
         print(f"suite: no model folders in {args.models}; run convert-for-device first", file=sys.stderr)
@@ -336,7 +337,6 @@ def main() -> int:
                                                                                     native).rstrip(), "```",
                   ""]
     lines += [f"Suite run time: {(time.monotonic() - started) / 60:.1f} minutes.", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
     return 0

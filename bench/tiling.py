@@ -153,13 +153,15 @@ def set_report(images: Path, truth_dir: Path | None, natives: list[CraftModel], 
     print(f"\n{images}: {len(model_ms['native'])} images ({len(labelled['native'])} labelled)")
     print("model time: all of a mode's model time over the images against the native pass's, all images and "
           "the labelled ones")
-    print(f"{'mode':<8} {'H-mean (GT)':>11} {'agree H':>8} {'worst image':>24} {'runs/img':>9} {'ms/img':>7} "
-          f"{'vs native':>9} {'labelled':>8}")
+    print(f"{'mode':<8} {'H-mean (GT)':>11} {'P':>5} {'R':>5} {'agree H':>8} {'worst image':>24} {'runs/img':>9} "
+          f"{'ms/img':>7} {'vs native':>9} {'labelled':>8}")
     for mode in names:
-        hmean = f"{Summary(labelled[mode]).count.hmean:.3f}" if labelled[mode] else "-"
+        against = Summary(labelled[mode]).count if labelled[mode] else None
+        hmean, precision, recall = ((f"{against.hmean:.3f}", f"{against.precision:.3f}", f"{against.recall:.3f}")
+                                    if against else ("-", "-", "-"))
         ratio = sum(model_ms[mode]) / sum(model_ms["native"])
         ratio_labelled = sum(labelled_ms[mode]) / sum(labelled_ms["native"]) if labelled_ms[mode] else float("nan")
-        print(f"{mode:<8} {hmean:>11} {Summary(agreement[mode]).count.hmean:>8.3f} "
+        print(f"{mode:<8} {hmean:>11} {precision:>5} {recall:>5} {Summary(agreement[mode]).count.hmean:>8.3f} "
               f"{worst[mode][0]:>6.3f} {worst[mode][1][:17]:>17} {statistics.mean(tiles[mode]):>9.1f} "
               f"{statistics.mean(model_ms[mode]):>7.0f} {ratio:>8.2f}x {ratio_labelled:>7.2f}x")
     for mode in ("full", "adaptive"):
