@@ -11,13 +11,14 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def tiling_rows() -> dict[str, list[str]]:
-    """bench/tiling.py's table as docs/benchmarks.md holds it: mode -> its columns."""
+    """bench/tiling.py's accuracy table as docs/benchmarks.md holds it (the clip's table after it starts
+    with the same names): mode -> its columns."""
     section = BENCHMARKS.read_text().split("## Tiling modes", 1)[1].split("```")[1]
     rows = {}
     for line in section.splitlines():
         fields = line.split()
         if fields and fields[0] in ("native", *MODE_FIGURES) and re.fullmatch(r"[0-9.]+", fields[1]):
-            rows[fields[0]] = fields
+            rows.setdefault(fields[0], fields)
     return rows
 
 
