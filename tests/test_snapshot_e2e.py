@@ -275,7 +275,8 @@ def test_home_assistant_camera_is_removed_when_snapshots_are_turned_off_and_relo
 
 
 def frame_config(path: Path, model_dir: Path, image: Path) -> Path:
-    return daemon_helpers.write_config(path, 1, model_dir, image, source={"loop": False})
+    """One letterboxed pass (tiling off): the verdict judges the text in the model's own input."""
+    return daemon_helpers.write_config(path, 1, model_dir, image, source={"loop": False}, model={"tiling": "off"})
 
 
 def test_frame_writes_the_picture_and_judges_the_text_size(model_dir: Path, tmp_path: Path) -> None:
@@ -287,7 +288,7 @@ def test_frame_writes_the_picture_and_judges_the_text_size(model_dir: Path, tmp_
     described, judged, heading, *modes = result.stdout.splitlines()
     assert described.startswith(f"{out}: astronaut_1280x720_00.jpg 1280x720, ") and "(int8 on cpu)" in described
     assert heading.startswith("tiling modes (model.tiling)")
-    assert [line.split(":")[0].strip() for line in modes] == ["off", "full", "adaptive (configured)"]
+    assert [line.split(":")[0].strip() for line in modes] == ["off (configured)", "full", "adaptive"]
     for line, mode in zip(modes, ("off", "full", "adaptive"), strict=True):  # what each choice gives up
         assert line.endswith(MODE_FIGURES[mode].describe()), line
     assert judged.startswith(("text size: too small: ", "text size: no text found: ")), judged

@@ -89,6 +89,7 @@ class _Memory:
 
 
 def detector_thresholds(config: Config) -> Thresholds:
+    """The box-extraction thresholds the configuration's detection section sets."""
     detection = config.detection
     return Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text)
 
@@ -204,21 +205,25 @@ class Detector:
         maps = tiling.empty_maps(scaled.shape[:2]) if refresh or last is None else last
         inference, runs = 0.0, 0
         stale = [tile.core() for tile, was_changed in zip(plan, changed, strict=True) if was_changed]
-        if self.tiling_mode == "adaptive":  # the coarse pass's scores where it reads well, tiles where it does not
+        if self.tiling_mode == "adaptive":  # tiles only where the coarse pass sees something that may be text
             coarse, map_to_scaled, inference = self._coarse(rgb)
             runs = 1
-            adaptive.coarse_into(maps, coarse, map_to_scaled, stale)
             cells = adaptive.needed_cells(coarse, map_to_scaled, scaled.shape[:2], self._select_score)
-            to_run = adaptive.cover(cells & adaptive.cells_of(stale, cells.shape), scaled.shape[:2], tile_hw,
-                                    self.context)
+            to_run = adaptive.fewest_tiles(cells & adaptive.cells_of(stale, cells.shape), plan, scaled.shape[:2],
+                                           tile_hw, self.context)
         else:
             to_run = [tile for tile, was_changed in zip(plan, changed, strict=True) if was_changed]
+        # Tiles paste into fresh maps, which replace only the changed cores: an unchanged core keeps its
+        # scores even where a placed tile's core reaches into it, and a changed one no tile ran on is zero.
+        fresh = tiling.empty_maps(scaled.shape[:2])
         for tile in to_run:
             pixels = tiling.crop(scaled, tile, tile_hw)
             before = time.perf_counter()
             scores = self.tile_model(pixels)
             inference += time.perf_counter() - before
-            tiling.paste_core(maps, tile, scores)
+            tiling.paste_core(fresh, tile, scores)
+        for top, bottom, left, right in stale:
+            maps[top // 2:bottom // 2, left // 2:right // 2] = fresh[top // 2:bottom // 2, left // 2:right // 2]
         runs += len(to_run)
         after_tiles = time.perf_counter()
         factor = 2 / self.scale  # stitched maps are at half the scaled frame's size
@@ -230,7 +235,7 @@ class Detector:
         timing = Timing((after_tiles - start) * 1e3 - inference * 1e3, inference * 1e3, (done - after_tiles) * 1e3)
         rects = tuple((left, top, right, bottom) for top, bottom, left, right
                       in (self._in_source(tile.extent(tile_hw), rgb.shape) for tile in to_run))
-        return Detection(boxes, timing, tiles_run=runs, tiles_skipped=max(0, len(plan) - len(to_run)), tiles=rects)
+        return Detection(boxes, timing, tiles_run=runs, tiles_skipped=len(plan) - len(to_run), tiles=rects)
 
     def _in_source(self, region: Region, shape: tuple[int, ...]) -> Region:
         """A (top, bottom, left, right) region of the scaled frame, in source-frame pixels."""

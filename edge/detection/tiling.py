@@ -116,9 +116,3 @@ def paste_core(maps: np.ndarray, tile: Tile, scores: np.ndarray) -> None:
     origin_y, origin_x = tile.rows.start // 2, tile.cols.start // 2
     maps[top:bottom, left:right] = scores[top - origin_y:bottom - origin_y, left - origin_x:right - origin_x]
 
-
-
-def core_max(maps: np.ndarray, tile: Tile) -> float:
-    """The highest region or affinity score in the tile's core of the stitched ``maps``."""
-    core = maps[tile.rows.core_start // 2:tile.rows.core_end // 2, tile.cols.core_start // 2:tile.cols.core_end // 2]
-    return float(core.max()) if core.size else 0.0

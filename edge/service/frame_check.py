@@ -8,15 +8,15 @@ A live camera is read for WARMUP_SECONDS first: its first frames are often dark 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge.config.settings import Config, state_dir
+from edge.config.settings import Config, ConfigError, state_dir
 from edge.detection.benchmark import MODE_FIGURES
-from edge.detection.detector import Detector, configured_detector, detector_thresholds
+from edge.detection.detector import configured_detector
 from edge.detection.textsize import box_height, verdict
 from edge.detection.tiling import TILING_MODES
 from edge.messaging.snapshot import annotate
@@ -101,10 +101,14 @@ def compare_modes(config: Config, runners: Runners, rgb: np.ndarray) -> list[str
     """One line per tiling mode: boxes and model time on this frame, H-mean and cost on the benchmark."""
     lines = []
     for mode in TILING_MODES:
-        detector = Detector(runners.coarse, detector_thresholds(config), tiling_mode=mode, scale=config.model.scale,
-                            tile_model=runners.tile, context=config.model.context)
-        found = detector.detect(rgb)
         chosen = " (configured)" if mode == config.model.tiling else ""
+        asked = replace(config, model=replace(config.model, tiling=mode))
+        try:
+            detector = configured_detector(asked, runners.coarse, runners.tile, video=False)
+        except ConfigError as exc:  # e.g. a context too wide for the tile model, which `off` never checks
+            lines.append(f"{mode}{chosen}: not possible with this config ({exc})")
+            continue
+        found = detector.detect(rgb)
         lines.append(f"{mode}{chosen}: {len(found.boxes)} boxes, {found.tiles_run} inference"
                      f"{'s' if found.tiles_run != 1 else ''}, {found.timing.inference:.0f} ms of model time here; "
                      f"{MODE_FIGURES[mode].describe()}")
