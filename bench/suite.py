@@ -140,9 +140,9 @@ def accuracy(folder: Path, labelled: LabelledSet, variants: list[str], with_pyto
     """Every variant in ``variants``, the photo letterboxed into the folder's size, 2 threads."""
     manifest = load_manifest(folder)
     runtime = find_runtime()
-    images = [image for image in list_images(labelled.images)
-              if find_ground_truth(labelled.truth, image.name) is not None]  # labelled photos only
-    truths = {image.name: read_words(find_ground_truth(labelled.truth, image.name)) for image in images}
+    truth_files = {image: find_ground_truth(labelled.truth, image.name) for image in list_images(labelled.images)}
+    images = [image for image, truth in truth_files.items() if truth is not None]  # labelled photos only
+    truths = {image.name: read_words(truth_files[image]) for image in images}
     found: dict[str, dict[str, list]] = {}
     times: dict[str, list[float]] = {}
     for name in variants:

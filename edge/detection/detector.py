@@ -5,9 +5,9 @@ The daemon, ``craft-edge detect``, ``eval``, ``bench`` and the benchmarks all ru
 ``off`` letterboxes the frame into the model's input (one inference); ``full`` runs the frame at
 ``scale`` times its size in tiles of the tile model's input size and stitches their score maps
 (``edge.detection.tiling``), so small text keeps its pixels; ``adaptive`` first letterboxes the frame into the
-coarse model, keeps its scores, and runs tiles placed to cover only what it scored above
-``ADAPTIVE_MIN_SCORE`` (``edge.detection.adaptive``; elsewhere the coarse scores stand: none there
-can make a box). With a ``gate`` (``edge.detection.gating``), a video frame runs only the tiles that
+coarse model and runs tiles placed to cover only what it scored above ``ADAPTIVE_MIN_SCORE``
+(``edge.detection.adaptive``; the stitched maps are zero elsewhere: the coarse pass saw nothing
+there that could make a box). With a ``gate`` (``edge.detection.gating``), a video frame runs only the tiles that
 changed (in ``adaptive``: the coarse pass, then tiles where it needs them inside what changed).
 """
 
@@ -88,21 +88,15 @@ class _Memory:
     refreshed: float  # clock time of the last frame on which every region was inferred
 
 
-def detector_thresholds(config: Config) -> Thresholds:
-    """The box-extraction thresholds the configuration's detection section sets."""
-    detection = config.detection
-    return Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text)
-
-
 def configured_detector(config: Config, model: SizedScoreFn, tile_model: SizedScoreFn | None = None,
                         video: bool = True) -> Detector:
     """The Detector a configuration asks for (the daemon's, and ``craft-edge frame``'s with ``video`` off:
     gating needs a stream of frames)."""
-    gating = config.gating
+    detection, gating = config.detection, config.gating
     gate = (GateSettings(gating.threshold, gating.cell, gating.refresh_seconds)
             if gating.enabled and video else None)
     try:
-        return Detector(model, detector_thresholds(config),
+        return Detector(model, Thresholds(detection.text_threshold, detection.link_threshold, detection.low_text),
                         tiling_mode=config.model.tiling, scale=config.model.scale, tile_model=tile_model, gate=gate,
                         context=config.model.context)
     except ValueError as exc:  # e.g. a context too wide for the tile model, which only loading tells
