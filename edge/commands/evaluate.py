@@ -13,6 +13,7 @@ from edge.config.paths import absolute
 
 
 def execute(args: argparse.Namespace) -> int:
+    from edge.detection.benchmark import default_set
     from edge.detection.evaluation import (
         GroundTruthError,
         Summary,
@@ -25,6 +26,14 @@ def execute(args: argparse.Namespace) -> int:
     from edge.models.manifest import load_manifest, model_folders
     from edge.sources.imageio import ImageError, list_images, read_rgb
 
+    if args.images is None and args.gt is None:  # the benchmark, or the project's own labelled frames
+        labelled = default_set(Path.cwd())
+        if labelled is None:
+            raise Fatal("give --images DIR (and --gt DIR): ../shared/eval-ic15train is not beside this folder")
+        print(f"on {labelled.name} ({labelled.images})")
+        args.images, args.gt = labelled.images, labelled.truth if args.against is None else None
+    if args.images is None:
+        raise Fatal("give --images DIR with --gt")
     if (args.gt is None) == (args.against is None):
         raise Fatal("give --gt DIR (labelled images) or --against VARIANT (agreement between variants)")
     if args.detections is None and args.model is None:
@@ -97,7 +106,9 @@ def add_to(commands: argparse._SubParsersAction) -> None:
     which.add_argument("--detections", type=absolute, metavar="DIR",
                        help="evaluate precomputed boxes (NAME.json per image, ground-truth JSON format; with --read, "
                             "each word's 'text' is its reading) instead")
-    evaluate.add_argument("--images", type=absolute, required=True, help="folder of images")
+    evaluate.add_argument("--images", type=absolute,
+                          help="folder of images (default: the benchmark ../shared/eval-ic15train, 200 ICDAR 2015 "
+                               "photos, when it is beside this folder or the checkout; else data/smalltext)")
     evaluate.add_argument("--gt", type=absolute, help="ground truth: NAME.json, NAME.txt or gt_NAME.txt per image")
     evaluate.add_argument("--against", metavar="VARIANT",
                           help="agreement mode: treat this variant's boxes as the truth (unlabelled images)")

@@ -254,7 +254,8 @@ class Daemon:
             "fps": round(self.stats.fps(), 2), "inference_ms": self.stats.inference_ms(),
             "frames_dropped": parts.slot.dropped, "bad_frames": parts.capture.status.bad_frames,
             "backend": model["backend"], "variant": model["variant"], "runtime": model["runtime"],
-            "source_state": parts.capture.status.state, "tpu_state": tpu_state(working_runner(parts)),
+            "source_state": parts.capture.status.state, "source_reopens": parts.capture.status.reopens,
+            "tpu_state": tpu_state(working_runner(parts)),
             "tiles_run": self.stats.tiles_run, "tiles_skipped": self.stats.tiles_skipped,
             **(self.outbox.stats() if self.outbox else {}),
         }
