@@ -12,7 +12,7 @@ BIN    := $(VENV)/bin
 
 # The benchmarks' input sizes: the first is the bundle's coarse model; the tile model (288x288) is
 # converted beside them.
-SIZES := 384x640 480x640 320x320 736x1280
+SIZES := 384x640 480x864 576x1024 736x1280
 
 $(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,7 @@ benchmarks: setup
 	$(BIN)/pip install --quiet -e '.[device,converter,test,bench]'
 	@missing=""; for s in . $(SIZES) 288x288; do [ -f models/$$s/manifest.json ] || missing=1; done; \
 	if [ -n "$$missing" ]; then $(BIN)/convert-for-device --out models --force $(foreach s,$(SIZES),--input-size $(s)); fi
-	$(BIN)/python bench/suite.py --models models --eval ../shared/eval
+	$(BIN)/python bench/suite.py --models models
 
 clean:
 	rm -rf $(VENV) .venv-device .test-models models .demo

@@ -59,7 +59,10 @@ def daemon_run(model_dir: Path, variant: str, frames: int) -> tuple[float, float
         subscriber = Subscriber(broker, "craft-edge/bench/detections")
         arrivals: list[float] = []
         subscriber.client.on_message = lambda *_: arrivals.append(time.perf_counter())
-        command = [sys.executable, "-m", "edge.commands", "run", "--model", str(model_dir), "--variant", variant,
+        config = Path(scratch) / "config.yaml"  # one letterboxed pass a frame, as the bare interpreter runs
+        config.write_text("model:\n  tiling: \"off\"\n")
+        command = [sys.executable, "-m", "edge.commands", "run", "--config", str(config), "--model", str(model_dir),
+                   "--variant", variant,
                    "--source", str(SAMPLES), "--loop", "--broker", broker.address, "--device-id", "bench",
                    "--max-frames", str(frames + 1)]
         env = {**os.environ, "STATE_DIRECTORY": scratch}

@@ -1,20 +1,24 @@
 """The benchmark suite: every figure next to the baseline it is compared with, measured in one run.
 
-    python bench/suite.py --models models [--eval ../shared/eval] [--runs 10] [--out docs/benchmarks.md]
+    python bench/suite.py --models models [--eval DIR] [--runs 10] [--out docs/benchmarks.md]
 
-``--models`` holds one folder per input size written by ``convert-for-device`` (e.g. 320x320,
-480x640, 736x1280). Writes a markdown report with the machine's description and PNG plots next
-to it. Sections: model latency (PyTorch, ONNX Runtime, every TFLite variant on every installed
-runtime; 1 and 2 threads), achieved GMAC/s against this machine's measured matmul peak,
-post-processing against the official algorithm, daemon end to end against the bare interpreter
-with peak RSS, and accuracy per variant and size on an evaluation folder (``images/`` and ``gt/``)
-if one is given: H-mean against ground truth and agreement with the fp32 model of the same size.
+``--models`` is a bundle written by ``convert-for-device`` (``make benchmarks`` converts 384x640,
+480x864, 576x1024 and 736x1280 beside the 288x288 tile model). Writes a markdown report with the
+machine's description and PNG plots next to it. Sections: model latency (PyTorch, ONNX Runtime,
+every TFLite variant on every installed runtime; 2 threads), achieved GMAC/s against this machine's
+measured matmul peak, post-processing against the official algorithm, daemon end to end against
+the bare interpreter with peak RSS, and, on the benchmark (``../shared/eval-ic15train``: 200
+ICDAR 2015 photos, or ``--eval DIR`` with ``images/`` and ``gt/``): H-mean/P/R of every variant at
+the native size and of int8 at every coarse size, with agreement with fp32, model time per photo
+and the ratio to PyTorch; then the tiling modes (``bench/tiling.py``) on the same photos.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import os
 import platform
 import sys
@@ -24,23 +28,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bench import e2e_fps, latency, postprocess  # noqa: E402
+from bench import e2e_fps, latency, postprocess, tiling  # noqa: E402
 from edge.config.paths import absolute  # noqa: E402
+from edge.detection.benchmark import LabelledSet, default_set  # noqa: E402
 from edge.detection.detector import Detector  # noqa: E402
 from edge.detection.evaluation import Summary, Word, evaluate_image, find_ground_truth, read_words  # noqa: E402
 from edge.detection.postprocess import Thresholds  # noqa: E402
+from edge.detection.preprocess import letterbox  # noqa: E402
 from edge.models.hardware import cpu_info  # noqa: E402
 from edge.models.manifest import load_manifest  # noqa: E402
+from edge.models.manifest import model_folders as model_folders_of  # noqa: E402
 from edge.models.runtime import find_runtime, load_model  # noqa: E402
 from edge.sources.imageio import list_images, read_rgb  # noqa: E402
 
 SAMPLE = REPO / "edge" / "samples" / "astronaut_00.jpg"
-THREADS = (1, 2)
+THREADS = (2,)  # the acceptance setting; 1 thread roughly doubles every figure
 
 
 def model_folders(models: Path) -> list[Path]:
@@ -111,34 +119,66 @@ def model_macs(folder: Path) -> float:
 class Accuracy:
     labelled: Summary
     agreement: Summary | None
+    model_ms: float  # mean model time per photo
+    pytorch_ms: float | None  # PyTorch fp32 at the same size, on the same first PYTORCH_PHOTOS photos
+    subset_ms: float  # this variant's mean over those photos
 
 
-def accuracy(folder: Path, eval_dir: Path) -> dict[str, Accuracy]:
+PYTORCH_PHOTOS = 20  # photos PyTorch is timed on (its ratio); every variant is timed on all of them too
+
+
+def pytorch_ms(size: tuple[int, int], frames: list) -> float:
+    """PyTorch fp32's mean model time per photo, letterboxed into ``size`` (2 threads)."""
+    timed = []
+    for rgb in frames:
+        run = latency.torch_backend(letterbox(rgb, size).pixels, 2, "")
+        timed.append(min(latency.timings(run, 1, warmup=0)))
+    return 1e3 * float(np.mean(timed))
+
+
+def accuracy(folder: Path, labelled: LabelledSet, variants: list[str], with_pytorch: bool) -> dict[str, Accuracy]:
+    """Every variant in ``variants``, the photo letterboxed into the folder's size, 2 threads."""
     manifest = load_manifest(folder)
     runtime = find_runtime()
-    images = list_images(eval_dir / "images")
-    frames = {image.name: read_rgb(image) for image in images}
-    boxes: dict[str, dict[str, list]] = {}
-    for variant in manifest.variants:
-        if variant.target != "cpu":
-            continue
-        model = load_model(folder / variant.file, runtime, os.cpu_count() or 1)
-        boxes[variant.name] = {name: [b.points for b in Detector(model, Thresholds()).boxes(rgb)]
-                               for name, rgb in frames.items()}
-        print(f"  accuracy of {variant.name} at {size_of(folder)}", file=sys.stderr, flush=True)
+    truth_files = {image: find_ground_truth(labelled.truth, image.name) for image in list_images(labelled.images)}
+    images = [image for image, truth in truth_files.items() if truth is not None]  # labelled photos only
+    truths = {image.name: read_words(truth_files[image]) for image in images}
+    found: dict[str, dict[str, list]] = {}
+    times: dict[str, list[float]] = {}
+    for name in variants:
+        model = load_model(folder / manifest.variant(name).file, runtime, 2)
+        detector = Detector(model, Thresholds())
+        found[name], times[name] = {}, []
+        for image in tqdm(images, desc=f"{size_of(folder)} {name}", unit="photo"):
+            detection = detector.detect(read_rgb(image))
+            found[name][image.name] = [b.points for b in detection.boxes]
+            times[name].append(detection.timing.inference)
+    baseline = (pytorch_ms(manifest.input_size, [read_rgb(image) for image in images[:PYTORCH_PHOTOS]])
+                if with_pytorch else None)
     results = {}
-    for name, found in boxes.items():
-        labelled = []
-        for image in images:
-            truth = find_ground_truth(eval_dir / "gt", image.name)
-            if truth is not None:
-                labelled.append(evaluate_image(image.name, read_words(truth), found[image.name]))
+    for name, boxes in found.items():
+        scored = Summary([evaluate_image(image.name, truths[image.name], boxes[image.name]) for image in images])
         agreement = None
-        if name != "fp32" and "fp32" in boxes:
-            agreement = Summary([evaluate_image(image.name, [Word(p, False) for p in boxes["fp32"][image.name]],
-                                                found[image.name]) for image in images])
-        results[name] = Accuracy(Summary(labelled), agreement)
+        if name != "fp32" and "fp32" in found:
+            agreement = Summary([evaluate_image(image.name, [Word(p, False) for p in found["fp32"][image.name]],
+                                                boxes[image.name]) for image in images])
+        results[name] = Accuracy(scored, agreement, float(np.mean(times[name])), baseline,
+                                 float(np.mean(times[name][:PYTORCH_PHOTOS])))
     return results
+
+
+def tiling_modes(models: Path, labelled: LabelledSet, coarse: str, tile: str, native: str) -> str:
+    """bench/tiling.py's report for int8 on the benchmark: its printed table, as it prints it."""
+    arguments = ["--coarse-model", str(models / coarse), "--tile-model", str(models / tile),
+                 "--native-model", str(models / native), "--set", f"{labelled.images}:{labelled.truth}",
+                 "--clip", str(REPO / "data" / "clip")]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            tiling.main(arguments)
+        except SystemExit as exc:  # e.g. a photo larger than the native model: report it, keep the rest
+            print(f"bench/tiling.py stopped: {exc}")
+    return printed.getvalue()
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -159,14 +199,12 @@ def plots(out_dir: Path, latencies: dict, accuracies: dict) -> list[str]:
     markers = {"fp32": "o", "fp16": "s", "dynamic": "^", "int8": "D", "int8-tpu": "v"}
     colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
     for colour, (size, per_variant) in zip(colours, accuracies.items(), strict=False):
-        rows = {r.backend.removeprefix("tflite "): r for r in latencies[(size, 2)] if r.engine == "ai-edge-litert"}
         for variant, result in per_variant.items():
-            if variant in rows:
-                axes.scatter(rows[variant].median_s * 1e3, result.labelled.count.hmean, color=colour,
-                             marker=markers.get(variant, "o"), s=60, alpha=0.8, label=f"{size} {variant}")
+            axes.scatter(result.model_ms, result.labelled.count.hmean, color=colour,
+                         marker=markers.get(variant, "o"), s=60, alpha=0.8, label=f"{size} {variant}")
     axes.set_xscale("log")
-    axes.set_xlabel("latency, ms (ai-edge-litert, 2 threads, x86-64)")
-    axes.set_ylabel("H-mean, ICDAR 2015 images (IoU 0.5)")
+    axes.set_xlabel("model ms per photo (ai-edge-litert, 2 threads, x86-64)")
+    axes.set_ylabel("H-mean, 200 ICDAR 2015 photos (IoU 0.5)")
     axes.set_title("Accuracy against latency: colour = input size, marker = variant")
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=6, ncol=3, loc="lower right")
@@ -193,12 +231,14 @@ def plots(out_dir: Path, latencies: dict, accuracies: dict) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=absolute, default=REPO / "models")
-    parser.add_argument("--eval", type=absolute, help="folder with images/ and gt/ (e.g. ../shared/eval)")
+    parser.add_argument("--eval", type=absolute,
+                        help="folder with images/ and gt/ (default: ../shared/eval-ic15train, else data/smalltext)")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--e2e-frames", type=int, default=30)
     parser.add_argument("--out", type=absolute, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args()
     started = time.monotonic()
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # the plots are written beside it before the report
     folders = model_folders(args.models)
     if not folders:
         print(f"suite: no model folders in {args.models}; run convert-for-device first", file=sys.stderr)
@@ -250,7 +290,7 @@ def main() -> int:
     lines += table(["map", "boxes", "official ms", "ours ms", "speed-up"],
                    [[c, str(b), f"{o:.1f}", f"{u:.1f}", f"{o / u:.1f}x"] for c, b, o, u in measured])
 
-    e2e_folder = next((f for f in folders if size_of(f) == "480x640"), folders[0])
+    e2e_folder = model_folders_of(args.models).coarse
     rows = []
     for variant in [v.name for v in load_manifest(e2e_folder).variants if v.target == "cpu"]:
         raw = e2e_fps.raw_fps(e2e_folder, variant, args.e2e_frames)
@@ -258,31 +298,51 @@ def main() -> int:
         rows.append([variant, f"{raw:.2f}", f"{fps:.2f}", f"{fps / raw:.2f}", f"{rss:.0f}"])
         print(f"  end to end {variant}", file=sys.stderr, flush=True)
     lines += ["## Daemon end to end", "",
-              f"`craft-edge run` on the shipped sample images at {size_of(e2e_folder)} (all cores), timed by a "
+              f"`craft-edge run` on the shipped sample images at {size_of(e2e_folder)} (all cores, `tiling: off`), "
+              "timed by a "
               "subscriber, against the bare interpreter on the same model in the same run; peak RSS (VmHWM) of "
               "the daemon process, which imports only the device extra.", ""]
     lines += table(["variant", "interpreter fps", "daemon fps", "ratio", "peak RSS MiB"], rows)
 
     accuracies = {}
-    if args.eval is not None and (args.eval / "images").is_dir():
+    labelled = (default_set(Path.cwd()) if args.eval is None
+                else LabelledSet(args.eval.name, args.eval / "images", args.eval / "gt"))
+    if labelled is not None:
+        roles = model_folders_of(args.models)
+        coarse, tile = roles.coarse.name, roles.tile.name
+        # the largest model that is not the tile model: 736x1280 holds a 1280x720 photo at its own size
+        native = next(size_of(f) for f in reversed(folders) if f.name != tile)
         for folder in folders:
-            accuracies[size_of(folder)] = accuracy(folder, args.eval)
+            if folder.name == tile:  # a whole photo letterboxed into a tile is no mode anyone runs
+                continue
+            variants = ([v.name for v in load_manifest(folder).variants if v.target == "cpu"]
+                        if size_of(folder) == native else ["int8"])
+            accuracies[size_of(folder)] = accuracy(folder, labelled, variants, size_of(folder) == native)
         lines += ["## Accuracy", "",
-                  f"On `{args.eval.name}/`: H-mean against the ground truth (ICDAR 2015 protocol, images with "
-                  "`gt/`), and agreement of each variant's boxes with the fp32 model of the same size (all images, "
-                  "IoU 0.5). Input size decides more than quantisation does.", ""]
+                  f"On `{labelled.name}/` ({len(list_images(labelled.images))} photos): H-mean, precision and "
+                  "recall against the ground truth (ICDAR 2015 protocol, IoU 0.5), each photo letterboxed into the "
+                  "input size (one pass; 736x1280 is the photo at its own size), 2 threads; agreement of each "
+                  f"variant's boxes with fp32 of the same size; mean model time per photo; and the ratio to PyTorch "
+                  f"fp32 at the same size, both timed on the first {PYTORCH_PHOTOS} photos in this run.", ""]
         rows = []
         for size, per_variant in accuracies.items():
             for variant, result in per_variant.items():
-                agreement = result.agreement
-                labelled = result.labelled.count
-                rows.append([size, variant, f"{labelled.precision:.3f}", f"{labelled.recall:.3f}",
-                             f"{labelled.hmean:.3f}", "-" if agreement is None else f"{agreement.count.hmean:.3f}"])
-        lines += table(["input", "variant", "P", "R", "H-mean", "H vs fp32"], rows)
+                agreement, count = result.agreement, result.labelled.count
+                ratio = "-" if result.pytorch_ms is None else f"{result.pytorch_ms / result.subset_ms:.2f}x"
+                rows.append([size, variant, f"{count.hmean:.3f}", f"{count.precision:.3f}", f"{count.recall:.3f}",
+                             "-" if agreement is None else f"{agreement.count.hmean:.3f}", f"{result.model_ms:.0f}",
+                             ratio])
+        lines += table(["input", "variant", "H-mean", "P", "R", "H vs fp32", "model ms/photo", "vs PyTorch"], rows)
         for name in plots(args.out.parent, latencies, accuracies):
             lines += [f"![{name}]({name})", ""]
+        lines += ["## Tiling modes", "",
+                  f"`bench/tiling.py` on the same photos, int8, 2 threads: native = one pass at the photo's own size "
+                  f"({native}); off = letterboxed into the coarse model ({coarse}); full = every {tile} "
+                  f"tile; adaptive = the coarse pass, then tiles where it needs them. `vs native` is the mode's model "
+                  "time over the native pass's, same run.", "", "```", tiling_modes(args.models, labelled, coarse, tile,
+                                                                                    native).rstrip(), "```",
+                  ""]
     lines += [f"Suite run time: {(time.monotonic() - started) / 60:.1f} minutes.", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
     return 0

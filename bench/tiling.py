@@ -2,8 +2,7 @@
 
     python bench/tiling.py --coarse-model models/384x640 --tile-model models/288x288 \\
         --native-model models/736x1280 --native-model models/1216x1280 --native-model models/1088x1920 \\
-        --set ../shared/eval/images:../shared/eval/gt --set data/smalltext:data/smalltext \\
-        [--variant int8] [--threads 2] [--repeat 3] [--clip data/clip]
+        [--set IMAGES:GT ...] [--variant int8] [--threads 2] [--repeat 3] [--clip data/clip]
 
 For every image: the native single pass (the frame at its own size, in the smallest
 ``--native-model`` that holds it, black below and right; CRAFT itself pads only to a multiple
@@ -39,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.config.paths import absolute
+from edge.detection.benchmark import default_set
 from edge.detection.boxes import match_boxes
 from edge.detection.detector import Detection, Detector
 from edge.detection.evaluation import Summary, Word, evaluate_image, find_ground_truth, read_words
@@ -60,22 +60,27 @@ def image_set(text: str) -> tuple[Path, Path | None]:
     return absolute(images), absolute(truth) if truth else None
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--coarse-model", type=absolute, required=True, help="model folder for off and adaptive's pass")
     parser.add_argument("--tile-model", type=absolute, required=True, help="model folder whose input is the tile")
     parser.add_argument("--native-model", type=absolute, required=True, action="append",
                         help="model folder that holds frames at their own size; repeat for more sizes")
-    parser.add_argument("--set", type=image_set, required=True, action="append", metavar="IMAGES[:GT]",
+    parser.add_argument("--set", type=image_set, action="append", metavar="IMAGES[:GT]",
                         help="images, and the folder of their ground truth (only labelled images are scored); "
-                             "repeat for more sets")
+                             "repeat for more sets (default: ../shared/eval-ic15train, else data/smalltext)")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--context", type=int, default=CONTEXT, help="tiles' context in pixels (edge.detection.tiling)")
     parser.add_argument("--repeat", type=int, default=1, choices=range(1, 11), metavar="N",
                         help="run each image N times per mode and keep the least model time (steadier ratios)")
     parser.add_argument("--clip", type=absolute, help="folder with clip.avi and clip.json (data/clip)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not args.set:
+        labelled = default_set(Path.cwd())
+        if labelled is None:
+            sys.exit("bench/tiling.py: give --set IMAGES:GT (no benchmark beside this folder)")
+        args.set = [(labelled.images, labelled.truth)]
 
     coarse_model = model_of(args.coarse_model, args.variant, args.threads)
     tile_model = model_of(args.tile_model, args.variant, args.threads)
@@ -148,13 +153,15 @@ def set_report(images: Path, truth_dir: Path | None, natives: list[CraftModel], 
     print(f"\n{images}: {len(model_ms['native'])} images ({len(labelled['native'])} labelled)")
     print("model time: all of a mode's model time over the images against the native pass's, all images and "
           "the labelled ones")
-    print(f"{'mode':<8} {'H-mean (GT)':>11} {'agree H':>8} {'worst image':>24} {'runs/img':>9} {'ms/img':>7} "
-          f"{'vs native':>9} {'labelled':>8}")
+    print(f"{'mode':<8} {'H-mean (GT)':>11} {'P':>5} {'R':>5} {'agree H':>8} {'worst image':>24} {'runs/img':>9} "
+          f"{'ms/img':>7} {'vs native':>9} {'labelled':>8}")
     for mode in names:
-        hmean = f"{Summary(labelled[mode]).count.hmean:.3f}" if labelled[mode] else "-"
+        against = Summary(labelled[mode]).count if labelled[mode] else None
+        hmean, precision, recall = ((f"{against.hmean:.3f}", f"{against.precision:.3f}", f"{against.recall:.3f}")
+                                    if against else ("-", "-", "-"))
         ratio = sum(model_ms[mode]) / sum(model_ms["native"])
         ratio_labelled = sum(labelled_ms[mode]) / sum(labelled_ms["native"]) if labelled_ms[mode] else float("nan")
-        print(f"{mode:<8} {hmean:>11} {Summary(agreement[mode]).count.hmean:>8.3f} "
+        print(f"{mode:<8} {hmean:>11} {precision:>5} {recall:>5} {Summary(agreement[mode]).count.hmean:>8.3f} "
               f"{worst[mode][0]:>6.3f} {worst[mode][1][:17]:>17} {statistics.mean(tiles[mode]):>9.1f} "
               f"{statistics.mean(model_ms[mode]):>7.0f} {ratio:>8.2f}x {ratio_labelled:>7.2f}x")
     for mode in ("full", "adaptive"):

@@ -60,7 +60,14 @@ def placement(mask_shape: tuple[int, int], angle_deg: float, top_left: tuple[flo
 def quad_of(mask_shape: tuple[int, int], matrix: np.ndarray) -> np.ndarray:
     """The mask's ink box under ``matrix``, in pixel-edge coordinates, clockwise from top-left."""
     height, width = mask_shape
-    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64) - 0.5
+    return box_quad((0, 0, width, height), matrix)
+
+
+def box_quad(box: tuple[int, int, int, int], matrix: np.ndarray) -> np.ndarray:
+    """The pixels ``x0 <= x < x1``, ``y0 <= y < y1`` of a mask (``box`` = x0, y0, x1, y1) under ``matrix``,
+    in pixel-edge coordinates, clockwise from top-left."""
+    x0, y0, x1, y1 = box
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64) - 0.5
     return corners @ matrix[:, :2].T + matrix[:, 2] + 0.5
 
 

@@ -119,8 +119,8 @@ def test_daemon_detect_and_eval_give_the_same_boxes(broker: Broker, model_dir: P
     from_daemon = {m["source"]["name"]: m["boxes"] for m in map(json.loads, (s.payload for s in subscriber.messages))}
 
     detect = subprocess.run([sys.executable, "-m", "edge.commands", "detect", *map(str, images),
-                             "--model", str(model_dir), "--variant", "int8", "--json",
-                             "--state-dir", str(tmp_path / "cache")],
+                             "--model", str(model_dir), "--variant", "int8", "--json", "--tiling", "adaptive",
+                             "--state-dir", str(tmp_path / "cache")],  # the daemon's default mode
                             capture_output=True, text=True, timeout=300, cwd=REPO)
     assert detect.returncode == 0, detect.stderr
     from_detect = {Path(line["image"]).name: line["boxes"] for line in map(json.loads, detect.stdout.splitlines())}
@@ -130,7 +130,7 @@ def test_daemon_detect_and_eval_give_the_same_boxes(broker: Broker, model_dir: P
     report = tmp_path / "eval.json"
     evaluate = subprocess.run([sys.executable, "-m", "edge.commands", "eval", "--model", str(model_dir),
                                "--variant", "int8", "--images", str(SAMPLES), "--gt", str(SAMPLES),
-                               "--json", str(report), "--state-dir", str(tmp_path / "cache")],
+                               "--json", str(report), "--tiling", "adaptive", "--state-dir", str(tmp_path / "cache")],
                               capture_output=True, text=True, timeout=300, cwd=REPO)
     assert evaluate.returncode == 0, evaluate.stderr
     per_image = {r["image"]: r["detections"] for r in json.loads(report.read_text())["variants"]["int8"]["images"]}

@@ -63,7 +63,7 @@ def test_detect_tiles_with_the_context_asked_for(converted: Path, tmp_path: Path
         return json.loads(result.stdout)["tiles_run"]
 
     assert tiles_run() == len(plan(frame_hw, TEST_TILE_SIZE, CONTEXT))
-    assert tiles_run("--context", "32") == len(plan(frame_hw, TEST_TILE_SIZE, 32)) < len(plan(frame_hw, TEST_TILE_SIZE))
+    assert tiles_run("--context", "64") == len(plan(frame_hw, TEST_TILE_SIZE, 64)) > len(plan(frame_hw, TEST_TILE_SIZE))
     too_wide = craft_edge("detect", str(image), "--model", str(converted), "--variant", "int8", "--tiling", "full",
                           "--context", "72", state=tmp_path)
     assert too_wide.returncode == 2

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, unavailable
 from tests.daemon_helpers import seqs, start_daemon, write_config
 from tests.mqtt_helpers import Broker, Subscriber
 
@@ -157,7 +157,7 @@ def small_filesystem(path: Path, size: str) -> Iterator[Path]:
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()}); needs root")
+        unavailable(f"cannot mount a small tmpfs here ({mounted.stderr.strip()}); needs root")
     try:
         yield path
     finally:

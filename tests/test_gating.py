@@ -176,8 +176,8 @@ def test_a_change_filling_one_small_region_is_a_change() -> None:
 
 
 def test_a_tile_model_too_small_to_tile_with_is_refused_when_the_detector_is_made() -> None:
-    with pytest.raises(ValueError, match="tile 128"):
-        Detector(Bright((192, 256), 0.0), tiling_mode="full", tile_model=Bright((128, 128), 0.9))
+    with pytest.raises(ValueError, match="tile 64"):
+        Detector(Bright((192, 256), 0.0), tiling_mode="full", tile_model=Bright((64, 64), 0.9))
 
 
 @pytest.mark.parametrize(("scale", "cell"), [(0.75, 8), (1.0, 12)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ from edge.detection.evaluation import read_words
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SMALLTEXT = DATA / "smalltext"
+WORDS = DATA / "words"
 CLIP = DATA / "clip"
 FRAME_SIZES = {(1280, 720): 6, (1920, 1080): 4}
 ROUNDING = 0.02  # quads are stored to 2 decimals
@@ -103,6 +105,67 @@ def test_the_evaluation_loader_reads_the_material_ignoring_extra_keys() -> None:
     assert words[0].poly.shape == (4, 2)
 
 
+def words_records() -> list[dict]:
+    return [load(path) for path in sorted(WORDS.glob("*.json"))]
+
+
+def test_words_frames_are_1280x720_with_known_text_of_10_to_80_px() -> None:
+    records = words_records()
+    assert 12 <= len(records) <= 16
+    for record in records:
+        image = cv2.imread(str(WORDS / record["image"]))
+        assert image is not None and image.shape == (720, 1280, 3), record["image"]
+        for word in record["words"]:
+            width, height = side_lengths(word["poly"])
+            assert 10 - ROUNDING <= height <= 80 + ROUNDING and width > 0, word
+            assert height == pytest.approx(word["height_px"], abs=ROUNDING), word
+            assert angle_of(word["poly"]) == pytest.approx(word["angle_deg"], abs=0.05), word
+            assert abs(word["angle_deg"]) <= 30 and word["text"] and not word["ignore"], word
+    assert sum(p.stat().st_size for p in WORDS.iterdir()) < 3_000_000
+
+
+def test_words_have_every_promised_case() -> None:
+    words = all_words(words_records())
+    kinds = {kind: [w for w in words if w["kind"] == kind] for kind in ("word", "number", "plate", "seven_segment")}
+    assert min(len(kinds["plate"]), len(kinds["seven_segment"])) >= 4
+    assert len(kinds["number"]) >= 20
+    texts = {w["text"] for w in words}
+    assert {"A-113", "€4.99"} <= texts
+    assert any(":" in t for t in texts) and any("-" in t for t in texts) and any("." in t for t in texts)
+    assert all(w["text"].replace(".", "").isdigit() for w in kinds["seven_segment"])
+    fonts = {w["font"] for w in words}
+    assert {"DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf", "DejaVuSans-Bold.ttf"} <= fonts
+    heights = [w["height_px"] for w in words]
+    assert min(heights) <= 12 and max(heights) >= 70
+    share = {
+        "under 16 px": sum(h < 16 for h in heights) / len(words),
+        "over 40 px": sum(h > 40 for h in heights) / len(words),
+        "rotated": sum(abs(w["angle_deg"]) >= 5 for w in words) / len(words),
+        "low contrast": sum(w["contrast"] < 50 for w in words) / len(words),
+        "blurred": sum(w["blur_sigma"] >= 0.7 for w in words) / len(words),
+    }
+    assert min(share.values()) >= 0.12, share
+
+
+def test_words_regenerate_from_their_seed() -> None:
+    """wordlayout.py (no photos needed) gives exactly the committed texts, quads and styles."""
+    fonts = Path("/usr/share/fonts/truetype/dejavu")
+    if not (fonts / "DejaVuSansMono-Bold.ttf").is_file():
+        pytest.skip("needs Debian's fonts-dejavu-core")
+    sys.path.insert(0, str(DATA))
+    try:
+        import wordlayout
+    finally:
+        sys.path.remove(str(DATA))
+    layouts = wordlayout.layouts()
+    records = words_records()
+    assert len(layouts) == len(records)
+    for (photo, items), record in zip(layouts, sorted(records, key=lambda r: int(r["image"][-6:-4])), strict=True):
+        assert record["photo"] == photo
+        expected = [label for item in items for label in item.labels()]
+        assert [{k: v for k, v in w.items() if k != "contrast"} for w in record["words"]] == expected
+
+
 def clip_record() -> dict:
     return load(CLIP / "clip.json")
 
@@ -157,7 +220,7 @@ def test_the_clip_light_drifts_slowly() -> None:
 def test_calibration_photos_are_not_used_by_any_validation_material() -> None:
     calibration = {photo_of(p.name) for p in DEFAULT_CALIBRATION_DIR.glob("*.jpg")}
     validation = {photo_of(p.name) for p in DEFAULT_VALIDATION_DIR.glob("*.jpg")}
-    validation |= {record["photo"] for record in smalltext_records()} | {clip_record()["photo"]}
+    validation |= {record["photo"] for record in smalltext_records() + words_records()} | {clip_record()["photo"]}
     assert len(list(DEFAULT_CALIBRATION_DIR.glob("*.jpg"))) == 24
     assert len(calibration) >= 5
     assert not calibration & validation, calibration & validation

@@ -49,6 +49,19 @@ def test_notify_and_watchdog_on_a_unix_socket(tmp_path: Path) -> None:
     server.close()
 
 
+def test_the_timeout_is_extended_before_long_work_counts_as_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    watchdog = Watchdog({"WATCHDOG_USEC": "200000", "NOTIFY_SOCKET": "unused"}, clock=lambda: now[0])
+    alive_when_sent: dict[str, bool] = {}
+    monkeypatch.setattr("edge.service.notify.notify",
+                        lambda message, environ=None: alive_when_sent.setdefault(message, watchdog.alive()))
+    now[0] = 101.0  # the loop has not beaten for a second: the pinger is silent
+    with watchdog.long_work(5.0):
+        assert watchdog.alive()
+    # a ping sent between the two would reach systemd before the extension it relies on
+    assert alive_when_sent == {"EXTEND_TIMEOUT_USEC=5000000": False}
+
+
 def test_the_watchdog_means_the_loop_is_alive_not_that_a_frame_arrived() -> None:
     now = [0.0]
     watchdog = Watchdog({"WATCHDOG_USEC": "60000000"}, clock=lambda: now[0])

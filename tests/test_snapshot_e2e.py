@@ -22,6 +22,7 @@ import jsonschema
 import numpy as np
 import pytest
 
+from edge.detection.benchmark import MODE_FIGURES
 from edge.messaging.payload import SCHEMA_VERSION
 from edge.sources.imageio import read_rgb
 from tests import daemon_helpers
@@ -274,7 +275,8 @@ def test_home_assistant_camera_is_removed_when_snapshots_are_turned_off_and_relo
 
 
 def frame_config(path: Path, model_dir: Path, image: Path) -> Path:
-    return daemon_helpers.write_config(path, 1, model_dir, image, source={"loop": False})
+    """One letterboxed pass (tiling off): the verdict judges the text in the model's own input."""
+    return daemon_helpers.write_config(path, 1, model_dir, image, source={"loop": False}, model={"tiling": "off"})
 
 
 def test_frame_writes_the_picture_and_judges_the_text_size(model_dir: Path, tmp_path: Path) -> None:
@@ -283,8 +285,12 @@ def test_frame_writes_the_picture_and_judges_the_text_size(model_dir: Path, tmp_
     result = daemon_helpers.craft_edge("frame", "--config", str(frame_config(tmp_path / "c.yaml", model_dir, frame)),
                                        "--out", str(out))
     assert result.returncode == 0, result.stderr
-    described, judged = result.stdout.splitlines()
+    described, judged, heading, *modes = result.stdout.splitlines()
     assert described.startswith(f"{out}: astronaut_1280x720_00.jpg 1280x720, ") and "(int8 on cpu)" in described
+    assert heading.startswith("tiling modes (model.tiling)")
+    assert [line.split(":")[0].strip() for line in modes] == ["off (configured)", "full", "adaptive"]
+    for line, mode in zip(modes, ("off", "full", "adaptive"), strict=True):  # what each choice gives up
+        assert line.endswith(MODE_FIGURES[mode].describe()), line
     assert judged.startswith(("text size: too small: ", "text size: no text found: ")), judged
     assert "in the 192x256 model input" in judged
     assert judged.endswith("move the camera closer, zoom in, or use a larger model input or tiling")
@@ -295,7 +301,7 @@ def test_frame_writes_the_picture_and_judges_the_text_size(model_dir: Path, tmp_
     result = daemon_helpers.craft_edge("frame", "--config", str(frame_config(tmp_path / "z.yaml", model_dir, zoomed)),
                                        "--out", str(out))
     assert result.returncode == 0, result.stderr
-    described, judged = result.stdout.splitlines()
+    described, judged, *_ = result.stdout.splitlines()
     assert judged.startswith(("text size: good: ", "text size: mostly good: ")), judged
     picture = cv2.imread(str(out))
     assert picture.shape == (192, 256, 3) and is_box_colour(picture[130:170, 50:190]).any()

@@ -179,9 +179,11 @@ def test_opencv_targets_and_a_video_file(tmp_path: Path) -> None:
     writer.release()
     source = OpenCvSource(str(video), "clip", 64, 48)
     source.open()
+    started = time.monotonic()
     assert source.read().rgb.shape == (48, 64, 3)
     source.read()
     source.read()
+    assert time.monotonic() - started >= 0.39  # played at the file's 5 fps, not as fast as it decodes
     with pytest.raises(SourceLost, match="stopped delivering"):
         source.read()
     with pytest.raises(SourceLost, match="cannot open"):
@@ -246,6 +248,38 @@ def test_capture_reopens_a_lost_source_with_backoff() -> None:
     assert len(seen) >= 4, seen
     assert source.opens == 4  # two failures, first success, reopen after the drop
     assert thread.status.reopens == 3 and thread.status.state == "ok"
+
+
+class LoopingVideo:
+    """Delivers one frame, then ends, reopening at once: a short video file on a loop."""
+
+    kind = "opencv"
+
+    def __init__(self) -> None:
+        self.delivered = False
+
+    def open(self) -> None:
+        self.delivered = False
+
+    def read(self) -> Frame | None:
+        if self.delivered:
+            raise SourceLost("video source 'clip.avi' stopped delivering frames")
+        self.delivered = True
+        return frame("clip")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_source_lost_and_back_every_frame_logs_little(caplog: pytest.LogCaptureFixture) -> None:
+    slot, stop = LatestFrame(), threading.Event()
+    thread = CaptureThread(LoopingVideo(), slot, stop, backoff_max=1)
+    with caplog.at_level("INFO", logger="edge.sources.capture"):
+        seen = frames_captured(thread, slot, 50, timeout=10)
+    assert len(seen) == 50 and thread.status.reopens >= 49
+    lost = [r for r in caplog.records if "lost" in r.getMessage()]
+    back = [r for r in caplog.records if "back after" in r.getMessage()]
+    assert 1 <= len(lost) <= capture.LOG_LINES_PER_MINUTE and 1 <= len(back) <= capture.LOG_LINES_PER_MINUTE
 
 
 class GarbageSource:

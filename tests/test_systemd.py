@@ -10,12 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
+
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "craft-edge.service"
 MAX_EXPOSURE = 1.7  # what README.md claims ("Installing on a Raspberry Pi")
 
-needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                           reason="systemd-analyze is not installed on this machine")
+
+@pytest.fixture
+def systemd_analyze() -> None:
+    """The tests that run systemd-analyze (Debian's systemd package; .ci/run installs it)."""
+    if shutil.which("systemd-analyze") is None:
+        unavailable("systemd-analyze is not installed on this machine")
 
 
 def unit_with_real_binary(tmp_path: Path) -> Path:
@@ -26,7 +32,7 @@ def unit_with_real_binary(tmp_path: Path) -> Path:
     return unit
 
 
-@needs_systemd_analyze
+@pytest.mark.usefixtures("systemd_analyze")
 def test_unit_verifies(tmp_path: Path) -> None:
     result = subprocess.run(["systemd-analyze", "verify", str(unit_with_real_binary(tmp_path))],
                             capture_output=True, text=True)
@@ -34,7 +40,7 @@ def test_unit_verifies(tmp_path: Path) -> None:
     assert "craft-edge.service" not in result.stderr, result.stderr  # no warnings about our unit
 
 
-@needs_systemd_analyze
+@pytest.mark.usefixtures("systemd_analyze")
 def test_security_exposure_is_low(tmp_path: Path) -> None:
     result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit_with_real_binary(tmp_path))],
                             capture_output=True, text=True)

@@ -13,6 +13,7 @@ from edge.config.paths import absolute
 
 
 def execute(args: argparse.Namespace) -> int:
+    from edge.detection.benchmark import default_set
     from edge.detection.evaluation import (
         GroundTruthError,
         Summary,
@@ -25,6 +26,14 @@ def execute(args: argparse.Namespace) -> int:
     from edge.models.manifest import load_manifest, model_folders
     from edge.sources.imageio import ImageError, list_images, read_rgb
 
+    if args.images is None and args.gt is None:  # the benchmark, or the project's own labelled frames
+        labelled = default_set(Path.cwd())
+        if labelled is None:
+            raise Fatal("give --images DIR (and --gt DIR): ../shared/eval-ic15train is not beside this folder")
+        print(f"on {labelled.name} ({labelled.images})")
+        args.images, args.gt = labelled.images, labelled.truth if args.against is None else None
+    if args.images is None:
+        raise Fatal("give --images DIR with --gt")
     if (args.gt is None) == (args.against is None):
         raise Fatal("give --gt DIR (labelled images) or --against VARIANT (agreement between variants)")
     if args.detections is None and args.model is None:
@@ -39,6 +48,14 @@ def execute(args: argparse.Namespace) -> int:
         names = [v.name for v in load_manifest(model_folders(args.model).coarse).variants if v.target == "cpu"]
     else:
         names = [args.variant or "fp32"]
+
+    if args.read:
+        from edge.commands import evaluate_read
+
+        if args.gt is None:
+            raise Fatal("--read needs --gt DIR (labelled images with each word's text)")
+        return evaluate_read.execute(args, images, names, lambda name: build_detector(
+            args, load_runners(args.model, name, args.threads, args.state_dir)))
 
     def boxes_of(name: str) -> Callable[[Path], list]:
         if name == "detections":
@@ -87,11 +104,24 @@ def add_to(commands: argparse._SubParsersAction) -> None:
     which.add_argument("--variant", help="the variant to evaluate (default: fp32)")
     which.add_argument("--all", action="store_true", help="every CPU variant in the model folder")
     which.add_argument("--detections", type=absolute, metavar="DIR",
-                       help="evaluate precomputed boxes (NAME.json per image, ground-truth JSON format) instead")
-    evaluate.add_argument("--images", type=absolute, required=True, help="folder of images")
+                       help="evaluate precomputed boxes (NAME.json per image, ground-truth JSON format; with --read, "
+                            "each word's 'text' is its reading) instead")
+    evaluate.add_argument("--images", type=absolute,
+                          help="folder of images (default: the benchmark ../shared/eval-ic15train, 200 ICDAR 2015 "
+                               "photos, when it is beside this folder or the checkout; else data/smalltext)")
     evaluate.add_argument("--gt", type=absolute, help="ground truth: NAME.json, NAME.txt or gt_NAME.txt per image")
     evaluate.add_argument("--against", metavar="VARIANT",
                           help="agreement mode: treat this variant's boxes as the truth (unlabelled images)")
     evaluate.add_argument("--json", type=absolute, metavar="OUT", help="write the results, per image too, as JSON")
+    evaluate.add_argument(
+        "--read", action="store_true",
+        help="score reading instead of finding: word accuracy on the ground-truth crops (needs --model with a "
+             "recognizer) and ICDAR 2015 end to end (a box counts when it matches a cared word at IoU >= 0.5 and "
+             "reads its text; words labelled with under 3 characters don't care). Texts compare after removing "
+             "surrounding whitespace, then leading and trailing ASCII punctuation "
+             "(!\"#$%%&'()*+,-./:;<=>?@[\\]^_`{|}~), then lower-casing. With --detections DIR, the boxes "
+             "and their 'text' come from NAME.json files")
+    evaluate.add_argument("--read-variant", metavar="V",
+                          help="with --read: the recognizer variant (default: automatic, as the daemon chooses)")
     tiling_options(evaluate)
     evaluate.set_defaults(func=execute)

@@ -70,7 +70,7 @@ class ModelConfig:
     num_threads: int = field(default=0, metadata={"min": 0, "max": 64})  # 0: one per core
     edgetpu: EdgeTpuConfig = field(default_factory=EdgeTpuConfig)
     # off: the frame letterboxed into the model; full: native-scale tiles; adaptive: tiles where text may be
-    tiling: str = field(default="off", metadata={"choices": TILING_MODES})
+    tiling: str = field(default="adaptive", metadata={"choices": TILING_MODES})
     scale: float = field(default=1.0, metadata={"min": 0.1, "max": 1.0})  # frame scale for the tiles (1.0 = native)
     # pixels of picture around every tile core; at most half the tile model's shorter side less 16
     # (edge.detection.tiling)

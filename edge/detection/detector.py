@@ -5,14 +5,14 @@ The daemon, ``craft-edge detect``, ``eval``, ``bench`` and the benchmarks all ru
 ``off`` letterboxes the frame into the model's input (one inference); ``full`` runs the frame at
 ``scale`` times its size in tiles of the tile model's input size and stitches their score maps
 (``edge.detection.tiling``), so small text keeps its pixels; ``adaptive`` first letterboxes the frame into the
-coarse model and runs only the tiles whose core it scored above ``ADAPTIVE_MIN_SCORE`` (a tile left
-out keeps zero scores: the coarse pass saw nothing there that post-processing could turn into a
-box). With a ``gate`` (``edge.detection.gating``), a video frame runs only the tiles that changed.
+coarse model and runs tiles placed to cover only what it scored above ``ADAPTIVE_MIN_SCORE``
+(``edge.detection.adaptive``; the stitched maps are zero elsewhere: the coarse pass saw nothing
+there that could make a box). With a ``gate`` (``edge.detection.gating``), a video frame runs only the tiles that
+changed (in ``adaptive``: the coarse pass, then tiles where it needs them inside what changed).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from edge.config.settings import ConfigError
-from edge.detection import tiling
+from edge.detection import adaptive, tiling
 from edge.detection.gating import ChangeGate, GateSettings, Region
 from edge.detection.postprocess import Box, Thresholds, detect_boxes
 from edge.detection.preprocess import Letterbox, letterbox, resize
@@ -62,8 +62,8 @@ def boxes_in_source(scores: np.ndarray, frame: Letterbox, thresholds: Thresholds
     return [box.scaled(factor) for box in detect_boxes(scores[..., 0], scores[..., 1], thresholds)]
 
 
-# adaptive: a tile runs when the coarse pass scores its core above this (0.15 lost faint words that the
-# int8 coarse pass scored 0.10-0.15 on the ICDAR photos: bench/tiling.py)
+# adaptive: tiles run where the coarse pass scores above this (0.15 lost faint words that the int8 coarse
+# pass scored 0.10-0.15 on ICDAR photos: bench/tiling.py)
 ADAPTIVE_MIN_SCORE = 0.10
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in source-frame pixels
@@ -175,61 +175,50 @@ class Detector:
         refreshed = self.clock() if refresh or self._memory is None else self._memory.refreshed
         self._memory = _Memory(shape, boxes, maps, refreshed)
 
-    def _coarse_maxima(self, rgb: np.ndarray, tiles: list[tiling.Tile]) -> tuple[list[float], float]:
-        """adaptive: one letterboxed pass; the highest region/affinity score inside each tile's core.
-
-        Returns the maxima and the model time in seconds."""
+    def _coarse(self, rgb: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """adaptive: one letterboxed pass. Its score maps, scaled-frame pixels per map cell, model seconds."""
         frame = letterbox(rgb, self.model.input_hw)
         ran = time.perf_counter()
-        scores = self.model(frame.pixels).max(axis=2)
-        seconds = time.perf_counter() - ran
-        factor = frame.scale / self.scale / 2  # scaled-frame pixel -> coarse map cell
-        maxima = []
-        for tile in tiles:
-            top, bottom, left, right = tile.core()
-            cells = scores[int(top * factor):max(int(top * factor) + 1, math.ceil(bottom * factor)),
-                           int(left * factor):max(int(left * factor) + 1, math.ceil(right * factor))]
-            maxima.append(float(cells.max()) if cells.size else 0.0)
-        return maxima, seconds
+        scores = self.model(frame.pixels)
+        return scores, 2 * self.scale / frame.scale, time.perf_counter() - ran
 
     def _tiled(self, rgb: np.ndarray) -> Detection:
         start = time.perf_counter()
         scaled = resize(rgb, self.scale)
         tile_hw = self.tile_model.input_hw
-        tiles = tiling.plan(scaled.shape[:2], tile_hw, self.context)
-        cores = [self._in_source(tile.core(), rgb.shape) for tile in tiles]  # gating compares source pixels
-        extents = [self._in_source(tile.extent(tile_hw), rgb.shape) for tile in tiles]
+        plan = tiling.plan(scaled.shape[:2], tile_hw, self.context)
+        cores = [self._in_source(tile.core(), rgb.shape) for tile in plan]  # gating compares source pixels
+        extents = [self._in_source(tile.extent(tile_hw), rgb.shape) for tile in plan]
         thumbnail = self.gate.thumbnail(rgb) if self.gate else None
         refresh = self._refresh_due(rgb.shape)
-        changed = ([True] * len(tiles) if refresh
+        changed = ([True] * len(plan) if refresh
                    else self.gate.changed(thumbnail, cores, extents))  # type: ignore[union-attr]
         if not any(changed):
-            return self._unchanged(start, skipped=len(tiles))
+            return self._unchanged(start, skipped=len(plan))
         last = self._memory.maps if self._memory and self._memory.shape == rgb.shape else None
         maps = tiling.empty_maps(scaled.shape[:2]) if refresh or last is None else last
-        inference = 0.0
-        runs = 0
-        wanted = changed
-        if self.tiling_mode == "adaptive":
-            # Tiles that held text last time run when they change; the others only where the coarse
-            # pass sees something (one pass, skipped when only text tiles changed).
-            held = [last is not None and tiling.core_max(last, tile) > self._select_score for tile in tiles]
-            if any(was_changed and not had_text for was_changed, had_text in zip(changed, held, strict=True)):
-                maxima, inference = self._coarse_maxima(rgb, tiles)
-                runs = 1
-                held = [had_text or score > self._select_score for had_text, score in zip(held, maxima, strict=True)]
-            wanted = [was_changed and text for was_changed, text in zip(changed, held, strict=True)]
-        ran = []  # indices of the tiles that ran
-        for index, (tile, run) in enumerate(zip(tiles, wanted, strict=True)):
-            if not run:  # unchanged (gating), or nothing the coarse pass scored: its core stays as it is
-                continue
+        inference, runs = 0.0, 0
+        stale = [tile.core() for tile, was_changed in zip(plan, changed, strict=True) if was_changed]
+        if self.tiling_mode == "adaptive":  # tiles only where the coarse pass sees something that may be text
+            coarse, map_to_scaled, inference = self._coarse(rgb)
+            runs = 1
+            cells = adaptive.needed_cells(coarse, map_to_scaled, scaled.shape[:2], self._select_score)
+            to_run = adaptive.fewest_tiles(cells & adaptive.cells_of(stale, cells.shape), plan, scaled.shape[:2],
+                                           tile_hw, self.context)
+        else:
+            to_run = [tile for tile, was_changed in zip(plan, changed, strict=True) if was_changed]
+        # Tiles paste into fresh maps, which replace only the changed cores: an unchanged core keeps its
+        # scores even where a placed tile's core reaches into it, and a changed one no tile ran on is zero.
+        fresh = tiling.empty_maps(scaled.shape[:2])
+        for tile in to_run:
             pixels = tiling.crop(scaled, tile, tile_hw)
             before = time.perf_counter()
             scores = self.tile_model(pixels)
             inference += time.perf_counter() - before
-            tiling.paste_core(maps, tile, scores)
-            ran.append(index)
-        runs += len(ran)
+            tiling.paste_core(fresh, tile, scores)
+        for top, bottom, left, right in stale:
+            maps[top // 2:bottom // 2, left // 2:right // 2] = fresh[top // 2:bottom // 2, left // 2:right // 2]
+        runs += len(to_run)
         after_tiles = time.perf_counter()
         factor = 2 / self.scale  # stitched maps are at half the scaled frame's size
         boxes = [box.scaled(factor) for box in detect_boxes(maps[..., 0], maps[..., 1], self.thresholds)]
@@ -238,8 +227,9 @@ class Detector:
                        [core for core, was_changed in zip(cores, changed, strict=True) if was_changed], refresh,
                        [core for core, was_changed in zip(cores, changed, strict=True) if not was_changed])
         timing = Timing((after_tiles - start) * 1e3 - inference * 1e3, inference * 1e3, (done - after_tiles) * 1e3)
-        rects = tuple((left, top, right, bottom) for top, bottom, left, right in (extents[i] for i in ran))
-        return Detection(boxes, timing, tiles_run=runs, tiles_skipped=len(tiles) - len(ran), tiles=rects)
+        rects = tuple((left, top, right, bottom) for top, bottom, left, right
+                      in (self._in_source(tile.extent(tile_hw), rgb.shape) for tile in to_run))
+        return Detection(boxes, timing, tiles_run=runs, tiles_skipped=len(plan) - len(to_run), tiles=rects)
 
     def _in_source(self, region: Region, shape: tuple[int, ...]) -> Region:
         """A (top, bottom, left, right) region of the scaled frame, in source-frame pixels."""

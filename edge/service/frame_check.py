@@ -8,16 +8,19 @@ A live camera is read for WARMUP_SECONDS first: its first frames are often dark 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 
-from edge.config.settings import Config, state_dir
+from edge.config.settings import Config, ConfigError, state_dir
+from edge.detection.benchmark import MODE_FIGURES
 from edge.detection.detector import configured_detector
 from edge.detection.textsize import box_height, verdict
+from edge.detection.tiling import TILING_MODES
 from edge.messaging.snapshot import annotate
-from edge.models.inference import build_runners
+from edge.models.inference import Runners, build_runners
 from edge.sources import BadFrame, Frame, SourceLost, make_source
 
 WARMUP_SECONDS = 1.0
@@ -32,6 +35,7 @@ class FrameError(RuntimeError):
 class Checked:
     description: str  # the frame, its boxes, the model that ran
     verdict: str
+    modes: list[str]  # each tiling mode on this frame, and on the benchmark: what each choice gives and costs
 
 
 def grab(config: Config) -> Frame:
@@ -90,4 +94,22 @@ def check(config: Config, out: Path) -> Checked:
     assert choice is not None
     description = (f"{frame.name} {width}x{height}, {len(detection.boxes)} boxes "
                    f"({choice.variant} on {choice.backend})")
-    return Checked(description, verdict(heights, input_hw))
+    return Checked(description, verdict(heights, input_hw), compare_modes(config, runners, frame.rgb))
+
+
+def compare_modes(config: Config, runners: Runners, rgb: np.ndarray) -> list[str]:
+    """One line per tiling mode: boxes and model time on this frame, H-mean and cost on the benchmark."""
+    lines = []
+    for mode in TILING_MODES:
+        chosen = " (configured)" if mode == config.model.tiling else ""
+        asked = replace(config, model=replace(config.model, tiling=mode))
+        try:
+            detector = configured_detector(asked, runners.coarse, runners.tile, video=False)
+        except ConfigError as exc:  # e.g. a context too wide for the tile model, which `off` never checks
+            lines.append(f"{mode}{chosen}: not possible with this config ({exc})")
+            continue
+        found = detector.detect(rgb)
+        lines.append(f"{mode}{chosen}: {len(found.boxes)} boxes, {found.tiles_run} inference"
+                     f"{'s' if found.tiles_run != 1 else ''}, {found.timing.inference:.0f} ms of model time here; "
+                     f"{MODE_FIGURES[mode].describe()}")
+    return lines

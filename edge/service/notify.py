@@ -56,8 +56,9 @@ class Watchdog:
     def long_work(self, seconds: float) -> Iterator[None]:
         """Work that may keep the loop away for up to ``seconds``: pings go on meanwhile, and systemd's
         start or reload timeout is extended to match."""
-        self._busy_until = self.clock() + seconds
+        # systemd hears of the extension before the pinger may count the long work as alive
         notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}", self.environ)
+        self._busy_until = self.clock() + seconds
         try:
             yield
         finally:

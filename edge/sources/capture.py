@@ -4,7 +4,8 @@ Capture never waits for inference: each new frame replaces the one in the slot, 
 is replaced before inference took it is dropped and counted. A lost source is reopened with
 exponential backoff while the daemon keeps running; its state is reported in status. A run of
 bad frames (a camera sending garbage) is read with a growing pause between frames, and logged at
-most LOG_LINES_PER_MINUTE times a minute, so it neither spins a core nor floods the journal. Any
+most LOG_LINES_PER_MINUTE times a minute, so it neither spins a core nor floods the journal; so are
+the lines for a source lost and back (a looping video file, a stream that drops every few frames). Any
 other error a source raises (a folder it may not read, an OpenCV error) is logged with its cause,
 once per kind, and handled like a lost source: closed, reopened with backoff, said in status.
 
@@ -44,6 +45,12 @@ class RateLimitedLog:
         self.suppressed = 0
 
     def warning(self, message: str, *args: object) -> None:
+        self.log(logging.WARNING, message, *args)
+
+    def info(self, message: str, *args: object) -> None:
+        self.log(logging.INFO, message, *args)
+
+    def log(self, level: int, message: str, *args: object) -> None:
         now = self.clock()
         if now - self._window_start >= 60:
             self._window_start, self._lines = now, 0
@@ -54,7 +61,7 @@ class RateLimitedLog:
         if self.suppressed:
             message += f" ({self.suppressed} similar lines held back)"
             self.suppressed = 0
-        log.warning(message, *args)
+        log.log(level, message, *args)
 
 
 class LatestFrame:
@@ -125,6 +132,7 @@ class CaptureThread(threading.Thread):
         self.status = SourceState()
         self._opened_before = False
         self._bad_log = RateLimitedLog(LOG_LINES_PER_MINUTE)
+        self._lost_log = RateLimitedLog(LOG_LINES_PER_MINUTE)  # lost and back again
         self._call_started: float | None = None
         self._unexpected_logged: set[str] = set()
 
@@ -158,7 +166,8 @@ class CaptureThread(threading.Thread):
             try:
                 self._in_source("open", self.source.open)
                 if self.status.state == "lost":
-                    log.info("source %s back after %d reopen attempts", self.source.kind, self.status.reopens)
+                    self._lost_log.info("source %s back after %d reopen attempts", self.source.kind,
+                                        self.status.reopens)
                 self.status.state, self.status.detail = "ok", ""
                 return True
             except SourceLost as exc:
@@ -172,7 +181,7 @@ class CaptureThread(threading.Thread):
 
     def _lost(self, detail: str) -> None:
         if self.status.state != "lost" or self.status.detail != detail:
-            log.warning("source %s lost: %s; reopening with backoff", self.source.kind, detail)
+            self._lost_log.warning("source %s lost: %s; reopening with backoff", self.source.kind, detail)
         self.status.state, self.status.detail = "lost", detail
 
     def _close(self) -> None:

@@ -2,7 +2,9 @@
 
 A camera or a stream is ``live``: it queues frames while nobody reads, so with ``max_fps`` the
 capture thread ``grab``s (no decoding) between reads and ``read`` decodes the last frame grabbed,
-stamped with the time it was grabbed. A video file is not live: its frames are read in order.
+stamped with the time it was grabbed. A video file is not live: its frames are read in order, at the
+file's own frame rate, as the camera that recorded it delivered them (read as fast as it decodes, a
+file would take a core from inference and be reopened hundreds of times a second when it loops).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class OpenCvSource:
         self.live = not Path(device).is_file()  # a camera or a stream, not a video file
         self._capture: cv2.VideoCapture | None = None
         self._grabbed_at: float | None = None  # a grabbed frame not decoded yet: when it was grabbed
+        self._frame_interval = 0.0  # a video file's seconds per frame
+        self._next_due = 0.0  # time.monotonic() when a video file's next frame is due
 
     def open(self) -> None:
         capture = cv2.VideoCapture(capture_target(self.device))
@@ -42,6 +46,10 @@ class OpenCvSource:
         capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # we want the newest frame, not a backlog
+        if not self.live:
+            fps = capture.get(cv2.CAP_PROP_FPS)
+            self._frame_interval = 1.0 / fps if 0 < fps < 1000 else 0.0
+            self._next_due = time.monotonic()
         self._capture = capture
 
     def grab(self) -> None:
@@ -59,6 +67,9 @@ class OpenCvSource:
             captured, self._grabbed_at = self._grabbed_at, None
             ok, image = self._capture.retrieve()
         else:
+            if self._frame_interval:
+                time.sleep(max(0.0, self._next_due - time.monotonic()))
+                self._next_due = max(self._next_due, time.monotonic()) + self._frame_interval
             captured = time.time()
             ok, image = self._capture.read()
         if not ok or image is None:
