@@ -82,6 +82,20 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
     ("model: {prefer: fastest}", "model.prefer: 'fastest' is not one of"),
     ("model: {context: -1}", "model.context: -1 is below the minimum 0"),
     ("source: {kind: files\n  path: x", "c.yaml: line 2 not valid YAML"),
+    ("recognition: {min_score: 2}", "c.yaml: recognition.min_score: 2.0 is above the maximum 1.0"),
+    ("recognition: {variant: int8}", "recognition.variant: 'int8' is not one of auto, fp32, fp16, dynamic"),
+    ("recognition: {max_words: 0}", "recognition.max_words: 0 is below the minimum 1"),
+    ("recognition: {patterns: ['^ok$', '(']}", "recognition.patterns[1] '(' is not a regular expression"),
+    ("recognition: {allow: \"\\t\"}", "recognition.allow '\\t' must be printable characters"),
+    ("regions: [{name: a, rect: [0, 0, 9, 9]}]", "c.yaml: regions need recognition.enabled: true"),
+    ("recognition: {enabled: true}\nregions: [{name: 'a/b', rect: [0, 0, 9, 9]}]", "regions[0].name 'a/b' must be"),
+    ("recognition: {enabled: true}\nregions: [{name: a, rect: [9, 0, 5, 9]}]", "regions[0].rect [9, 0, 5, 9] must be"),
+    ("recognition: {enabled: true}\nregions: [{name: a, rect: [0, 0, 9]}]", "regions[0].rect [0, 0, 9] must be"),
+    ("recognition: {enabled: true}\nregions: [{name: a, rect: [0, 0, 9, 9]}, {name: a, rect: [1, 1, 5, 5]}]",
+     "regions[1].name 'a' is used twice"),
+    ("recognition: {enabled: true}\nregions: [{name: m, rect: [0, 0, 9, 9], patterns: ['[']}]",
+     "regions[0].patterns[0] '[' is not a regular expression"),
+    ("recognition: {enabled: true}\nregions: [{rect: [0, 0, 9, 9]}]", "regions[0].name: missing"),
 ])
 def test_bad_config_is_one_line(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
