@@ -1,0 +1,168 @@
+"""What reading adds to the messages, without a model: the schema-3 detections message with ``text`` and
+``text_score``, Home Assistant's ``Text`` and region sensors checked against HA's sensor schema (their
+templates rendered with Jinja2 as HA renders them), reading order, regions, and the retained region
+topics published only when their reading changes (real mosquitto)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from types import SimpleNamespace
+
+import jinja2
+import jsonschema
+import numpy as np
+import pytest
+
+from edge.config.settings import parse_config
+from edge.messaging.homeassistant import (
+    STATE_LIMIT,
+    discovery_messages,
+    region_discovery_messages,
+    text_discovery_message,
+)
+from edge.messaging.payload import TextReading, TilingSettings, detection_message, load_schema
+from edge.messaging.publisher import Publisher
+from edge.messaging.topics import Topics
+from edge.recognition.regions import RegionReading, Regions, joined, reading_order
+from edge.recognition.words import NOT_READ, WordReading
+from edge.service.reading import Reading, publish_regions
+from tests.mqtt_helpers import Broker, Subscriber
+from tests.test_snapshots import HA_CAMERA, SUBSCRIBE_TOPIC
+
+# Home Assistant's MQTT sensor (homeassistant/components/mqtt/sensor.py PLATFORM_SCHEMA_MODERN: a required
+# state_topic, value_template, unit, classes and expiry, on the same common entity options as the camera).
+HA_SENSOR = {
+    **HA_CAMERA,
+    "required": ["state_topic"],
+    "properties": {
+        **{k: v for k, v in HA_CAMERA["properties"].items() if k not in ("topic", "image_encoding")},
+        "state_topic": SUBSCRIBE_TOPIC, "value_template": {"type": "string"},
+        "unit_of_measurement": {"type": "string"},
+        "state_class": {"enum": ["measurement", "total", "total_increasing"]},
+        "device_class": {"type": ["string", "null"]}, "expire_after": {"type": "integer", "minimum": 0},
+        "force_update": {"type": "boolean"}, "suggested_display_precision": {"type": "integer", "minimum": 0},
+        "last_reset_value_template": {"type": "string"}, "options": {"type": "array"},
+    },
+}
+
+
+def quad(left: float, top: float, right: float, bottom: float) -> np.ndarray:
+    return np.array([[left, top], [right, top], [right, bottom], [left, bottom]], dtype=np.float64)
+
+
+def message(words: list[WordReading] | None, text: str | None = None) -> dict:
+    quads = [quad(10, 10, 90, 30), quad(100, 10, 180, 30), quad(10, 50, 90, 70)]
+    detection = SimpleNamespace(
+        boxes=[SimpleNamespace(points=q, score=0.9) for q in quads],
+        timing=SimpleNamespace(preprocess=1.0, inference=2.0, postprocess=3.0, total=6.0),
+        tiles_run=1, tiles_skipped=0, tiles=())
+    reading = None if words is None else TextReading("dynamic", words, text or "", read=2, reused=1, ms=4.5)
+    return detection_message(device_id="cam", source_kind="files", source_name="a.jpg", seq=1, captured=0.0,
+                             frame_hw=(480, 640), variant="int8", backend="cpu", runtime="ai-edge-litert",
+                             input_hw=(384, 640), tiling=TilingSettings("off", 1.0, 64, (384, 640), False),
+                             tile_variant="int8", tile_backend="cpu", detection=detection, reading=reading)
+
+
+def test_the_message_gives_every_box_a_text_or_null_and_the_schema_checks_it() -> None:
+    schema = load_schema()
+    read = message([WordReading("OPEN", 0.93), NOT_READ, WordReading("24", 0.81)], "OPEN 24")
+    jsonschema.validate(read, schema)
+    assert read["schema"] == 3
+    assert [(b["text"], b["text_score"]) for b in read["boxes"]] == [("OPEN", 0.93), (None, None), ("24", 0.81)]
+    assert read["text"] == "OPEN 24"
+    assert read["recognition"] == {"variant": "dynamic", "words_read": 2, "words_reused": 1}
+    assert read["timing_ms"]["recognition"] == 4.5 and read["timing_ms"]["total"] == 10.5
+    unread = message(None)  # reading off or no recognizer: said explicitly
+    jsonschema.validate(unread, schema)
+    assert unread["text"] is None and unread["recognition"] is None and unread["timing_ms"]["recognition"] == 0
+    assert all(b["text"] is None and b["text_score"] is None for b in unread["boxes"])
+    missing_text = copy.deepcopy(read)
+    missing_text["boxes"][0].pop("text")
+    bad_score = copy.deepcopy(read)
+    bad_score["boxes"][0]["text_score"] = 1.5
+    no_text = {k: v for k, v in read.items() if k != "text"}
+    for broken in (missing_text, bad_score, no_text):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
+
+
+def test_reading_order_is_lines_top_to_bottom_then_left_to_right() -> None:
+    quads = [quad(300, 12, 380, 32), quad(10, 100, 90, 120), quad(10, 10, 90, 30), quad(150, 8, 250, 28)]
+    assert reading_order(quads) == [2, 3, 0, 1]
+    words = [WordReading("C", 0.9), WordReading("D", 0.9), WordReading("A", 0.9), NOT_READ]
+    text, kept = joined(quads, words)
+    assert text == "A C D" and [w.text for w in kept] == ["A", "C", "D"]
+
+
+def test_a_region_holds_the_words_whose_centre_falls_in_it_and_match_its_patterns() -> None:
+    config = parse_config("recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 200, 50], "
+                          "patterns: ['^\\d{5}$']}, {name: sign, rect: [0, 60, 640, 480]}]", "c")
+    regions = Regions(config.regions)
+    quads = [quad(10, 10, 90, 30), quad(120, 10, 220, 30), quad(150, 40, 300, 58), quad(20, 100, 100, 120),
+             quad(110, 100, 190, 120)]
+    words = [WordReading("01234", 0.9), WordReading("04711", 0.9), WordReading("kWh", 0.9),
+             WordReading("Exit", 0.8), NOT_READ]
+    read = regions.read((480, 640), quads, words, [])
+    assert read["meter"] == RegionReading("01234 04711", (words[0], words[1]))  # the centre of 1 is inside
+    assert read["sign"] == RegionReading("Exit", (words[3],))  # kWh's centre (y 49) is outside; None not kept
+
+
+def test_home_assistant_text_sensors_are_what_it_expects_and_cut_at_its_state_limit() -> None:
+    config = parse_config("device_id: 'Porch Cam'\nmqtt: {home_assistant: {enabled: true}}\n"
+                          "recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 200, 50]}]", "c")
+    topics = Topics.for_prefix(config.topic_prefix)
+    topic, sensor = text_discovery_message(config, topics)
+    assert topic == "homeassistant/sensor/craft_edge_Porch_Cam/text/config" and sensor is not None
+    ((region_topic, region),) = region_discovery_messages(config, topics)
+    assert region_topic == "homeassistant/sensor/craft_edge_Porch_Cam/region_meter/config"
+    for payload in (sensor, region):
+        jsonschema.validate(payload, HA_SENSOR)
+    assert sensor["state_topic"] == sensor["json_attributes_topic"] == "craft-edge/Porch Cam/detections"
+    assert region["state_topic"] == "craft-edge/Porch Cam/regions/meter"
+    entities = [p["unique_id"] for _, p in discovery_messages(config, topics) if p]  # snapshots off: no camera
+    assert sorted(entities) == ["craft_edge_Porch_Cam_region_meter", "craft_edge_Porch_Cam_text",
+                                "craft_edge_Porch_Cam_text_boxes"]
+    with pytest.raises(jsonschema.ValidationError):  # the schema bites
+        jsonschema.validate({**sensor, "command_topic": "x"}, HA_SENSOR)
+
+    def render(template: str, value_json: dict) -> str:
+        return jinja2.Environment().from_string(template).render(value_json=value_json)
+
+    long = message([WordReading("A" * 200, 0.9), WordReading("B" * 200, 0.9), NOT_READ], "A" * 200 + " " + "B" * 200)
+    assert render(sensor["value_template"], long) == long["text"][:STATE_LIMIT]
+    assert render(sensor["value_template"], message(None)) == ""  # not reading: an empty state, no error
+    attributes = json.loads(render(sensor["json_attributes_template"], long))
+    assert [w["text"] for w in attributes["words"]] == ["A" * 200, "B" * 200] and attributes["seq"] == 1
+    assert {"points", "score", "text_score"} <= set(attributes["words"][0])
+    region_state = {"text": "01234", "words": [{"text": "01234", "score": 0.9}], "seq": 3, "timestamp": "t"}
+    assert render(region["value_template"], region_state) == "01234"
+    off = copy.deepcopy(config)
+    off.recognition.enabled, off.regions = False, []
+    assert text_discovery_message(off, topics) == (topic, None)  # published empty: removes the entity
+
+
+def test_regions_are_published_retained_and_only_when_their_reading_changes(broker: Broker) -> None:
+    config = parse_config(f"device_id: cam\nmqtt: {{host: 127.0.0.1, port: {broker.port}}}\n"
+                          "recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 200, 50]}]", "c")
+    subscriber = Subscriber(broker, "craft-edge/cam/regions/#")
+    publisher = Publisher(config, None)
+    publisher.start()
+    reading = Reading(None, None, Regions(config.regions), "reading")
+    try:
+        assert publisher.connected.wait(10)
+        for seq, text in enumerate(["01234", "01234", "01235", "01235", ""], start=1):
+            words = (WordReading(text, 0.9),) if text else ()
+            publish_regions(reading, {"meter": RegionReading(text, words)}, publisher, seq, 0.0)
+        topic = "craft-edge/cam/regions/meter"
+        assert subscriber.wait_for(lambda: len(subscriber.on(topic)) == 3, timeout=10)
+        sent = [json.loads(m.payload) for m in subscriber.on(topic)]
+        assert [(m["text"], m["seq"]) for m in sent] == [("01234", 1), ("01235", 3), ("", 5)]
+        assert sent[0]["words"] == [{"text": "01234", "score": 0.9}] and sent[2]["words"] == []
+        late = Subscriber(broker, topic)  # joins late: the retained, latest reading
+        assert late.wait_for(lambda: late.messages != [], timeout=10)
+        assert late.messages[0].retain and json.loads(late.messages[0].payload)["seq"] == 5
+        late.close()
+    finally:
+        publisher.stop()
+        subscriber.close()
