@@ -43,6 +43,32 @@ def test_detect_json_lines_in_source_pixels(model_dir: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.conversion
+def test_detect_read_gives_each_box_its_text(converted: Path, model_dir: Path, tmp_path: Path) -> None:
+    image = SAMPLES / "coffee_05.jpg"  # Bread, Danger, 204, EXIT, Fresh, EXIT
+    common = ("detect", str(image), "--model", str(converted), "--variant", "int8", "--tiling", "full", "--read")
+    result = craft_edge(*common, "--json", "--draw", str(tmp_path / "drawn"), state=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (line,) = [json.loads(text) for text in result.stdout.splitlines()]
+    truth = sample_words(image.name)
+    found = {}
+    for box in line["boxes"]:
+        assert set(box) == {"points", "score", "text", "text_score"} and 0 <= box["text_score"] <= 1
+        for word in truth:
+            if match_boxes([np.array(box["points"])], [np.array(word["poly"])], min_iou=0.5).matched:
+                found.setdefault(word["text"], []).append(box["text"])
+    assert found == {"Bread": ["Bread"], "Danger": ["Danger"], "204": ["204"], "EXIT": ["EXIT", "EXIT"],
+                     "Fresh": ["Fresh"]}
+    assert (tmp_path / "drawn" / "coffee_05_boxes.png").is_file()
+    printed = craft_edge(*common, state=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.splitlines()[1].split() == ["EXIT", "Bread", "204", "EXIT", "Fresh", "Danger"]  # by lines
+    without = craft_edge("detect", str(image), "--model", str(model_dir), "--read", state=tmp_path)
+    assert without.returncode == 2
+    assert without.stderr.strip().splitlines()[-1] == (f"craft-edge: error: --read: {model_dir} has no text recognizer "
+                                                       "(convert-for-device without --no-recognizer makes one)")
+
+
+@pytest.mark.conversion
 def test_probe_says_what_it_would_run_and_why(model_dir: Path, tmp_path: Path) -> None:
     result = craft_edge("probe", "--model", str(model_dir), state=tmp_path)
     assert result.returncode == 0, result.stderr

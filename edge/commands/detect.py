@@ -1,4 +1,4 @@
-"""``craft-edge detect``: boxes for image files, as text or JSON lines, optionally drawn."""
+"""``craft-edge detect``: boxes for image files, as text or JSON lines, optionally read and drawn."""
 
 from __future__ import annotations
 
@@ -6,18 +6,48 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edge.commands.common import PROG, build_detector, load_runners, model_options, tiling_options
+from edge.commands.common import PROG, Fatal, build_detector, load_runners, model_options, tiling_options
 from edge.config.paths import absolute
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edge.detection.postprocess import Box
+    from edge.recognition.reader import Reader
+    from edge.recognition.words import WordReading
+
+
+def read_boxes(reader: Reader, rgb: np.ndarray, boxes: list[Box]) -> list[WordReading]:
+    """Every box cut out of ``rgb`` and read in one batch, whatever its score (no min_score or patterns here)."""
+    from edge.recognition.crops import word_crop
+    from edge.recognition.words import WordReading
+
+    readings = reader.read([word_crop(rgb, box.points) for box in boxes]) if boxes else []
+    return [WordReading(r.text, round(r.score, 3)) for r in readings]
+
+
+def load_reader_or_fail(args: argparse.Namespace) -> Reader:
+    from edge.models.recognizer import load_reader
+    from edge.models.runtime import default_threads
+
+    reader = load_reader(args.model, None, args.threads or default_threads())
+    if reader is None:
+        raise Fatal(f"--read: {args.model} has no text recognizer (convert-for-device without --no-recognizer "
+                    "makes one)")
+    return reader
 
 
 def execute(args: argparse.Namespace) -> int:
     import cv2
-    import numpy as np
 
     from edge.messaging.payload import box_json
+    from edge.messaging.snapshot import annotate
+    from edge.recognition.regions import joined
     from edge.sources.imageio import ImageError, read_rgb
 
+    reader = load_reader_or_fail(args) if args.read else None  # before the detector: a missing one fails at once
     runners = load_runners(args.model, args.variant, args.threads, args.state_dir)
     runner = runners.coarse
     detector = build_detector(args, runners)
@@ -33,28 +63,35 @@ def execute(args: argparse.Namespace) -> int:
             continue
         detection = detector.detect(rgb)
         boxes = detection.boxes
+        words = read_boxes(reader, rgb, boxes) if reader else None
         if args.json:
-            print(json.dumps({"image": str(image), "boxes": [box_json(b) for b in boxes],
-                              "tiles_run": detection.tiles_run,
+            listed = [box_json(b, w) for b, w in zip(boxes, words, strict=True)] if words is not None \
+                else [box_json(b) for b in boxes]
+            print(json.dumps({"image": str(image), "boxes": listed, "tiles_run": detection.tiles_run,
                               "timing_ms": {"inference": round(detection.timing.inference, 2),
                                             "total": round(detection.timing.total, 2)}}), flush=True)
         else:
             print(f"{image}: {len(boxes)} boxes ({runner.choice.variant} on {runner.choice.backend}, "
                   f"{detection.tiles_run} inference{'s' if detection.tiles_run > 1 else ''})")
+            if words is not None:
+                print(f"  {joined([b.points for b in boxes], words)[0]}")
         if args.draw:
-            canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-            for box in boxes:
-                cv2.polylines(canvas, [np.round(box.points).astype(np.int32)], True, (0, 255, 0), 2)
-            cv2.imwrite(str(args.draw / f"{image.stem}_boxes.png"), canvas)
+            texts = [w.text for w in words] if words is not None else ()
+            cv2.imwrite(str(args.draw / f"{image.stem}_boxes.png"), annotate(rgb, boxes, texts=texts))
     return 1 if failures else 0
 
 
 def add_to(commands: argparse._SubParsersAction) -> None:
-    detect = commands.add_parser("detect", help="one-shot: boxes for image files, as text or JSON lines")
+    detect = commands.add_parser("detect", help="one-shot: boxes for image files (and their text), as text or "
+                                                "JSON lines")
     detect.add_argument("images", type=Path, nargs="+")  # read here and echoed as given
     model_options(detect, required=True)
     detect.add_argument("--variant", help="force a variant (default: best for this hardware)")
+    detect.add_argument("--read", action="store_true",
+                        help="read each box with the bundle's recognizer (its automatic variant): --json boxes gain "
+                             "text and text_score; otherwise the words are printed in reading order")
     detect.add_argument("--json", action="store_true", help='JSON lines: {"image", "boxes": [...]} in source pixels')
-    detect.add_argument("--draw", type=absolute, metavar="OUT_DIR", help="write each image with its boxes drawn")
+    detect.add_argument("--draw", type=absolute, metavar="OUT_DIR",
+                        help="write each image with its boxes drawn (and, with --read, their words)")
     tiling_options(detect)
     detect.set_defaults(func=execute)
