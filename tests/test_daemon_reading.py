@@ -53,6 +53,7 @@ def test_words_are_read_when_they_appear_or_move_and_reused_while_unchanged(brok
     config = write_config(tmp_path / "config.yaml", broker.port, converted, frame_files(tmp_path / "frames"),
                           source={"loop": False}, model={"tiling": "full", "scale": 1.0, "context": 32},
                           gating={"enabled": True}, recognition={"enabled": True},
+                          regions=[{"name": "platform", "rect": [480, 590, 700, 660]}],
                           mqtt={"topic_prefix": PREFIX})
     subscriber = Subscriber(broker, f"{PREFIX}/#")
     daemon = start_daemon(config)
@@ -93,11 +94,20 @@ def test_words_are_read_when_they_appear_or_move_and_reused_while_unchanged(brok
     assert text_at(messages[50], truth[49]["Bakery"]) is None
     assert "Bakery" in messages[49]["text"].split() and "Bakery" not in messages[50]["text"].split()
     assert all(text_at(messages[50], truth[50][word]) == word for word in ("EXIT", "OPEN", "Platform"))
+    # The region around Platform's place: published when its reading changes, retained.
+    region = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/regions/platform")]
+    assert [(m["text"], m["seq"]) for m in region] == [("", messages[0]["frame"]["seq"]),
+                                                       ("Platform", messages[15]["frame"]["seq"])]
+    late = Subscriber(broker, f"{PREFIX}/regions/platform")  # joins after the daemon ended: the retained one
+    assert late.wait_for(lambda: late.messages != [], timeout=10)
+    assert late.messages[0].retain and json.loads(late.messages[0].payload) == region[-1]
+    late.close()
     stats = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/stats")]
-    assert stats and stats[-1]["frames"] > 6
-    done = FRAMES[:stats[-1]["frames"]]  # the stats count what was processed until they were sent
-    assert stats[-1]["words_read"] == sum(counts(frame)[0] for frame in done)
-    assert stats[-1]["words_reused"] == sum(counts(frame)[1] for frame in done) > stats[-1]["words_read"]
+    assert stats
+    for sent in stats:  # each counts what was processed until it was sent (one a second: maybe only the first)
+        done = FRAMES[:sent["frames"]]
+        assert (sent["words_read"], sent["words_reused"]) == (sum(counts(frame)[0] for frame in done),
+                                                              sum(counts(frame)[1] for frame in done))
     status = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/status") if m.payload]
     assert status[-1]["recognition"]["state"] == "reading"
     subscriber.close()
