@@ -217,3 +217,16 @@ def test_a_snapshot_over_the_brokers_maximum_packet_size_is_not_sent() -> None:
     publisher.max_packet_bytes = 100_000  # e.g. AWS IoT: 128 KB; mosquitto's max_packet_size
     assert publisher.fits(b"x" * (100_000 - PACKET_OVERHEAD_BYTES))
     assert not publisher.fits(b"x" * (100_001 - PACKET_OVERHEAD_BYTES))
+
+
+def test_a_read_word_is_written_above_its_box_and_an_unread_one_is_not() -> None:
+    rgb = np.full((240, 320, 3), 128, dtype=np.uint8)
+    boxes = [box(40, 100, 140, 130), box(180, 100, 280, 130)]
+    plain = annotate(rgb, boxes)
+    written = annotate(rgb, boxes, texts=["EXIT", None])
+    above_first, above_second = (slice(70, 99), slice(40, 140)), (slice(70, 99), slice(180, 280))
+    band = np.all(written[above_first] == BOX_BGR, axis=-1)
+    assert band.mean() > 0.2 and (written[above_first].min(axis=-1) > 200).any()  # a band, white letters on it
+    assert not np.all(plain[above_first] == BOX_BGR, axis=-1).any()
+    assert (written[above_second] == plain[above_second]).all()  # no reading: nothing written
+    assert (annotate(rgb, boxes, texts=[None, None]) == plain).all()
