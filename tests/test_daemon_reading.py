@@ -11,8 +11,11 @@ import jsonschema
 import numpy as np
 import pytest
 
+from edge.config.settings import parse_config
 from edge.detection.boxes import match_boxes
+from edge.detection.detector import Detection, Timing
 from edge.messaging.payload import load_schema
+from edge.service.reading import build_reading, read_frame
 from tests.daemon_helpers import start_daemon, write_config
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_gating import clip_frames
@@ -136,3 +139,19 @@ def test_enabled_without_a_recognizer_the_daemon_detects_and_says_why(broker: Br
     assert "no text recognizer" in status[-1]["recognition"]["state"]
     assert sum("cannot read" in line for line in stderr.splitlines()) == 1  # said once, not in a loop
     subscriber.close()
+
+
+def test_a_detect_false_region_is_read_whole_without_a_box(converted: Path) -> None:
+    """A display that always sits in one place: its rectangle is one crop, read every frame, no detection."""
+    regions = ("[{name: sign, rect: [84, 64, 188, 104], detect: false},"  # EXIT in the clip's frames
+               " {name: digits, rect: [84, 64, 188, 104], detect: false, patterns: ['^\\d+$']},"
+               " {name: outside, rect: [2000, 0, 2100, 50], detect: false}]")
+    config = parse_config(f"model: {{dir: '{converted}'}}\nrecognition: {{enabled: true}}\nregions: {regions}", "c")
+    reading = build_reading(config)
+    assert reading.state == "reading"
+    rgb = next(clip_frames())
+    detection = Detection([], Timing(0.0, 0.0, 0.0), tiles_run=1)
+    words, read = read_frame(reading, rgb, detection, gated=False)
+    assert words is not None and (words.read, words.reused, words.text) == (2, 0, "")  # the sign twice, no boxes
+    assert read["sign"].text == "EXIT" and read["sign"].words[0].score > 0.5
+    assert read["digits"].text == "" and read["outside"].text == ""  # not a number; beyond the 1280x720 frame
