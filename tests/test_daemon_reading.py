@@ -4,6 +4,7 @@ project's clip (data/clip/clip.json says which word appears, moves and vanishes 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ from edge.detection.boxes import match_boxes
 from edge.detection.detector import Detection, Timing
 from edge.messaging.payload import load_schema
 from edge.service.reading import build_reading, read_frame
+from tests.conftest import SAMPLES
 from tests.daemon_helpers import start_daemon, write_config
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_gating import clip_frames
@@ -155,3 +157,44 @@ def test_a_detect_false_region_is_read_whole_without_a_box(converted: Path) -> N
     assert words is not None and (words.read, words.reused, words.text) == (2, 0, "")  # the sign twice, no boxes
     assert read["sign"].text == "EXIT" and read["sign"].words[0].score > 0.5
     assert read["digits"].text == "" and read["outside"].text == ""  # not a number; beyond the 1280x720 frame
+
+
+def test_reload_turns_reading_on_and_a_bad_pattern_keeps_the_running_config(broker: Broker, converted: Path,
+                                                                            tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    sections = {"model": {"tiling": "off", "prefer": "int8"}, "mqtt": {"topic_prefix": PREFIX,
+                                                                      "home_assistant": {"enabled": True}}}
+    write_config(config, broker.port, converted, SAMPLES, **sections)
+    subscriber = Subscriber(broker, "#")
+    daemon = start_daemon(config)
+
+    def recognition(after: int) -> list:
+        return [m["recognition"] for m in detections(subscriber)[after:]]
+
+    def text_sensor() -> list[bytes]:
+        return [m.payload for m in subscriber.messages if m.topic.endswith("/text/config")]
+
+    try:
+        assert subscriber.wait_for(lambda: len(recognition(0)) >= 2, timeout=120)
+        assert set(map(str, recognition(0))) == {"None"} and text_sensor() == [b""]  # off: the sensor removed
+        for patterns, state in ((["("], None), ([], "reading")):
+            write_config(config, broker.port, converted, SAMPLES, **sections,
+                         recognition={"enabled": True, "patterns": patterns})
+            daemon.send_signal(signal.SIGHUP)
+            seen = len(detections(subscriber))
+            assert subscriber.wait_for(lambda seen=seen: len(recognition(seen)) >= 4, timeout=120)
+            if state is None:  # refused: still not reading
+                assert set(map(str, recognition(seen))) == {"None"}
+        assert recognition(len(detections(subscriber)) - 1)[0]["variant"] == "dynamic"
+        status = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/status") if m.payload]
+        assert status[-1]["recognition"] == {"state": "reading", "variant": "dynamic"}
+        assert subscriber.wait_for(lambda: text_sensor()[-1] != b"", timeout=10)
+        assert json.loads(text_sensor()[-1])["state_topic"] == f"{PREFIX}/detections"
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+    finally:
+        daemon.kill()
+    assert daemon.returncode == 0, stderr
+    (refused,) = [line for line in stderr.splitlines() if "reload failed" in line]
+    assert "recognition.patterns[0] '(' is not a regular expression" in refused
+    subscriber.close()
