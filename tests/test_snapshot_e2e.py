@@ -274,9 +274,10 @@ def test_home_assistant_camera_is_removed_when_snapshots_are_turned_off_and_relo
         daemon.kill()
 
 
-def frame_config(path: Path, model_dir: Path, image: Path) -> Path:
+def frame_config(path: Path, model_dir: Path, image: Path, **sections: dict) -> Path:
     """One letterboxed pass (tiling off): the verdict judges the text in the model's own input."""
-    return daemon_helpers.write_config(path, 1, model_dir, image, source={"loop": False}, model={"tiling": "off"})
+    return daemon_helpers.write_config(path, 1, model_dir, image, source={"loop": False}, model={"tiling": "off"},
+                                       **sections)
 
 
 def test_frame_writes_the_picture_and_judges_the_text_size(model_dir: Path, tmp_path: Path) -> None:
@@ -298,11 +299,12 @@ def test_frame_writes_the_picture_and_judges_the_text_size(model_dir: Path, tmp_
 
     zoomed = tmp_path / "zoomed.png"  # the same frame's 25 px "Pharmacy" at the model's own scale
     cv2.imwrite(str(zoomed), cv2.imread(str(frame))[500:692, 150:406])
-    result = daemon_helpers.craft_edge("frame", "--config", str(frame_config(tmp_path / "z.yaml", model_dir, zoomed)),
-                                       "--out", str(out))
+    reading_on = frame_config(tmp_path / "z.yaml", model_dir, zoomed, recognition={"enabled": True})
+    result = daemon_helpers.craft_edge("frame", "--config", str(reading_on), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    described, judged, *_ = result.stdout.splitlines()
+    described, judged, reading, *_ = result.stdout.splitlines()
     assert judged.startswith(("text size: good: ", "text size: mostly good: ")), judged
+    assert reading.startswith(("reading: readable: ", "reading: mostly readable: ")), reading  # source pixels
     picture = cv2.imread(str(out))
     assert picture.shape == (192, 256, 3) and is_box_colour(picture[130:170, 50:190]).any()
 

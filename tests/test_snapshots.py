@@ -19,6 +19,7 @@ from edge.detection.textsize import GOOD_BOX_HEIGHT, MIN_BOX_HEIGHT, box_height,
 from edge.messaging.homeassistant import camera_discovery_message, discovery_message
 from edge.messaging.snapshot import BOX_BGR, Schedule, annotate, encode_jpeg, save_snapshot
 from edge.messaging.topics import Topics
+from edge.recognition.readable import GOOD_READ_HEIGHT, MIN_READ_HEIGHT, reading_verdict
 
 
 def box(x0: float, y0: float, x1: float, y1: float) -> Box:
@@ -230,3 +231,13 @@ def test_a_read_word_is_written_above_its_box_and_an_unread_one_is_not() -> None
     assert not np.all(plain[above_first] == BOX_BGR, axis=-1).any()
     assert (written[above_second] == plain[above_second]).all()  # no reading: nothing written
     assert (annotate(rgb, boxes, texts=[None, None]) == plain).all()
+
+
+def test_reading_verdict_judges_source_pixels() -> None:
+    assert reading_verdict([]).startswith("no words to read")
+    assert reading_verdict([8, 9, 30]).startswith("too small to read: median box height 9.0 px, smallest 8.0 px")
+    assert reading_verdict([8, 9, 30]).endswith("move the camera closer or zoom in (tiling and the model input "
+                                                "do not help reading)")
+    assert reading_verdict([12, 14, 30]).startswith("borderline: median box height 14.0 px")
+    assert reading_verdict([6, 20, 30]).startswith("mostly readable: ")
+    assert reading_verdict([MIN_READ_HEIGHT, GOOD_READ_HEIGHT, 40]).startswith("readable: ")

@@ -22,6 +22,8 @@ def execute(args: argparse.Namespace) -> int:
         raise Fatal(str(exc), code=1) from exc
     print(f"{args.out}: {checked.description}")
     print(f"text size: {checked.verdict}")
+    if checked.reading is not None:
+        print(f"reading: {checked.reading}")
     print("tiling modes (model.tiling), on this frame and on the benchmark (200 ICDAR 2015 photos, int8, x86, "
           "docs/benchmarks.md):")
     for line in checked.modes:

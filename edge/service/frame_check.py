@@ -1,5 +1,6 @@
 """What ``craft-edge frame`` does: one frame from the configured source through the configured model, drawn,
-with a verdict on whether its text is large enough. The setup tool for a new camera.
+with a verdict on whether its text is large enough to find (and, with recognition on, to read). The setup
+tool for a new camera.
 
 It opens the camera itself, so it cannot share one with a running daemon (stop the daemon first).
 A live camera is read for WARMUP_SECONDS first: its first frames are often dark or unfocused.
@@ -21,6 +22,7 @@ from edge.detection.textsize import box_height, verdict
 from edge.detection.tiling import TILING_MODES
 from edge.messaging.snapshot import annotate
 from edge.models.inference import Runners, build_runners
+from edge.recognition.readable import reading_verdict
 from edge.sources import BadFrame, Frame, SourceLost, make_source
 
 WARMUP_SECONDS = 1.0
@@ -35,6 +37,7 @@ class FrameError(RuntimeError):
 class Checked:
     description: str  # the frame, its boxes, the model that ran
     verdict: str
+    reading: str | None  # whether the words are large enough to read (None: recognition off)
     modes: list[str]  # each tiling mode on this frame, and on the benchmark: what each choice gives and costs
 
 
@@ -94,7 +97,9 @@ def check(config: Config, out: Path) -> Checked:
     assert choice is not None
     description = (f"{frame.name} {width}x{height}, {len(detection.boxes)} boxes "
                    f"({choice.variant} on {choice.backend})")
-    return Checked(description, verdict(heights, input_hw), compare_modes(config, runners, frame.rgb))
+    reading = (reading_verdict([box_height(box.points) for box in detection.boxes])
+               if config.recognition.enabled else None)
+    return Checked(description, verdict(heights, input_hw), reading, compare_modes(config, runners, frame.rgb))
 
 
 def compare_modes(config: Config, runners: Runners, rgb: np.ndarray) -> list[str]:
