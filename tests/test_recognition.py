@@ -10,6 +10,7 @@ from edge.recognition.crops import word_crop
 from edge.recognition.ctc import confidence, greedy_decode
 from edge.recognition.preprocess import fit, stretch_contrast
 from edge.recognition.reader import Reader
+from edge.recognition.spotting import read_boxes
 
 CHARSET = "abc"
 
@@ -122,3 +123,33 @@ def test_reader_looks_again_at_a_low_score_word_with_stretched_contrast() -> Non
     (reading,) = Reader(model, "ab?", "test").read([faint])
     assert reading.text == "a" and reading.score > 0.8  # two steps of 0.94
     assert len(model.batches) == 2
+
+
+class LeftEdge:
+    """A sequence model reading 'a' when the crop's first column is much darker than the crop, else nothing."""
+
+    height = 16
+    widths = (32, 64)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        probs = np.full((pixels.shape[0], 2, 4), 0.02, np.float32)
+        probs[:, 0, 0] = 0.94  # a blank, then 'a' or another blank
+        dark = pixels[:, :, 0].mean(axis=1) < pixels.mean(axis=(1, 2)) - 100
+        probs[dark, 1, 1] = 0.94
+        probs[~dark, 1, 0] = 0.94
+        return probs
+
+
+def test_boxes_are_cut_as_they_are_and_a_low_score_one_again_with_the_margin() -> None:
+    rgb = np.full((200, 300, 3), 255, np.uint8)
+    rgb[:, 40:50] = 0  # a dark stroke from x 40 to 49
+
+    def quad(left: int) -> np.ndarray:
+        return np.array([[left, 50], [left + 200, 50], [left + 200, 150], [left, 150]], np.float32)
+
+    reader = Reader(LeftEdge(), "ab?", "test")
+    # starts on the stroke: read at once (with the labels' margin of 10 px it would start left of it)
+    # starts right of it: nothing at first, then cut again 10 px wider and read
+    readings = read_boxes(reader, rgb, [quad(45), quad(50)])
+    assert [r.text for r in readings] == ["a", "a"] and min(r.score for r in readings) > 0.8
+    assert read_boxes(reader, rgb, []) == []

@@ -19,13 +19,12 @@ if TYPE_CHECKING:
     from edge.recognition.words import WordReading
 
 
-def read_boxes(reader: Reader, rgb: np.ndarray, boxes: list[Box]) -> list[WordReading]:
+def read_words(reader: Reader, rgb: np.ndarray, boxes: list[Box]) -> list[WordReading]:
     """Every box cut out of ``rgb`` and read in one batch, whatever its score (no min_score or patterns here)."""
-    from edge.recognition.crops import word_crop
+    from edge.recognition import spotting
     from edge.recognition.words import WordReading
 
-    readings = reader.read([word_crop(rgb, box.points) for box in boxes]) if boxes else []
-    return [WordReading(r.text, round(r.score, 3)) for r in readings]
+    return [WordReading(r.text, round(r.score, 3)) for r in spotting.read_boxes(reader, rgb, [b.points for b in boxes])]
 
 
 def load_reader_or_fail(args: argparse.Namespace) -> Reader:
@@ -63,7 +62,7 @@ def execute(args: argparse.Namespace) -> int:
             continue
         detection = detector.detect(rgb)
         boxes = detection.boxes
-        words = read_boxes(reader, rgb, boxes) if reader else None
+        words = read_words(reader, rgb, boxes) if reader else None
         if args.json:
             listed = [box_json(b, w) for b, w in zip(boxes, words, strict=True)] if words is not None \
                 else [box_json(b) for b in boxes]

@@ -56,24 +56,21 @@ class EndToEnd:
                 "read_right": c.matched, "words": c.references, "detections": c.detections, "per_word": self.words}
 
 
-def crops_of(rgb: np.ndarray, quads: list[np.ndarray], where: str) -> list[np.ndarray]:
-    from edge.recognition.crops import word_crop
+def labelled_crops(rgb: np.ndarray, quads: list[np.ndarray], where: str) -> list[np.ndarray]:
+    from edge.recognition.crops import MARGIN
+    from edge.recognition.spotting import cut
 
-    crops = []
-    for quad in quads:
-        if len(quad) != 4:
-            raise Fatal(f"{where}: a word polygon has {len(quad)} points; reading needs four corners")
-        try:
-            crops.append(word_crop(rgb, quad))
-        except ValueError:  # a quad with no area reads as nothing
-            crops.append(np.zeros((1, 1), np.uint8))
-    return crops
+    if any(len(quad) != 4 for quad in quads):
+        raise Fatal(f"{where}: a word polygon has other than four points; reading needs four corners")
+    return cut(rgb, quads, MARGIN)
 
 
 def model_spotter(detector: Detector, reader: Reader) -> Spotter:
+    from edge.recognition.spotting import read_boxes
+
     def spot(image: Path, rgb: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
         boxes = [b.points for b in detector.boxes(rgb)]
-        return boxes, [r.text for r in reader.read(crops_of(rgb, boxes, str(image)))] if boxes else []
+        return boxes, [r.text for r in read_boxes(reader, rgb, boxes)]
     return spot
 
 
@@ -105,7 +102,7 @@ def evaluate(images: list[Path], gt: Path, spotters: dict[str, Spotter],
             raise Fatal(str(exc)) from exc
         if reader is not None:
             cared = [w for w in labels if not w.ignore]
-            readings = reader.read(crops_of(rgb, [w.poly for w in cared], str(found))) if cared else []
+            readings = reader.read(labelled_crops(rgb, [w.poly for w in cared], str(found))) if cared else []
             for word, reading in zip(cared, readings, strict=True):
                 right = same_text(word.text, reading.text)
                 tally += Tally(int(right), 1)

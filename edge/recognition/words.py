@@ -1,6 +1,6 @@
 """A frame's boxes read in one batch, with the config's rules, reusing what an unchanged region said.
 
-``FrameReader`` cuts each box out of the source frame (``crops.word_crop``), reads them together,
+``FrameReader`` cuts each box out of the source frame and reads them together (``spotting.read_boxes``),
 and keeps a reading when it scores at least ``min_score`` and matches one of ``patterns`` (when any);
 ``allow`` restricts the characters before decoding, as EasyOCR's allow-list does. Only the
 ``max_words`` largest boxes are read. With change gating the daemon says which rectangles of the
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.config.reading import RecognitionConfig
-from edge.recognition.crops import word_crop
 from edge.recognition.reader import Reader, Reading, SequenceModel
+from edge.recognition.spotting import cut, read_boxes
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,9 @@ class FrameReader:
                 to_read.append(index)
             else:
                 raw[index] = previous
-        crops = [word_crop(rgb, quads[i]) for i in to_read] + [word_crop(rgb, q) for q in extra]
-        fresh = self.reader.read(crops) if crops else []
-        raw.update(zip(to_read, fresh, strict=False))
+        raw.update(zip(to_read, read_boxes(self.reader, rgb, [quads[i] for i in to_read]), strict=True))
+        whole = self.reader.read(cut(rgb, extra, margin=0.0)) if extra else []  # a region's rectangle as it is
         self._last = [(quads[i], reading) for i, reading in raw.items()]
         words = [self.kept(raw.get(i)) for i in range(len(quads))]
         ms = (time.perf_counter() - start) * 1e3
-        return FrameReading(words, len(crops), len(largest) - len(to_read), ms), fresh[len(to_read):]
+        return FrameReading(words, len(to_read) + len(extra), len(largest) - len(to_read), ms), whole
