@@ -73,6 +73,6 @@ if kill -0 "$watch_pid" 2>/dev/null || kill -0 "$json_pid" 2>/dev/null; then
   exit 1
 fi
 wait "$watch_pid" "$json_pid"
-echo "== the first message in full (schema: edge/messaging/schema/detections-v2.schema.json):"
+echo "== the first message in full (schema: edge/messaging/schema/detections-v3.schema.json):"
 cat "$work/message.json"
 echo "== daemon log: $work/daemon.log; conversion report: $models/report.md"

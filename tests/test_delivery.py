@@ -25,7 +25,7 @@ TOPIC = "craft-edge/link/detections"
 
 
 def message(seq: int, boxes: int = 1) -> dict:
-    """A real schema-2 detections message with ``boxes`` boxes, scored 0.5 to 1.0 at random."""
+    """A real schema-3 detections message with ``boxes`` boxes, scored 0.5 to 1.0 at random."""
     rng = np.random.default_rng(seq)
     detection = SimpleNamespace(
         boxes=[SimpleNamespace(points=rng.uniform(0, 1280, (4, 2)), score=float(rng.uniform(0.5, 1.0)))

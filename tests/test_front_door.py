@@ -152,7 +152,7 @@ def test_demo_reuses_converted_models(tmp_path: Path, model_dir: Path) -> None:
     assert {path.name: path.stat().st_mtime_ns for path in models.iterdir()} == before
     message = json.loads((tmp_path / "demo" / "message.json").read_text())
     jsonschema.validate(message, load_schema())
-    assert message["schema"] == 2 and message["device_id"] == "demo"
+    assert message["schema"] == 3 and message["device_id"] == "demo"
     assert message["frame"]["seq"] >= 1
 
 

@@ -132,6 +132,8 @@ def test_watch_line_summarises_a_message() -> None:
         "timing_ms": {"preprocess": 1, "inference": 120, "postprocess": 3, "total": 124.4}, "boxes": [{}, {}],
     }
     assert watch_line(message) == "porch #7 2026-01-01T00:00:00.000+00:00 a.jpg 640x480 int8/cpu 124 ms: 2 boxes"
+    message["text"] = "Platform 4"
+    assert watch_line(message).endswith('124 ms: 2 boxes: "Platform 4"')
 
 
 def test_a_password_without_tls_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:

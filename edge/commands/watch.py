@@ -21,9 +21,10 @@ def watch_line(message: dict) -> str:
     frame, model, boxes = message["frame"], message["model"], message["boxes"]
     tiling = message.get("tiling")  # schema 2
     tiles = f" {tiling['mode']} {tiling['tiles_run']} runs" if tiling and tiling["mode"] != "off" else ""
+    text = message.get("text")  # schema 3: the words read, in reading order
     return (f"{message['device_id']} #{frame['seq']} {frame['timestamp']} {message['source']['name']} "
             f"{frame['width']}x{frame['height']} {model['variant']}/{model['backend']}{tiles} "
-            f"{message['timing_ms']['total']:.0f} ms: {len(boxes)} boxes")
+            f"{message['timing_ms']['total']:.0f} ms: {len(boxes)} boxes" + (f": {json.dumps(text)}" if text else ""))
 
 
 def pretty_json(message: dict) -> str:
