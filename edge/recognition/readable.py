@@ -1,8 +1,9 @@
 """Are the words in view large enough to read? Box heights in source-frame pixels, and a verdict.
 
-Reading works on the source frame whatever the detector's input size or tiling: ``word_crop`` cuts
-the box plus 0.1 of its height on every side, so a crop is about 1.2 box heights tall, and the
-reader scales it to the recognizer's 64 px, which adds no detail. Measured by
+Reading works on the source frame whatever the detector's input size or tiling: the detector's box
+is cut as it is (``spotting.read_boxes``; CRAFT's boxes already reach past the glyphs, as the
+labelled crops below do), so a crop is as tall as its box, and the reader scales it to the
+recognizer's 64 px, which adds no detail. Measured by
 ``bench/reading_height.py`` (README, "Reading in the daemon"): labelled IIIT5K and SVT crops shrunk
 to a height and read with the dynamic variant; of the words read right at full size, 31 % are read
 at a 10 px crop, 55 % at 12, 83 % at 16, 90 % at 20, 94 % at 24 and 95 % at 32.
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-MIN_READ_HEIGHT = 10.0  # box px in the source frame (a 12 px crop): about half the words are misread
-GOOD_READ_HEIGHT = 17.0  # box px (a 20 px crop): 9 in 10 of the words readable at full size are read
+MIN_READ_HEIGHT = 12.0  # box px in the source frame: about half the words are misread
+GOOD_READ_HEIGHT = 20.0  # box px: 9 in 10 of the words readable at full size are read
 ADVICE = "move the camera closer or zoom in (tiling and the model input do not help reading)"
 
 
