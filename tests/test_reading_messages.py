@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import threading
+import time
 from types import SimpleNamespace
 
 import jinja2
@@ -21,12 +24,14 @@ from edge.messaging.homeassistant import (
     region_discovery_messages,
     text_discovery_message,
 )
-from edge.messaging.payload import TextReading, TilingSettings, detection_message, load_schema
+from edge.messaging.payload import TextReading, TilingSettings, detection_message, fit_to_size, load_schema
 from edge.messaging.publisher import Publisher
 from edge.messaging.topics import Topics
+from edge.recognition.reader import Reader
+from edge.recognition.reader import Reading as Reading_
 from edge.recognition.regions import RegionReading, Regions, joined, reading_order
-from edge.recognition.words import NOT_READ, WordReading
-from edge.service.reading import Reading, publish_regions
+from edge.recognition.words import NOT_READ, PATTERN_MAX_CHARS, FrameReader, WordReading, matches
+from edge.service.reading import FAILURES_BEFORE_GIVING_UP, Reading, build_reading, publish_regions, read_frame
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_snapshots import HA_CAMERA, SUBSCRIBE_TOPIC
 
@@ -166,3 +171,79 @@ def test_regions_are_published_retained_and_only_when_their_reading_changes(brok
     finally:
         publisher.stop()
         subscriber.close()
+
+
+class Failing:
+    """A sequence model that raises, as a recognizer failing mid-run would (an allocation, an OpenCV error)."""
+
+    height, widths = 16, (32, 64)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        raise RuntimeError("tensor allocation failed")
+
+
+def test_a_recognizer_failing_mid_run_leaves_frames_published_without_text(caplog: pytest.LogCaptureFixture) -> None:
+    config = parse_config("recognition: {enabled: true}", "c")
+    reader = Reader(Failing(), "ab", "test")
+    reading = Reading(reader, FrameReader(reader, config.recognition), Regions([]), "reading")
+    rgb = np.full((100, 200, 3), 255, np.uint8)
+    detection = SimpleNamespace(boxes=[SimpleNamespace(points=quad(10, 10, 90, 30), score=0.9)], tiles_run=1,
+                                tiles=())
+    for _ in range(FAILURES_BEFORE_GIVING_UP - 1):
+        assert read_frame(reading, rgb, detection, gated=False) == (None, {})
+        assert reading.state == "reading"
+    assert read_frame(reading, rgb, detection, gated=False) == (None, {})
+    assert reading.state.startswith("unavailable: failed 3 frames in a row") and reading.frames is None
+    assert read_frame(reading, rgb, detection, gated=False) == (None, {})  # not tried again until a reload
+    assert sum("reading a frame failed" in r.getMessage() for r in caplog.records) == FAILURES_BEFORE_GIVING_UP
+
+
+def test_reading_rules_keep_no_empty_reading_and_no_pattern_run_on_a_long_one() -> None:
+    config = parse_config("recognition: {enabled: true, min_score: 0, patterns: ['^(\\d+)+$']}", "c")
+    frames = FrameReader(Reader(Failing(), "0123456789a", "test"), config.recognition)
+    assert frames.kept(Reading_("", 0.0)) == NOT_READ
+    assert frames.kept(Reading_("04711", 0.9)) == WordReading("04711", 0.9)
+    started = time.monotonic()
+    assert frames.kept(Reading_("1" * 40 + "a", 0.9)) == NOT_READ  # backtracks for hours if tried
+    assert time.monotonic() - started < 1
+    assert not matches("1" * (PATTERN_MAX_CHARS + 1), [re.compile(r"^\d+$")])
+
+
+def test_an_allow_list_the_recognizer_cannot_read_is_refused() -> None:
+    reader = Reader(Failing(), "0123456789", "test")
+    with pytest.raises(ValueError, match="holds none of the recognizer's characters"):
+        FrameReader(reader, parse_config("recognition: {enabled: true, allow: 'äöü'}", "c").recognition)
+
+
+def test_a_failed_recognizer_is_loaded_again_on_reload(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = parse_config("recognition: {enabled: true}", "c")
+    loads = []
+    monkeypatch.setattr("edge.service.reading.load", lambda c: loads.append(c) or (None, "unavailable: no file"))
+    first = build_reading(config)
+    build_reading(config, first)
+    assert len(loads) == 2
+
+
+def test_region_readings_are_not_queued_while_the_broker_is_away() -> None:
+    sent: list[str] = []
+    publisher = SimpleNamespace(connected=threading.Event(),
+                                publish_region=lambda name, payload: sent.append(payload["text"]))
+    reading = Reading(None, None, Regions([]), "reading")
+    for text in ("01234", "01235"):
+        publish_regions(reading, {"meter": RegionReading(text, ())}, publisher, 1, 0.0)  # type: ignore[arg-type]
+    assert sent == [] and reading.published == {}
+    publisher.connected.set()
+    publish_regions(reading, {"meter": RegionReading("01236", ())}, publisher, 2, 0.0)  # type: ignore[arg-type]
+    assert sent == ["01236"]
+
+
+def test_an_oversized_message_drops_its_text_before_giving_up() -> None:
+    words = [WordReading("x" * 900, 0.9)] * 3
+    full = message(words, " ".join(w.text for w in words))
+    one_box_no_text = json.dumps({**full, "text": None, "boxes": full["boxes"][:1]}, separators=(",", ":"))
+    fitted = fit_to_size(json.dumps(full), len(one_box_no_text) + 10)  # the text alone is 2,702 characters
+    assert fitted is not None
+    trimmed, omitted = fitted
+    kept = json.loads(trimmed)
+    assert kept["text"] is None and omitted == 2 and kept["boxes"][0]["text"] == "x" * 900
+    jsonschema.validate(kept, load_schema())

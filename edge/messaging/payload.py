@@ -145,8 +145,9 @@ def detection_message(
 
 def fit_to_size(payload: str, limit: int | None) -> tuple[str, int] | None:
     """``payload`` (a detections message as JSON) made to fit in ``limit`` bytes (None: no limit), and how many
-    boxes were left out to get there: the lowest-scoring ones, the rest in their order. None when even
-    no boxes at all would not fit. The message stays schema-valid; the publisher says the count in the
+    boxes were left out to get there: the lowest-scoring ones, the rest in their order; the top-level
+    ``text`` (every word read) stays unless even no boxes would not fit with it. None when even no boxes
+    and no text would fit. The message stays schema-valid; the publisher says the count in the
     PUBLISH's ``boxes_omitted`` user property."""
     if limit is None or len(payload.encode()) <= limit:
         return payload, 0
@@ -159,7 +160,11 @@ def fit_to_size(payload: str, limit: int | None) -> tuple[str, int] | None:
         return json.dumps({**message, "boxes": [boxes[i] for i in kept]}, separators=(",", ":"))
 
     if len(keeping(0).encode()) > limit:
-        return None
+        if message.get("text") is None:
+            return None
+        message["text"] = None  # the words read go last: the boxes that fit still carry theirs
+        if len(keeping(0).encode()) > limit:
+            return None
     low, high = 0, len(boxes) - 1  # the most boxes that fit lies in [low, high]
     while low < high:
         middle = (low + high + 1) // 2

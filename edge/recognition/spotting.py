@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from edge.recognition.crops import MARGIN, word_crop
@@ -24,10 +25,11 @@ SECOND_CROP = 0.5  # under this score a box is cut again with crops.MARGIN and r
 
 def cut(rgb: np.ndarray, quads: Sequence[np.ndarray], margin: float) -> list[np.ndarray]:
     """One grey crop per quad; a quad with no area becomes a one-pixel crop, which reads as nothing."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 and len(quads) > 1 else rgb
     crops = []
     for quad in quads:
         try:
-            crops.append(word_crop(rgb, quad, margin))
+            crops.append(word_crop(grey, quad, margin))
         except ValueError:
             crops.append(np.zeros((1, 1), np.uint8))
     return crops

@@ -42,7 +42,7 @@ NOT_READ = WordReading(None, None)
 @dataclass(frozen=True)
 class FrameReading:
     words: list[WordReading]  # one per box, in the boxes' order
-    read: int  # crops the recognizer ran on
+    read: int  # boxes (and whole regions) read afresh
     reused: int  # boxes that kept the last frame's reading
     ms: float  # time spent cutting out and reading
 
@@ -66,14 +66,23 @@ def restricted(reader: Reader, allow: str) -> Reader:
     if not allow:
         return reader
     unknown = sorted(set(allow) - set(reader.charset))
+    if len(unknown) == len(set(allow)):
+        raise ValueError(f"recognition.allow {allow!r} holds none of the recognizer's characters")
     if unknown:
         log.warning("recognition.allow: the recognizer cannot read %s; they are ignored", "".join(unknown))
     return Reader(AllowedModel(reader.model, reader.charset, allow), reader.charset, reader.variant,
                   reader.second_look)
 
 
+# Patterns are tried only on readings up to this long: a pattern that backtracks badly (``^(\d+)+$``)
+# takes time doubling with every character, and a meter, a plate or a gate number is short.
+PATTERN_MAX_CHARS = 20
+
+
 def matches(text: str, patterns: Sequence[re.Pattern[str]]) -> bool:
-    return not patterns or any(pattern.search(text) for pattern in patterns)
+    if not patterns:
+        return True
+    return len(text) <= PATTERN_MAX_CHARS and any(pattern.search(text) for pattern in patterns)
 
 
 def bounds(quad: np.ndarray) -> tuple[float, float, float, float]:
@@ -104,7 +113,8 @@ class FrameReader:
 
     def kept(self, reading: Reading | None) -> WordReading:
         """The payload's view of a raw reading under the rules (score, patterns)."""
-        if reading is None or reading.score < self.min_score or not matches(reading.text, self.patterns):
+        if (reading is None or not reading.text or reading.score < self.min_score
+                or not matches(reading.text, self.patterns)):
             return NOT_READ
         return WordReading(reading.text, round(reading.score, 3))
 

@@ -238,7 +238,7 @@ class Daemon:
         broker = status.get("broker", "").split(":")[0]
         text = f"{status['variant']} on {status['backend']}, source {status['source']['state']}, broker {broker}"
         if parts.reading.state.startswith("unavailable"):
-            text += ", not reading text (no usable recognizer)"
+            text += ", not reading text (see status.recognition)"
         if text != self._status_text:
             self._status_text = text
             notify(f"STATUS={text}")
@@ -254,7 +254,8 @@ class Daemon:
         broker_up = publisher.connected.is_set()
         coarse, tile = parts.runners.coarse, parts.runners.tile
         summary = (coarse.choice, tile.choice, parts.capture.status.state, dict(coarse.states), dict(tile.states),
-                   broker_up, self.outbox and self.outbox.spool.unavailable, self.sequence and self.sequence.failing)
+                   broker_up, self.outbox and self.outbox.spool.unavailable, self.sequence and self.sequence.failing,
+                   parts.reading.state)
         if summary != self._last_summary:
             self._last_summary = summary
             self._publish_status(parts, publisher)

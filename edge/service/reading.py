@@ -27,6 +27,8 @@ from edge.recognition.words import FrameReader
 
 log = logging.getLogger(__name__)
 
+FAILURES_BEFORE_GIVING_UP = 3  # frames in a row whose reading raised: then detect without reading
+
 
 @dataclass
 class Reading:
@@ -38,6 +40,7 @@ class Reading:
     state: str  # "off", "reading", or "unavailable: why"
     key: tuple = ()  # what loading the recognizer depended on
     published: dict[str, str] = field(default_factory=dict)  # each region's last published text
+    failures: int = 0  # frames in a row whose reading failed
 
     def status(self) -> dict:
         return {"state": self.state, "variant": self.reader.variant if self.reader else None}
@@ -54,12 +57,19 @@ def build_reading(config: Config, running: Reading | None = None) -> Reading:
     if not settings.enabled:
         return Reading(None, None, regions, "off")
     key = loading_key(config)
-    if running is not None and running.key == key:
+    if running is not None and running.key == key and running.reader is not None:
         reader, state = running.reader, running.state
-    else:
+    else:  # loaded afresh, also when it could not be before: a reload is the way to try again
         reader, state = load(config)
-    frames = FrameReader(reader, settings) if reader is not None else None
-    return Reading(reader, frames, regions, state, key, dict(running.published) if running else {})
+    frames = None
+    if reader is not None:
+        try:
+            frames = FrameReader(reader, settings)
+        except ValueError as exc:
+            log.error("%s; detecting without reading", exc)
+            state = f"unavailable: {exc}"
+    # regions are published afresh after a reload: the broker or the prefix may be another
+    return Reading(reader, frames, regions, state, key)
 
 
 def load(config: Config) -> tuple[Reader | None, str]:
@@ -96,7 +106,17 @@ def read_frame(reading: Reading, rgb: np.ndarray, detection: Detection, gated: b
     frame_hw = rgb.shape[:2]
     quads = [box.points for box in detection.boxes]
     fixed = reading.regions.fixed_quads(frame_hw)
-    result, fixed_raw = reading.frames.read(rgb, quads, changed_rects(detection, gated), fixed)
+    try:
+        result, fixed_raw = reading.frames.read(rgb, quads, changed_rects(detection, gated), fixed)
+    except Exception as exc:  # the frame is still published, without text; the daemon goes on
+        reading.failures += 1
+        log.error("reading a frame failed (%s: %s); published without text", type(exc).__name__, exc,
+                  exc_info=reading.failures == 1)
+        if reading.failures >= FAILURES_BEFORE_GIVING_UP:
+            reading.frames, reading.state = None, f"unavailable: failed {reading.failures} frames in a row: {exc}"
+            log.error("reading given up after %d failed frames in a row; SIGHUP tries again", reading.failures)
+        return None, {}
+    reading.failures = 0
     text, _ = joined(quads, result.words)
     fixed_words = [reading.frames.kept(raw) for raw in fixed_raw]
     regions = reading.regions.read(frame_hw, quads, result.words, fixed_words)
@@ -105,7 +125,11 @@ def read_frame(reading: Reading, rgb: np.ndarray, detection: Detection, gated: b
 
 def publish_regions(reading: Reading, regions: dict[str, RegionReading], publisher: Publisher, seq: int,
                     captured: float) -> None:
-    """Each region's reading on its retained topic, only when its text changed since it was last published."""
+    """Each region's reading on its retained topic, only when its text changed since it was last published.
+    Nothing is queued while the broker is away (a flickering reading would pile up); the newest text goes
+    out once it is back."""
+    if not publisher.connected.is_set():
+        return
     for name, region in regions.items():
         if reading.published.get(name) == region.text:
             continue
