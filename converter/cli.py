@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import TextIO
 
 from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
-from converter.recognizer_steps import RECOGNIZER_VARIANTS, RecognizerStepError, convert_recognizer
+from converter.recognizer_steps import (
+    RECOGNIZER_VARIANTS,
+    RecognizerStepError,
+    convert_recognizer,
+    recognizer_inputs,
+)
 from converter.tflite_variants import VARIANTS
 from edge.config.paths import absolute
 from edge.detection.tiling import CONTEXT, check_tile
@@ -214,17 +219,19 @@ def run(args: argparse.Namespace) -> int:
         _check_out_dir(args.out, args.force)
         calibration = read_frames(args.calibration, "calibration")
         validation = read_frames(args.validation, "validation")
-    except (CheckpointError, FramesError) as exc:
+        inputs = recognizer_inputs(args) if args.recognizer else None
+    except (CheckpointError, FramesError, RecognizerStepError) as exc:
         raise CliError(str(exc)) from exc
 
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "convert.log"
     with native_stderr_to(log) as terminal:
         results = _convert(args, sizes, weights, calibration, validation, log, terminal)
+        recognizer, failed = None, None
         try:
-            recognizer = convert_recognizer(args, log, terminal) if args.recognizer else None
-        except RecognizerStepError as exc:
-            raise CliError(str(exc)) from exc
+            recognizer = convert_recognizer(args, inputs, log, terminal) if inputs else None
+        except RecognizerStepError as exc:  # the detector's work is kept: indexed, without a recognizer
+            failed = exc
 
     from converter.pipeline import size_name, utc_now
     from converter.report import terminal_table, tile_compile_note, write_report
@@ -250,6 +257,8 @@ def run(args: argparse.Namespace) -> int:
     if note is not None:
         print(f"Edge TPU, tile model: {note}")
     print(f"report: {report}")
+    if failed is not None:
+        raise CliError(f"{failed}; the detector models are written and indexed without a recognizer (no reading)")
     return 0
 
 

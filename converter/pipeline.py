@@ -22,7 +22,7 @@ from converter.tflite_graph import GraphFacts, read_graph
 from converter.tflite_variants import QUANTIZED_VARIANTS, STANDARD_VARIANTS, TPU_VARIANT, onnx_to_tf, to_tflite
 from edge import __version__
 from edge.detection.postprocess import Thresholds
-from edge.models.manifest import FORMAT_VERSION, Manifest, Quantization, TensorInfo, Variant, file_sha256
+from edge.models.manifest import MODEL_FORMAT_VERSION, Manifest, Quantization, TensorInfo, Variant, file_sha256
 from edge.models.runtime import CraftModel, TensorSpec, find_runtime, load_model
 from edge.models.variants import VARIANTS as KINDS
 from edge.models.variants import VariantKind
@@ -142,7 +142,7 @@ class SizeConverter:
                 variants += self._tpu_variants(Path(scratch), references)
         self._verify(variants)
         manifest = Manifest(
-            format_version=FORMAT_VERSION,
+            format_version=MODEL_FORMAT_VERSION,
             created=utc_now(),
             converter_version=__version__,
             source_weights=request.weights.name,

@@ -39,21 +39,45 @@ class RecognizerResult:
         return "\n".join(lines)
 
 
-def convert_recognizer(args: argparse.Namespace, log: Path, terminal: TextIO) -> RecognizerResult:
-    """The recognizer into ``args.out/recognizer``, checked on the ground-truth words of the validation and
-    calibration folders, with a progress bar on ``terminal``; the toolchain's output goes to ``log``."""
+@dataclass(frozen=True)
+class RecognizerInputs:
+    weights: Path
+    words: list  # converter.word_crops.Word: the crops each variant is checked on
+
+
+def recognizer_inputs(args: argparse.Namespace) -> RecognizerInputs:
+    """The recognizer's weights (loaded strictly) and the labelled words it is checked on, found before
+    minutes of detector conversion: a missing file is one line at once, not after the detector."""
+    from converter.model import CheckpointError
+    from converter.recognizer_model import default_recognizer_weights, load_recognizer
+    from converter.word_crops import labelled_words
+    from edge.sources.imageio import ImageError
+
+    try:
+        weights = default_recognizer_weights()
+        load_recognizer(weights)
+        words = [*labelled_words(args.validation), *labelled_words(args.calibration)]
+    except CheckpointError as exc:
+        raise RecognizerStepError(str(exc)) from exc
+    except (ImageError, ValueError, OSError) as exc:  # a ground-truth file that is not JSON, an image missing
+        raise RecognizerStepError(f"recognizer check words: {exc}") from exc
+    if not words:
+        raise RecognizerStepError(f"no labelled words (NAME.json beside NAME.jpg) in {args.validation} or "
+                                  f"{args.calibration} to check the recognizer on; use --no-recognizer")
+    return RecognizerInputs(weights, words)
+
+
+def convert_recognizer(args: argparse.Namespace, inputs: RecognizerInputs, log: Path,
+                       terminal: TextIO) -> RecognizerResult:
+    """The recognizer into ``args.out/recognizer``, checked on ``inputs.words`` (the ground-truth words of the
+    validation and calibration folders), with a progress bar on ``terminal``; the toolchain's output goes to
+    ``log``."""
     from tqdm import tqdm
 
     from converter.model import CheckpointError
     from converter.recognizer import FOLDER, RecognizerConverter, RecognizerError, RecognizerRequest, step_count
-    from converter.recognizer_model import default_recognizer_weights
-    from converter.word_crops import labelled_words
 
     started = time.monotonic()
-    words = [*labelled_words(args.validation), *labelled_words(args.calibration)]
-    if not words:
-        raise RecognizerStepError(f"no labelled words (NAME.json beside NAME.jpg) in {args.validation} or "
-                                  f"{args.calibration} to check the recognizer on; use --no-recognizer")
     folder = args.out / FOLDER
     folder.mkdir(exist_ok=True)
     variants = args.recognizer_variants
@@ -63,8 +87,8 @@ def convert_recognizer(args: argparse.Namespace, log: Path, terminal: TextIO) ->
             bar.update(1)
 
         try:
-            weights = default_recognizer_weights()
-            request = RecognizerRequest(weights=weights, variants=variants, validation=words, threads=args.threads)
+            request = RecognizerRequest(weights=inputs.weights, variants=variants, validation=inputs.words,
+                                        threads=args.threads)
             manifest = RecognizerConverter(request, folder, progress).run()
         except (CheckpointError, RecognizerError) as exc:
             raise RecognizerStepError(str(exc)) from exc

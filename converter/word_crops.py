@@ -31,11 +31,11 @@ def labelled_words(folder: Path, margin: float = MARGIN, images: Path | None = N
             continue
         rgb = read_rgb((images or folder) / truth.get("image", truth_path.with_suffix(".jpg").name))
         for index, word in enumerate(truth["words"]):
-            if word.get("ignore") or word["text"] == "###":
+            if word.get("ignore") or word.get("text") == "###":
                 continue
             try:
                 crop = word_crop(rgb, np.asarray(word["poly"], dtype=np.float32), margin)
             except ValueError:  # a degenerate quad: nothing to read
                 continue
-            words.append(Word(f"{truth_path.stem}#{index}", crop, word["text"]))
+            words.append(Word(f"{truth_path.stem}#{index}", crop, word.get("text", "")))
     return words

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from converter.cli import main
+from tests.conftest import SAMPLES
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -88,3 +90,26 @@ def test_unreadable_calibration_image(tmp_path: Path, capsys: pytest.CaptureFixt
     (frames / "broken.jpg").write_bytes(b"not a jpeg")
     assert main(["--calibration", str(frames), "--out", str(tmp_path / "out")]) == 1
     assert f"calibration: {frames / 'broken.jpg'}: not a readable image" in one_line(capsys.readouterr().err)
+
+
+def unlabelled_frames(tmp_path: Path) -> Path:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    shutil.copy(SAMPLES / "coffee_01.jpg", frames)
+    return frames
+
+
+def test_no_words_to_check_the_recognizer_on_is_said_before_converting(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    frames = unlabelled_frames(tmp_path)
+    out = tmp_path / "out"
+    assert main(["--calibration", str(frames), "--validation", str(frames), "--out", str(out)]) == 1
+    assert "no labelled words" in one_line(capsys.readouterr().err)
+    assert not out.exists()  # nothing converted first
+
+
+def test_broken_ground_truth_for_the_recognizer_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    frames = unlabelled_frames(tmp_path)
+    (frames / "coffee_01.json").write_text('{"words": [{"poly": [[10, 10], [60, 10], [60, 30], [10, 30]]}]')
+    assert main(["--calibration", str(frames), "--validation", str(frames), "--out", str(tmp_path / "out")]) == 1
+    assert "recognizer check words:" in one_line(capsys.readouterr().err)

@@ -15,7 +15,7 @@ from converter.tflite_graph import read_graph
 from converter.tflite_variants import VARIANTS
 from edge.detection.detector import Detector
 from edge.detection.postprocess import Thresholds
-from edge.models.manifest import FORMAT_VERSION, file_sha256, load_manifest, model_folders, recognizer_folder
+from edge.models.manifest import MODEL_FORMAT_VERSION, file_sha256, load_manifest, model_folders, recognizer_folder
 from edge.models.runtime import find_runtime, load_model
 from edge.sources.imageio import read_rgb
 from tests.conftest import (
@@ -46,7 +46,7 @@ def test_one_output_folder_holds_the_coarse_and_the_tile_model_and_the_recognize
 @each_model
 def test_every_variant_is_in_the_manifest(converted: Path, size: tuple[int, int]) -> None:
     manifest = load_manifest(converted / size_name(size))
-    assert manifest.format_version == FORMAT_VERSION
+    assert manifest.format_version == MODEL_FORMAT_VERSION  # older craft-edge versions read it
     assert [v.name for v in manifest.variants] == list(VARIANTS)
     assert manifest.input_size == list(size)
     assert manifest.toolchain["onnx2tf"] == "1.29.24"

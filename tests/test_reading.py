@@ -154,6 +154,23 @@ def test_a_recognizer_file_that_does_not_match_its_manifest_is_refused(converted
         load_reader(folder, manifest.variants[0].name)
 
 
+def test_a_charset_that_does_not_fit_the_model_is_refused(converted: Path, tmp_path: Path) -> None:
+    from edge.models.selection import NoUsableModel
+
+    folder = tmp_path / RECOGNIZER_FOLDER
+    shutil.copytree(converted / RECOGNIZER_FOLDER, folder, ignore=shutil.ignore_patterns("*.onnx"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["charset"] = manifest["charset"][:-2]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(NoUsableModel, match=r"gives 97 classes but the manifest's charset has 94 characters"):
+        load_reader(folder, "dynamic")
+
+
+def test_bad_threads_are_one_line() -> None:
+    result = daemon_helpers.craft_edge("read", "word.png", "--model", "m", "--threads", "1000000", timeout=60)
+    assert result.returncode == 2 and "--threads: '1000000' must be 0 (one per core) to 64" in result.stderr
+
+
 def test_the_old_index_check_refuses_the_new_format_in_one_line(converted: Path) -> None:
     """craft-edge before reading (bundle index format 2 only) meets a format 3 bundle: one line naming the
     version, no traceback (its check, from the commit before this format, run on the new index)."""
@@ -167,6 +184,8 @@ def test_the_old_index_check_refuses_the_new_format_in_one_line(converted: Path)
         exec(compile(old.stdout, "old_manifest.py", "exec"), module.__dict__)
         with pytest.raises(module.ManifestError) as caught:
             module.model_folders(converted)
+        # the detector folders themselves are unchanged, and still read by the older version
+        assert module.load_manifest(converted / size_name(TEST_SIZE)).input_size == list(TEST_SIZE)
     finally:
         del sys.modules[module.__name__]
     assert str(caught.value) == (f"{converted / 'manifest.json'}: format_version 3, this craft-edge reads bundle "

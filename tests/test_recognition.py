@@ -63,6 +63,13 @@ def test_word_crop_keeps_the_quads_size_plus_margin_and_follows_its_first_edge()
     assert np.abs(flipped.astype(int) - crop[::-1, ::-1].astype(int)).max() <= 2
 
 
+def test_word_crop_refuses_a_quad_not_of_this_picture() -> None:
+    with pytest.raises(ValueError, match="not a number"):
+        word_crop(striped(50, 50), np.array([[10, 10], [np.inf, 10], [40, 30], [10, 30]]))
+    with pytest.raises(ValueError, match="far larger than the 50x50 picture"):
+        word_crop(striped(50, 50), np.array([[0, 0], [1e9, 0], [1e9, 20], [0, 20]]))
+
+
 def test_word_crop_refuses_a_degenerate_quad() -> None:
     with pytest.raises(ValueError, match="no area"):
         word_crop(striped(50, 50), np.array([[10, 10], [10, 10], [10, 10], [10, 10]]))
@@ -153,3 +160,27 @@ def test_boxes_are_cut_as_they_are_and_a_low_score_one_again_with_the_margin() -
     readings = read_boxes(reader, rgb, [quad(45), quad(50)])
     assert [r.text for r in readings] == ["a", "a"] and min(r.score for r in readings) > 0.8
     assert read_boxes(reader, rgb, []) == []
+
+
+@pytest.mark.parametrize("degrees", [0, 30, 50, 60, 89, -50, -89])
+def test_detector_boxes_of_tilted_words_are_cut_level(degrees: int) -> None:
+    from edge.detection.postprocess import _oriented_box
+    from edge.recognition.spotting import reading_way
+
+    # a 100x20 word tilted by ``degrees`` (clockwise on screen), as the detector orders its corners
+    angle = np.radians(degrees)
+    along, down = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    centre = np.array([200.0, 200.0])
+    corners = np.array([centre + sx * 50 * along + sy * 10 * down for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+    box = _oriented_box(corners.astype(np.float32))
+    crop = word_crop(np.zeros((400, 400, 3), np.uint8), reading_way(box), margin=0.0)
+    assert crop.shape == pytest.approx((20, 100), abs=2)  # level, not stood on end
+    quad = reading_way(box)
+    assert quad[1, 0] >= quad[0, 0]  # reads left to right
+
+
+def test_a_single_letter_box_is_read_as_it_stands() -> None:
+    from edge.recognition.spotting import reading_way
+
+    letter = np.array([[10, 10], [30, 10], [30, 50], [10, 50]], np.float64)  # 20 wide, 40 tall: "I", "l"
+    assert (reading_way(letter) == letter).all()

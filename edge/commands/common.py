@@ -34,6 +34,20 @@ class Fatal(Exception):
         self.code = code
 
 
+MAX_THREADS = 64
+
+
+def thread_count(text: str) -> int:
+    """``--threads``: 0 (one per core) up to MAX_THREADS."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 (one per core) to {MAX_THREADS}")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -54,7 +68,7 @@ def parse_broker(text: str) -> tuple[str, int]:
 # -- options and helpers more than one command uses ---------------------------------------------
 def model_options(sub: argparse.ArgumentParser, required: bool) -> None:
     sub.add_argument("--model", type=absolute, required=required, help="model folder from convert-for-device")
-    sub.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per core)")
+    sub.add_argument("--threads", type=thread_count, default=0, help="CPU threads (default 0: one per core)")
     sub.add_argument("--state-dir", type=absolute, default=Path.home() / ".cache" / "craft-edge",
                      help="where the model-choice cache lives")
 

@@ -98,6 +98,10 @@ def evaluate(images: list[Path], gt: Path, spotters: dict[str, Spotter],
             continue
         try:
             labels, rgb = read_words(found), read_rgb(image)
+            untranscribed = next((i for i, w in enumerate(labels) if not w.ignore and not w.text), None)
+            if untranscribed is not None:
+                raise Fatal(f"{found}: word {untranscribed} has no text; reading is scored against each word's text")
+            spotted = {name: spot(image, rgb) for name, spot in spotters.items()}  # --detections files too
         except (ImageError, GroundTruthError) as exc:
             raise Fatal(str(exc)) from exc
         if reader is not None:
@@ -108,8 +112,7 @@ def evaluate(images: list[Path], gt: Path, spotters: dict[str, Spotter],
                 tally += Tally(int(right), 1)
                 per_word.append({"image": image.name, "text": word.text, "reading": reading.text,
                                  "score": round(reading.score, 4), "right": right})
-        for name, spot in spotters.items():
-            boxes, texts = spot(image, rgb)
+        for name, (boxes, texts) in spotted.items():
             results[name].add(image.name, labels, boxes, texts)
     return (tally if reader is not None else None), per_word, results
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge.commands.common import EXIT_BAD_INPUT, PROG, Fatal
+from edge.commands.common import EXIT_BAD_INPUT, PROG, Fatal, thread_count
 from edge.config.paths import absolute
 
 
@@ -51,6 +51,6 @@ def add_to(commands: argparse._SubParsersAction) -> None:
                       help="convert-for-device's output folder (a bundle with a recognizer) or its recognizer folder")
     read.add_argument("--variant", help="force a recognizer variant (default: the fastest here that reads like "
                                         "PyTorch on its manifest's crops)")
-    read.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per core)")
+    read.add_argument("--threads", type=thread_count, default=0, help="CPU threads (default 0: one per core)")
     read.add_argument("--json", action="store_true", help='JSON lines: {"image", "text", "score"}')
     read.set_defaults(func=execute)

@@ -24,10 +24,11 @@ from typing import Any
 from edge.config.typed import SchemaError, from_dict
 from edge.models import variants as registry
 
-FORMAT_VERSION = 3
-# A detector folder's manifest has the same fields in 1, 2 and 3 (2 added the bundle index beside it,
-# 3 the recognizer's folder).
-MODEL_VERSIONS = (1, 2, FORMAT_VERSION)
+FORMAT_VERSION = 3  # the bundle index and the recognizer's manifest (3 added the recognizer)
+# A detector folder's manifest has had the same fields since 1 (2 added the bundle index beside it):
+# written as 2, so that older craft-edge versions still read a new converter's detector folders.
+MODEL_FORMAT_VERSION = 2
+MODEL_VERSIONS = (1, 2, 3)
 INDEX_VERSIONS = (2, FORMAT_VERSION)  # a format 2 index names no recognizer
 MANIFEST_NAME = "manifest.json"
 

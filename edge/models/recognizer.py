@@ -97,6 +97,10 @@ def load_variant(folder: Path, manifest: RecognizerManifest, variant: Recognizer
         if not shapes_fit(recorded, actual):
             raise NoUsableModel(f"recognizer {variant.name}: the manifest says {kind} {list(recorded)} for "
                                 f"{variant.file} but the file has {list(actual)}")
+    classes = runner.specs()[1].shape[-1]
+    if classes != len(manifest.charset) + 1:
+        raise NoUsableModel(f"recognizer {variant.name}: {variant.file} gives {classes} classes but the manifest's "
+                            f"charset has {len(manifest.charset)} characters (plus the CTC blank)")
     return runner
 
 

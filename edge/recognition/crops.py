@@ -24,6 +24,8 @@ def word_crop(rgb: np.ndarray, quad: np.ndarray, margin: float = MARGIN) -> np.n
     corners = np.asarray(quad, dtype=np.float64).reshape(4, 2)
     if not (rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] == 3)):
         raise ValueError(f"expected an (H, W, 3) RGB or (H, W) grey image, got {rgb.shape}")
+    if not np.isfinite(corners).all():
+        raise ValueError(f"quad {corners.tolist()} has a corner that is not a number")
     top, right, bottom, left = (np.linalg.norm(corners[(i + 1) % 4] - corners[i]) for i in range(4))
     width, height = (top + bottom) / 2, (left + right) / 2
     if width < 1 or height < 1:
@@ -33,6 +35,8 @@ def word_crop(rgb: np.ndarray, quad: np.ndarray, margin: float = MARGIN) -> np.n
     pad = margin * height
     grown = corners + pad * np.array([-along - down, along - down, along + down, -along + down])
     out_w, out_h = max(1, round(width + 2 * pad)), max(1, round(height + 2 * pad))
+    if max(out_w, out_h) > 2 * sum(rgb.shape[:2]):  # far larger than the picture: no word of it
+        raise ValueError(f"quad {corners.tolist()} is far larger than the {rgb.shape[1]}x{rgb.shape[0]} picture")
     target = np.array([[0, 0], [out_w - 1, 0], [out_w - 1, out_h - 1], [0, out_h - 1]], dtype=np.float32)
     warp = cv2.getPerspectiveTransform(grown.astype(np.float32), target)
     grey = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

@@ -21,6 +21,7 @@ from edge.recognition.reader import Reader, Reading
 
 BOX_MARGIN = 0.0  # the detector's boxes: cut as they are
 SECOND_CROP = 0.5  # under this score a box is cut again with crops.MARGIN and read again
+LETTER_ASPECT = 2.5  # a box up to this much taller than long is a letter or two, read as it stands
 
 
 def cut(rgb: np.ndarray, quads: Sequence[np.ndarray], margin: float) -> list[np.ndarray]:
@@ -35,10 +36,27 @@ def cut(rgb: np.ndarray, quads: Sequence[np.ndarray], margin: float) -> list[np.
     return crops
 
 
+def reading_way(quad: np.ndarray) -> np.ndarray:
+    """A detector box's corners from the word's top-left as it reads (``word_crop``'s order).
+
+    The detector starts a box at its corner nearest the picture's top-left, which is the word's
+    top-left up to 45 degrees of tilt; past that its first edge is a short side. A box whose first
+    edge is much shorter than its second (a word, not a single letter) is turned a quarter, and half
+    again if it would then read right to left, so words tilted up to 90 degrees either way read level.
+    """
+    corners = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    first, second = np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[3] - corners[0])
+    if second <= LETTER_ASPECT * first:
+        return corners
+    turned = np.roll(corners, -1, axis=0)
+    return turned if turned[1, 0] >= turned[0, 0] else np.roll(turned, 2, axis=0)
+
+
 def read_boxes(reader: Reader, rgb: np.ndarray, quads: Sequence[np.ndarray]) -> list[Reading]:
     """What each of the detector's ``quads`` in ``rgb`` reads (one Reading each, in order)."""
     if not quads:
         return []
+    quads = [reading_way(quad) for quad in quads]
     readings = reader.read(cut(rgb, quads, BOX_MARGIN))
     again = [i for i, reading in enumerate(readings) if reading.score < SECOND_CROP]
     if again:
