@@ -22,7 +22,7 @@ import numpy as np
 from edge.commands.common import Fatal
 from edge.detection.boxes import MatchCount
 from edge.detection.evaluation import GroundTruthError, Word, evaluate_image, find_ground_truth, read_words
-from edge.recognition.scoring import Tally, counts_end_to_end, read_right, same_text
+from edge.recognition.scoring import Tally, counts_end_to_end, read_right, same_text, word_accuracy
 
 if TYPE_CHECKING:
     from edge.detection.detector import Detector
@@ -107,11 +107,10 @@ def evaluate(images: list[Path], gt: Path, spotters: dict[str, Spotter],
         if reader is not None:
             cared = [w for w in labels if not w.ignore]
             readings = reader.read(labelled_crops(rgb, [w.poly for w in cared], str(found))) if cared else []
-            for word, reading in zip(cared, readings, strict=True):
-                right = same_text(word.text, reading.text)
-                tally += Tally(int(right), 1)
-                per_word.append({"image": image.name, "text": word.text, "reading": reading.text,
-                                 "score": round(reading.score, 4), "right": right})
+            tally += word_accuracy([w.text for w in cared], [r.text for r in readings])
+            per_word += [{"image": image.name, "text": word.text, "reading": reading.text,
+                          "score": round(reading.score, 4), "right": same_text(word.text, reading.text)}
+                         for word, reading in zip(cared, readings, strict=True)]
         for name, (boxes, texts) in spotted.items():
             results[name].add(image.name, labels, boxes, texts)
     return (tally if reader is not None else None), per_word, results

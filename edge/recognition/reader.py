@@ -19,8 +19,8 @@ STRETCH_TARGET = 0.5
 
 
 class SequenceModel(Protocol):
-    """A loaded recognizer: (N, height, W) uint8 grey pixels, W one of ``widths`` -> (N, T, C) softmax
-    probabilities (class 0 the CTC blank)."""
+    """A loaded recognizer: (N, height, W) uint8 grey pixels -> (N, T, C) softmax probabilities (class 0
+    the CTC blank). Crops are padded to one of ``widths`` (``preprocess.fit``) so that words batch."""
 
     height: int
     widths: tuple[int, ...]  # ascending
@@ -60,10 +60,9 @@ class Reader:
         for index, crop in enumerate(crops):
             pixels = fit(crop, self.model.height, self.model.widths)
             by_width[pixels.shape[1]].append((index, pixels))
-        readings: list[Reading | None] = [None] * len(crops)
+        readings = {}
         for batch in by_width.values():
             probs = self.model(np.stack([pixels for _, pixels in batch]))
             for (index, _), steps in zip(batch, probs, strict=True):
-                text, score = greedy_decode(steps, self.charset)
-                readings[index] = Reading(text, score)
-        return [reading for reading in readings if reading is not None]
+                readings[index] = Reading(*greedy_decode(steps, self.charset))
+        return [readings[index] for index in range(len(crops))]
