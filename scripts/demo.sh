@@ -57,8 +57,9 @@ done
 grep -q watching "$work/watch.log" && grep -q watching "$work/watch-json.log" \
   || { cat "$work/watch.log" "$work/watch-json.log" >&2; echo "demo: the subscribers did not start" >&2; exit 1; }
 cat "$work/watch.log"
-# Its own (empty) config: an installed /etc/craft-edge/config.yaml must not change the demo.
-printf '# the demo runs on built-in defaults and its command-line options\n{}\n' > "$work/config.yaml"
+# Its own config: an installed /etc/craft-edge/config.yaml must not change the demo.
+printf '# the demo runs on built-in defaults and its command-line options, with reading on\nrecognition: {enabled: true}\n' \
+  > "$work/config.yaml"
 STATE_DIRECTORY="$(cd "$work" && pwd)/state" timeout 600 "$bin/craft-edge" run --config "$work/config.yaml" \
   --model "$models" --source edge/samples --loop --broker "localhost:$port" --device-id demo \
   --max-frames "$frames" 2> "$work/daemon.log" || { cat "$work/daemon.log"; exit 1; }
