@@ -28,14 +28,14 @@ demo: setup
 	scripts/demo.sh
 
 test: setup
-	scripts/ensure-mosquitto.sh
+	scripts/ensure-packages.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
 # The device code's tests in a venv with only the device extra (what a Pi gets), on models that the
 # converter venv makes once (the same sizes and options as tests/conftest.py's fixture).
 test-device: setup
-	scripts/ensure-mosquitto.sh
+	scripts/ensure-packages.sh
 	[ -f .test-models/recognizer/manifest.json ] || \
 		$(BIN)/convert-for-device --out .test-models --input-size 192x256 --tile-size 160x160 \
 			--recognizer-variants fp32,dynamic --threads 2 --force

@@ -33,7 +33,7 @@ if listening; then
   "$bin/craft-edge" probe --broker "localhost:$port" >/dev/null
   echo "== using the MQTT broker already listening on localhost:$port"
 else
-  scripts/ensure-mosquitto.sh
+  scripts/ensure-packages.sh
   conf="$(mktemp -d)/mosquitto.conf"
   printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" > "$conf"
   "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -c "$conf" >/dev/null 2>&1 &

@@ -55,9 +55,10 @@ def test_the_samples_words_are_read(reader: Reader) -> None:
 def render_rotated(text: str, angle: float) -> tuple[np.ndarray, np.ndarray]:
     """``text`` drawn dark on light (DejaVu Sans Bold), turned by ``angle`` degrees about the picture's
     centre; its quad clockwise from the word's own top-left corner."""
-    image_module = pytest.importorskip("PIL.Image")
-    font_module = pytest.importorskip("PIL.ImageFont")
-    draw_module = pytest.importorskip("PIL.ImageDraw")
+    from PIL import Image as image_module
+    from PIL import ImageDraw as draw_module
+    from PIL import ImageFont as font_module
+
     font = font_module.truetype(str(FONT), 40)
     left, top, right, bottom = font.getbbox(text)
     canvas = image_module.new("RGB", (400, 400), (235, 230, 220))
