@@ -14,6 +14,7 @@ import pytest
 
 from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
 from edge.detection.evaluation import read_words
+from tests.conftest import unavailable
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SMALLTEXT = DATA / "smalltext"
@@ -151,7 +152,7 @@ def test_words_regenerate_from_their_seed() -> None:
     """wordlayout.py (no photos needed) gives exactly the committed texts, quads and styles."""
     fonts = Path("/usr/share/fonts/truetype/dejavu")
     if not (fonts / "DejaVuSansMono-Bold.ttf").is_file():
-        pytest.skip("needs Debian's fonts-dejavu-core")
+        unavailable("needs Debian's fonts-dejavu-core (scripts/ensure-packages.sh installs it)")
     sys.path.insert(0, str(DATA))
     try:
         import wordlayout

@@ -19,7 +19,15 @@ from edge.models.recognizer import MIN_SAME_TEXT, load_reader
 from edge.recognition.crops import word_crop
 from edge.recognition.reader import Reader
 from tests import daemon_helpers
-from tests.conftest import RECOGNIZER_FOLDER, SAMPLES, TEST_SIZE, TEST_TILE_SIZE, sample_words, size_name
+from tests.conftest import (
+    RECOGNIZER_FOLDER,
+    SAMPLES,
+    TEST_SIZE,
+    TEST_TILE_SIZE,
+    sample_words,
+    size_name,
+    unavailable,
+)
 
 pytestmark = pytest.mark.conversion
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
@@ -178,7 +186,7 @@ def test_the_old_index_check_refuses_the_new_format_in_one_line(converted: Path)
     old = subprocess.run(["git", "show", "56b2fa1:edge/models/manifest.py"], cwd=daemon_helpers.REPO,
                          capture_output=True, text=True)
     if old.returncode != 0:
-        pytest.skip("not a git checkout with the history")
+        unavailable("not a git checkout with the history")
     module = types.ModuleType("old_manifest")
     sys.modules[module.__name__] = module  # its dataclasses look their module up
     try:

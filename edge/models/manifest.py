@@ -160,11 +160,15 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
         manifest = from_dict(Manifest, data, where)
     except SchemaError as exc:
         raise ManifestError(str(exc)) from exc
-    for index, variant in enumerate(manifest.variants):
+    _check_targets(manifest.variants, where)
+    return manifest
+
+
+def _check_targets(variants: list[Variant] | list[RecognizerVariant], where: str) -> None:
+    for index, variant in enumerate(variants):
         if variant.target not in registry.TARGETS:
             raise ManifestError(
                 f"{where}.variants[{index}].target: {variant.target!r} is not one of {registry.TARGETS}")
-    return manifest
 
 
 def load_manifest(folder: Path) -> Manifest:
@@ -331,10 +335,7 @@ def load_recognizer_manifest(folder: Path) -> RecognizerManifest:
         manifest = from_dict(RecognizerManifest, data, where)
     except SchemaError as exc:
         raise ManifestError(str(exc)) from exc
-    for index, variant in enumerate(manifest.variants):
-        if variant.target not in registry.TARGETS:
-            raise ManifestError(
-                f"{where}.variants[{index}].target: {variant.target!r} is not one of {registry.TARGETS}")
+    _check_targets(manifest.variants, where)
     if not manifest.widths or manifest.widths != sorted(set(manifest.widths)) or manifest.widths[0] < 8:
         raise ManifestError(f"{where}.widths: {manifest.widths} is not an ascending list of widths of 8 px or more")
     return manifest

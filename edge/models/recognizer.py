@@ -11,8 +11,6 @@ The returned ``edge.recognition.reader.Reader`` runs it; this module hands it th
 from __future__ import annotations
 
 import logging
-import statistics
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +23,7 @@ from edge.models.manifest import (
     recognizer_folder,
 )
 from edge.models.runtime import ModelLoadError, Runtime, TensorSpec, dequantize, find_runtime, quantize
-from edge.models.selection import NoUsableModel, file_matches
+from edge.models.selection import NoUsableModel, file_matches, median_ms
 
 if TYPE_CHECKING:
     from edge.recognition.reader import Reader
@@ -112,13 +110,7 @@ def shapes_fit(recorded: list[int], actual: tuple[int, ...]) -> bool:
 def measure_ms(runner: SequenceRunner, runs: int = MEASURE_RUNS) -> float:
     """Median time of one word of the middle width (a warm-up run first)."""
     pixels = np.full((1, runner.height, runner.widths[len(runner.widths) // 2]), 128, dtype=np.uint8)
-    runner(pixels)
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runner(pixels)
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
+    return median_ms(lambda: runner(pixels), runs)
 
 
 def agrees(variant: RecognizerVariant) -> bool:

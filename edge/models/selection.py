@@ -21,6 +21,7 @@ import json
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -59,15 +60,21 @@ def file_matches(model_dir: Path, variant: Variant) -> bool:
         return False
 
 
-def measure_ms(model: ScoreModel, runs: int = MEASURE_RUNS) -> float:
-    pixels = np.full((*model.input_hw, 3), 128, dtype=np.uint8)
-    model(pixels)  # warm-up: first inference allocates and packs weights
+def median_ms(run: Callable[[], object], runs: int = MEASURE_RUNS) -> float:
+    """Median milliseconds of ``run()`` over ``runs`` calls, after one warm-up call (the first
+    inference allocates and packs weights)."""
+    run()
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        model(pixels)
+        run()
         samples.append((time.perf_counter() - start) * 1e3)
     return statistics.median(samples)
+
+
+def measure_ms(model: ScoreModel, runs: int = MEASURE_RUNS) -> float:
+    pixels = np.full((*model.input_hw, 3), 128, dtype=np.uint8)
+    return median_ms(lambda: model(pixels), runs)
 
 
 def check_shapes(variant: Variant, model: ScoreModel) -> None:
