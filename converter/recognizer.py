@@ -43,10 +43,10 @@ STEM = "english_g2"
 # (wider crops are squeezed). bench/recognition.py --buckets compares other choices.
 WIDTHS = tuple(range(64, 1025, 64))
 # fp32 TFLite must read every validation crop as PyTorch does, its probabilities this close, or the run
-# fails. Not 1e-4 as for CRAFT's maps: TFLite's fused LSTM kernel differs from PyTorch's LSTM by up to
-# about 1e-2 on a probability on these crops (the convolutions alone agree to 1e-6; Keras 3's unfused
-# LSTM did too, at 1.5x the time).
-FP32_MAX_PROB_DIFF = 0.05
+# fails (measured: 1.6e-5 on the project's crops; CRAFT's maps are held to 1e-4, but a softmax
+# probability moves further than a region score for the same change in the LSTMs' order of arithmetic,
+# and tf_keras' fused LSTM kernel was 1e-2 off).
+FP32_MAX_PROB_DIFF = 1e-3
 ONNX_PARITY_ATOL = 1e-4
 
 Progress = Callable[[str], None]

@@ -5,10 +5,19 @@ the exporter emits for h0/c0: "Output tensors of a Functional model must be the 
 ``Layer``"), also with constant zero states passed in. The network is small and plain, so it is written
 out here in NHWC: the batch norms folded into their convolutions, the rows averaged by a (3, 1) average
 pool, each bidirectional LSTM as Keras' ``Bidirectional(LSTM)`` (PyTorch's gate order i, f, g, o is
-Keras' i, f, c, o; Keras has one bias, PyTorch's two added). It is built with ``tf_keras`` (Keras 2,
-pinned beside TensorFlow 2.19): TFLite turns its LSTMs into fused ``UNIDIRECTIONAL_SEQUENCE_LSTM`` ops,
-where Keras 3's become ``WHILE`` loops (fp32 about 1.5x slower per word here).
-``converter.recognizer`` checks the result against PyTorch.
+Keras' i, f, c, o; Keras has one bias, PyTorch's two added). It is built with Keras 3, whose LSTMs
+TFLite turns into ``WHILE`` loops; tf_keras' (Keras 2) become fused ``UNIDIRECTIONAL_SEQUENCE_LSTM`` ops,
+whose kernel is slower for every width a word usually has. Median ms for one word, x86, 2 threads, one
+process, idle (``convert-for-device`` output of each; PyTorch on 2 threads reads a 200 px word in 14-17):
+
+    width px                    64    128    256    512   1024
+    dynamic, Keras 3 (WHILE)   1.9    4.7   10.6   26.3   70.7
+    dynamic, tf_keras (fused)  3.4    7.1   14.1   28.5   56.3
+    fp32, Keras 3              5.4   10.9   22.7   50.7  123.8
+    fp32, tf_keras            9.7   19.9   36.8   71.0  138.0
+
+A ``WHILE`` loop copies its sequence-long values every step, so it loses past ~600 px (a word 10 times
+as wide as it is tall). ``converter.recognizer`` checks the result against PyTorch.
 """
 
 from __future__ import annotations
@@ -46,8 +55,8 @@ def _lstm_weights(rnn: nn.LSTM, suffix: str) -> list[np.ndarray]:
 def build_keras(model: PixelRecognizer, width: int | None) -> Any:
     """A Keras model: (1, 64, width, 1) grey pixels 0..255 -> (1, width/4 - 1, classes) probabilities;
     ``width`` None: any width (TFLite resizes it)."""
-    import tf_keras as keras
-    from tf_keras import layers
+    import keras
+    from keras import layers
 
     recognizer = model.recognizer
     pixels = keras.Input((HEIGHT, width, 1), batch_size=1, name="pixels")

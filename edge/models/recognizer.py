@@ -41,7 +41,7 @@ class SequenceRunner:
 
     The file takes any width; the interpreter is resized when the width changes (about a millisecond,
     against tens for a word), so the reader's grouping by width keeps resizes to one per width a call.
-    Words run one at a time: a batch is no faster per word here (the LSTMs are sequential).
+    Words run one at a time (the file's batch is 1).
     """
 
     def __init__(self, interpreter: Any, height: int, widths: tuple[int, ...]) -> None:
@@ -72,7 +72,8 @@ class SequenceRunner:
         inp, out = self.specs()
         results = []
         for word in pixels:
-            # the fused LSTMs keep their last state in variable tensors: each word starts from zero
+            # a recognizer converted with fused LSTMs (an interim build) keeps their state in variable
+            # tensors: each word starts from zero (a no-op for today's WHILE loops)
             self._interpreter.reset_all_variables()
             self._interpreter.set_tensor(self._input_index, quantize(word[None, :, :, None].astype(np.float32), inp))
             self._interpreter.invoke()
