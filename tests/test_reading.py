@@ -163,6 +163,35 @@ def test_a_recognizer_file_that_does_not_match_its_manifest_is_refused(converted
         load_reader(folder, manifest.variants[0].name)
 
 
+class RuntimeWithoutNewOps:
+    """The real runtime, except that it refuses dynamic-range files the way tflite-runtime 2.14 does: its
+    FULLY_CONNECTED is older than the converter's."""
+
+    def __init__(self, runtime: object) -> None:
+        self.runtime = runtime
+        self.name = "tflite-runtime"
+
+    def interpreter(self, model_path: Path, num_threads: int) -> object:
+        if "dynamic" in model_path.name:
+            raise ValueError("Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'. An older version "
+                             "of this builtin might be supported.")
+        return self.runtime.interpreter(model_path, num_threads)  # type: ignore[attr-defined]
+
+
+def test_the_automatic_choice_skips_a_variant_the_runtime_cannot_load(converted: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from edge.models.recognizer import choose
+    from edge.models.runtime import find_runtime
+
+    folder = converted / RECOGNIZER_FOLDER
+    manifest = load_recognizer_manifest(folder)
+    with caplog.at_level("ERROR", logger="edge.models.recognizer"):
+        chosen, runner = choose(folder, manifest, RuntimeWithoutNewOps(find_runtime()), 2, None)  # type: ignore[arg-type]
+    assert chosen.name == "fp32"
+    assert "skipping recognizer dynamic" in caplog.text and "FULLY_CONNECTED' version '12'" in caplog.text
+    assert runner(np.full((1, runner.height, 128), 200, np.uint8)).shape[0] == 1
+
+
 def test_a_charset_that_does_not_fit_the_model_is_refused(converted: Path, tmp_path: Path) -> None:
     from edge.models.selection import NoUsableModel
 
