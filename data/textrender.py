@@ -88,14 +88,26 @@ def blend(frame: np.ndarray, alpha: np.ndarray, ink: tuple[float, float, float])
     frame += weight * np.asarray(ink, dtype=np.float32)
 
 
-def ink_colour(under: np.ndarray, low_contrast: bool, rng: random.Random) -> tuple[float, float, float]:
-    """Ink for a word over background colour ``under``: a shade of it (20-40 grey levels away), or far from it."""
+def ink_colour(unders: np.ndarray, low_contrast: bool, rng: random.Random) -> tuple[float, float, float]:
+    """Ink for a word over the background colours ``unders`` (RGB, one row per stretch of the word, or
+    a single mean): a shade 20-40 grey levels beyond the lightest (or darkest) of them, or far from them
+    all. Judged against every stretch, not only their mean, so that a word lying across a light and a
+    dark patch stays legible along its whole length; with one colour, the shade of it or far from it."""
+    unders = np.atleast_2d(np.asarray(unders, dtype=np.float64))
+    lumas = luma(unders)
+    lighter = lumas.min() + lumas.max() < 256  # more room above the lightest than below the darkest
     if low_contrast:
-        step = rng.uniform(20, 40) * (1 if luma(under) < 128 else -1)
-        return tuple(float(np.clip(c + step, 0, 255)) for c in under)
-    if luma(under) >= 128:
+        step = rng.uniform(20, 40) * (1 if lighter else -1)
+        base = unders[lumas.argmax() if lighter else lumas.argmin()]
+        return tuple(float(np.clip(c + step, 0, 255)) for c in base)
+    if not lighter:
         return tuple(float(rng.randint(0, 60)) for _ in range(3))
     return tuple(float(rng.randint(200, 255)) for _ in range(3))
+
+
+def least_contrast(ink: tuple[float, float, float], unders: np.ndarray) -> float:
+    """Grey levels (luma) between the ink and the stretch of background closest to it."""
+    return round(float(np.abs(luma(ink) - luma(np.atleast_2d(unders))).min()), 1)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:

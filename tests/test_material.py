@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
+from converter.word_crops import labelled_words
 from edge.detection.evaluation import read_words
 from tests.conftest import unavailable
 
@@ -22,6 +23,7 @@ WORDS = DATA / "words"
 CLIP = DATA / "clip"
 FRAME_SIZES = {(1280, 720): 6, (1920, 1080): 4}
 ROUNDING = 0.02  # quads are stored to 2 decimals
+VISIBLE = 18  # grey levels
 
 
 def load(path: Path) -> dict:
@@ -146,6 +148,26 @@ def test_words_have_every_promised_case() -> None:
         "blurred": sum(w["blur_sigma"] >= 0.7 for w in words) / len(words),
     }
     assert min(share.values()) >= 0.12, share
+
+
+def test_sharp_plain_words_stand_out_along_their_whole_length() -> None:
+    """Each character's stretch of a sharp plain word spans at least ``VISIBLE`` grey levels: the ink
+    differs from the background under it there, not only on average. (Inks once chosen against the
+    mean background left parts of words that lie across a light and a dark patch invisible.)"""
+    records = {path.stem: load(path) for path in WORDS.glob("*.json")}
+    faint = []
+    for word in labelled_words(WORDS, margin=0.0):
+        stem, index = word.name.split("#")
+        label = records[stem]["words"][int(index)]
+        if label["kind"] not in ("word", "number") or label["blur_sigma"] > 0:
+            continue
+        grey = word.crop.astype(np.float64)
+        edges = np.linspace(0, grey.shape[1], len(word.text) + 1).round().astype(int)
+        spreads = [np.percentile(grey[:, a:b], 95) - np.percentile(grey[:, a:b], 5)
+                   for a, b in itertools.pairwise(edges) if b > a]
+        if min(spreads) < VISIBLE:
+            faint.append((word.name, word.text, round(min(spreads))))
+    assert not faint, faint
 
 
 def test_words_regenerate_from_their_seed() -> None:
