@@ -93,6 +93,8 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
     ("recognition: {enabled: true}\nregions: [{name: a, rect: [0, 0, 9]}]", "regions[0].rect [0, 0, 9] must be"),
     ("recognition: {enabled: true}\nregions: [{name: a, rect: [0, 0, 9, 9]}, {name: a, rect: [1, 1, 5, 5]}]",
      "regions[1].name 'a' is used twice"),
+    ("recognition: {enabled: true}\nregions: [{name: Meter, rect: [0, 0, 9, 9]}, {name: meter, rect: [1, 1, 5, 5]}]",
+     "regions[1].name 'meter' differs from 'Meter' only in case"),
     ("recognition: {enabled: true}\nregions: [{name: m, rect: [0, 0, 9, 9], patterns: ['[']}]",
      "regions[0].patterns[0] '[' is not a regular expression"),
     ("recognition: {enabled: true}\nregions: [{rect: [0, 0, 9, 9]}]", "regions[0].name: missing"),

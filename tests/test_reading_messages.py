@@ -173,6 +173,40 @@ def test_regions_are_published_retained_and_only_when_their_reading_changes(brok
         subscriber.close()
 
 
+def test_a_region_removed_from_the_config_leaves_no_reading_or_sensor_behind(broker: Broker) -> None:
+    """A region dropped from the config (then SIGHUP or a restart) had a retained reading and a Home Assistant
+    sensor: the next publisher clears both, and keeps the regions still configured."""
+    def config(regions: str) -> object:
+        return parse_config(f"device_id: cam\nmqtt: {{host: 127.0.0.1, port: {broker.port}, home_assistant: "
+                            f"{{enabled: true}}}}\nrecognition: {{enabled: true}}\nregions: [{regions}]", "c")
+
+    sensors, regions = "homeassistant/sensor/craft_edge_cam", "craft-edge/cam/regions"
+    watcher = Subscriber(broker, "#")
+    before = Publisher(config("{name: meter, rect: [0, 0, 9, 9]}, {name: door, rect: [9, 0, 19, 9]}"), None)
+    before.start()
+    try:
+        assert before.connected.wait(10)
+        for name in ("meter", "door"):
+            before.publish_region(name, {"text": name, "words": [], "seq": 1, "timestamp": "t"})
+        assert watcher.wait_for(lambda: watcher.on(f"{regions}/door") != [], timeout=10)
+    finally:
+        before.stop()
+    after = Publisher(config("{name: meter, rect: [0, 0, 9, 9]}"), None)
+    after.start()
+    try:
+        assert after.connected.wait(10)
+        cleared = [f"{regions}/door", f"{sensors}/region_door/config"]
+        assert watcher.wait_for(lambda: all(m.payload == b"" for t in cleared for m in watcher.on(t)[-1:]), 10)
+        late = Subscriber(broker, "#")
+        assert late.wait_for(lambda: {f"{regions}/meter", f"{sensors}/region_meter/config"} <= {
+            m.topic for m in late.messages}, timeout=10)
+        assert not {m.topic for m in late.messages if m.payload} & set(cleared)
+        late.close()
+    finally:
+        after.stop()
+        watcher.close()
+
+
 class Failing:
     """A sequence model that raises, as a recognizer failing mid-run would (an allocation, an OpenCV error)."""
 

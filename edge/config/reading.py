@@ -1,7 +1,7 @@
 """config.yaml's ``recognition`` and ``regions`` sections: reading the words the detector finds.
 
 Checked on load like every section (one line naming the key): a pattern that is no regular
-expression, a region without area, two regions of one name.
+expression, a region without area, two regions of one name (also in other case).
 """
 
 from __future__ import annotations
@@ -49,15 +49,19 @@ def check_reading(recognition: RecognitionConfig, regions: list[RegionConfig]) -
     check_patterns(recognition.patterns, "recognition.patterns")
     if not recognition.allow.isprintable():
         raise ValueError(f"recognition.allow {recognition.allow!r} must be printable characters")
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # lower case -> the name as first written
     for index, region in enumerate(regions):
         key = f"regions[{index}]"
         if not REGION_NAME.fullmatch(region.name):
             raise ValueError(f"{key}.name {region.name!r} must be 1-64 of A-Z a-z 0-9 _ - "
                              "(it is a topic level)")
-        if region.name in seen:
+        earlier = seen.get(region.name.lower())
+        if earlier == region.name:
             raise ValueError(f"{key}.name {region.name!r} is used twice")
-        seen.add(region.name)
+        if earlier is not None:
+            raise ValueError(f"{key}.name {region.name!r} differs from {earlier!r} only in case (Home Assistant "
+                             "would give their sensors one entity id)")
+        seen[region.name.lower()] = region.name
         rect = region.rect
         if len(rect) != 4 or min(rect) < 0 or rect[0] >= rect[2] or rect[1] >= rect[3]:
             raise ValueError(f"{key}.rect {rect} must be [left, top, right, bottom] in frame pixels, "

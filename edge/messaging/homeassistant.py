@@ -16,6 +16,7 @@ from edge.messaging.topics import Topics
 
 ONLINE, OFFLINE = "online", "offline"
 STATE_LIMIT = 255  # characters of a Home Assistant state
+REGION_ENTITY = "region_"  # a region's sensor: this and its name
 
 
 def ha_object_id(device_id: str) -> str:
@@ -26,7 +27,7 @@ def ha_object_id(device_id: str) -> str:
 def discovery_message(config: Config, topics: Topics) -> tuple[str, dict]:
     """Home Assistant MQTT discovery: a sensor counting text boxes, attributes from the payload."""
     object_id = ha_object_id(config.device_id)
-    topic = f"{config.mqtt.home_assistant.discovery_prefix}/sensor/{object_id}/text_boxes/config"
+    topic = f"{sensors_topic(config)}/text_boxes/config"
     return topic, {
         "name": "Text boxes",
         "unique_id": f"{object_id}_text_boxes",
@@ -73,7 +74,7 @@ def text_discovery_message(config: Config, topics: Topics) -> tuple[str, dict | 
     """The ``Text`` sensor: state the frame's words in reading order (the message's ``text``), attributes
     every read box (points, score, text, text_score) and the frame's seq; None when recognition is off."""
     object_id = ha_object_id(config.device_id)
-    topic = f"{config.mqtt.home_assistant.discovery_prefix}/sensor/{object_id}/text/config"
+    topic = f"{sensors_topic(config)}/text/config"
     if not config.recognition.enabled:
         return topic, None
     return topic, {
@@ -90,12 +91,27 @@ def text_discovery_message(config: Config, topics: Topics) -> tuple[str, dict | 
     }
 
 
+def sensors_topic(config: Config) -> str:
+    """The discovery topic level under which this daemon's sensors' configs are."""
+    return f"{config.mqtt.home_assistant.discovery_prefix}/sensor/{ha_object_id(config.device_id)}"
+
+
+def region_of_sensor(config: Config, topic: str) -> str | None:
+    """The region whose sensor ``topic`` configures (``<sensors_topic>/region_<name>/config``); None for
+    any other topic."""
+    head, tail = f"{sensors_topic(config)}/{REGION_ENTITY}", "/config"
+    if not (topic.startswith(head) and topic.endswith(tail)):
+        return None
+    name = topic[len(head):-len(tail)]
+    return name if name and "/" not in name else None
+
+
 def region_discovery_messages(config: Config, topics: Topics) -> list[tuple[str, dict]]:
     """One sensor per named region: state its reading, attributes its words with their scores."""
     object_id = ha_object_id(config.device_id)
-    return [(f"{config.mqtt.home_assistant.discovery_prefix}/sensor/{object_id}/region_{region.name}/config", {
+    return [(f"{sensors_topic(config)}/{REGION_ENTITY}{region.name}/config", {
         "name": f"Region {region.name}",
-        "unique_id": f"{object_id}_region_{region.name}",
+        "unique_id": f"{object_id}_{REGION_ENTITY}{region.name}",
         "state_topic": topics.region(region.name),
         "value_template": f"{{{{ value_json.text[:{STATE_LIMIT}] }}}}",
         "json_attributes_topic": topics.region(region.name),

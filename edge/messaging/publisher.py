@@ -27,7 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.config.settings import Config, MqttConfig
-from edge.messaging.homeassistant import OFFLINE, ONLINE, discovery_messages
+from edge.messaging.homeassistant import OFFLINE, ONLINE, discovery_messages, region_of_sensor, sensors_topic
 from edge.messaging.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ class Publisher:
         self.on_ack: Callable[[int], None] = lambda mid: None
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {}
+        self._region_names = frozenset(region.name for region in config.regions)
         settings = config.mqtt
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
@@ -158,6 +159,11 @@ class Publisher:
         if self.config.mqtt.home_assistant.enabled:
             client.subscribe(f"{self.config.mqtt.home_assistant.discovery_prefix}/status", qos=1)
             self._publish_discovery()
+        # the broker answers these with what it retains: a region no longer configured (removed before a
+        # reload or a restart) left its reading and sensor there, and they are cleared (_clear_leftover)
+        client.subscribe(f"{self.topics.regions}/+", qos=1)
+        if self.config.mqtt.home_assistant.enabled:
+            client.subscribe(f"{sensors_topic(self.config)}/+/config", qos=1)
         self.connected.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
@@ -186,6 +192,8 @@ class Publisher:
             log.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self._clear_leftover(message):
+            return
         expected = f"{self.config.mqtt.home_assistant.discovery_prefix}/status"
         try:
             if message.topic != expected or len(message.payload) > MAX_INCOMING_BYTES:
@@ -199,6 +207,22 @@ class Publisher:
             self._publish_discovery()
         elif text != OFFLINE:
             self.ignored_messages += 1
+
+    def _clear_leftover(self, message: mqtt.MQTTMessage) -> bool:
+        """Whether ``message`` is a region's reading or one of this daemon's sensor configs; if it is a
+        region's that is not configured (any more), an empty retained message replaces it, which deletes
+        it on the broker and, for a sensor, in Home Assistant. Our own publications come back here too."""
+        topic = message.topic
+        name = self.topics.region_name(topic)
+        sensor = self.config.mqtt.home_assistant.enabled and topic.startswith(f"{sensors_topic(self.config)}/")
+        if sensor:
+            name = region_of_sensor(self.config, topic)
+        elif name is None:
+            return False
+        if name is not None and message.payload and name not in self._region_names:
+            log.info("region %r is not configured: clearing its retained %s", name, topic)
+            self.client.publish(topic, b"", qos=1, retain=True)
+        return True
 
     def _publish_discovery(self) -> None:
         """Every entity's config (retained); an entity switched off gets an empty one, which removes it."""

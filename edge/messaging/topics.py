@@ -21,3 +21,9 @@ class Topics:
 
     def region(self, name: str) -> str:
         return f"{self.regions}/{name}"
+
+    def region_name(self, topic: str) -> str | None:
+        """The region a ``<prefix>/regions/<name>`` topic is for; None for any other topic."""
+        head = f"{self.regions}/"
+        name = topic.removeprefix(head) if topic.startswith(head) else ""
+        return name if name and "/" not in name else None
