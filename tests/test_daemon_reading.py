@@ -1,10 +1,13 @@
 """The daemon reading text with real parts: the converted detector and recognizer, real mosquitto, the
-project's clip (data/clip/clip.json says which word appears, moves and vanishes in which frame)."""
+project's clip (data/clip/clip.json says which word appears, moves and vanishes in which frame) with a meter
+painted on whose reading changes in place (its box stays where it was: only gating can tell it changed)."""
 
 from __future__ import annotations
 
 import json
 import signal
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -17,7 +20,7 @@ from edge.detection.boxes import match_boxes
 from edge.detection.detector import Detection, Timing
 from edge.messaging.payload import load_schema
 from edge.service.reading import build_reading, read_frame
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, unavailable
 from tests.daemon_helpers import start_daemon, write_config
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_gating import clip_frames
@@ -25,18 +28,69 @@ from tests.test_gating import clip_frames
 pytestmark = pytest.mark.conversion
 PREFIX = "craft-edge/reading"
 # Runs of the clip's frames (clip.json's events): Platform appears in 15, Tickets moves from 30 on, Bakery vanishes
-# in 50. (Taxi, 14 px high and turned, is too small for the test's 160x160 tile model: not detected, not used.)
-FRAMES = [*range(0, 6), *range(13, 18), *range(29, 33), *range(48, 52)]
+# in 50; the meter painted on by this test changes its reading in place in 56. (Taxi, 14 px high and turned, is
+# too small for the test's 160x160 tile model: not detected, not used.)
+FRAMES = [*range(0, 6), *range(13, 18), *range(29, 33), *range(48, 52), *range(54, 58)]
+METER = ("0412", "0512")  # a meter's reading before and from frame METER_TICKS on: an inner digit changes in place
+METER_TICKS = 56
+METER_AT = (1100, 630)  # top-left of its digits: on the table, below the saucer
+METER_PANEL, METER_INK = (30.0, 30.0, 34.0), (235.0, 235.0, 235.0)
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 
-def frame_files(folder: Path) -> Path:
-    """The chosen clip frames as files, in order: a paced source, every frame processed."""
+@dataclass(frozen=True)
+class Meter:
+    """Light digits on a dark panel, drawn by data/textrender.py (the clip's own renderer)."""
+
+    panel: np.ndarray  # (x0, y0, x1, y1)
+    masks: dict[str, tuple[np.ndarray, np.ndarray]]  # reading -> (ink coverage of the frame, its quad)
+
+    @classmethod
+    def build(cls, frame_hw: tuple[int, int]) -> Meter:
+        if not Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf").is_file():
+            unavailable("needs Debian's fonts-dejavu-core (scripts/ensure-packages.sh installs it)")
+        sys.path.insert(0, str(DATA))
+        try:
+            import textrender
+        finally:
+            sys.path.remove(str(DATA))
+        masks = {}
+        for reading in METER:
+            mask = textrender.glyphs_of_height(reading, "DejaVuSans-Bold.ttf", 24).mask
+            matrix = textrender.placement(mask.shape, 0.0, METER_AT)
+            masks[reading] = (textrender.coverage(mask, matrix, frame_hw, 0.0), textrender.quad_of(mask.shape, matrix))
+        quads = np.concatenate([quad for _, quad in masks.values()])
+        panel = np.concatenate([quads.min(axis=0) - 12, quads.max(axis=0) + 12]).round().astype(int)
+        return cls(panel, masks)
+
+    def paint(self, rgb: np.ndarray, frame: int) -> np.ndarray:
+        painted = rgb.astype(np.float32)
+        x0, y0, x1, y1 = self.panel
+        painted[y0:y1, x0:x1] = METER_PANEL
+        alpha = self.masks[self.reading(frame)][0][..., None]
+        painted = painted * (1 - alpha) + alpha * np.asarray(METER_INK, dtype=np.float32)
+        return np.clip(np.rint(painted), 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def reading(frame: int) -> str:
+        return METER[frame >= METER_TICKS]
+
+    def quad(self, frame: int) -> list:
+        return self.masks[self.reading(frame)][1].tolist()
+
+
+def frame_files(folder: Path) -> Meter:
+    """The chosen clip frames with the meter painted on, as files, in order: a paced source, every frame processed."""
     folder.mkdir()
     wanted = set(FRAMES)
+    meter = None
     for index, rgb in enumerate(clip_frames()):
         if index in wanted:
-            cv2.imwrite(str(folder / f"frame_{FRAMES.index(index):03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return folder
+            meter = meter or Meter.build(rgb.shape[:2])
+            cv2.imwrite(str(folder / f"frame_{FRAMES.index(index):03d}.png"),
+                        cv2.cvtColor(meter.paint(rgb, index), cv2.COLOR_RGB2BGR))
+    assert meter is not None
+    return meter
 
 
 def detections(subscriber: Subscriber) -> list[dict]:
@@ -55,10 +109,14 @@ def test_words_are_read_when_they_appear_or_move_and_reused_while_unchanged(brok
                                                                            tmp_path: Path) -> None:
     clip = json.loads((Path(__file__).resolve().parent.parent / "data" / "clip" / "clip.json").read_text())
     truth = {frame["frame"]: {w["text"]: w["poly"] for w in frame["words"]} for frame in clip["frames"]}
-    config = write_config(tmp_path / "config.yaml", broker.port, converted, frame_files(tmp_path / "frames"),
+    meter = frame_files(tmp_path / "frames")
+    for frame, words in truth.items():
+        words["meter"] = meter.quad(frame)
+    config = write_config(tmp_path / "config.yaml", broker.port, converted, tmp_path / "frames",
                           source={"loop": False}, model={"tiling": "full", "scale": 1.0, "context": 32},
                           gating={"enabled": True}, recognition={"enabled": True},
-                          regions=[{"name": "platform", "rect": [480, 590, 700, 660]}],
+                          regions=[{"name": "platform", "rect": [480, 590, 700, 660]},
+                                   {"name": "meter", "rect": meter.panel.tolist(), "patterns": [r"^\d{4}$"]}],
                           mqtt={"topic_prefix": PREFIX})
     subscriber = Subscriber(broker, f"{PREFIX}/#")
     daemon = start_daemon(config)
@@ -99,10 +157,17 @@ def test_words_are_read_when_they_appear_or_move_and_reused_while_unchanged(brok
     assert text_at(messages[50], truth[49]["Bakery"]) is None
     assert "Bakery" in messages[49]["text"].split() and "Bakery" not in messages[50]["text"].split()
     assert all(text_at(messages[50], truth[50][word]) == word for word in ("EXIT", "OPEN", "Platform"))
+    # The meter's reading changes in place in frame 56: re-read in that frame, and it alone; kept before and after.
+    shown = [text_at(messages[frame], truth[frame]["meter"]) for frame in range(54, 58)]
+    assert shown == [METER[0], METER[0], METER[1], METER[1]]
+    assert [counts(frame)[0] for frame in range(54, 58)] == [0, 0, 1, 0]
     # The region around Platform's place: published when its reading changes, retained.
     region = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/regions/platform")]
     assert [(m["text"], m["seq"]) for m in region] == [("", messages[0]["frame"]["seq"]),
                                                        ("Platform", messages[15]["frame"]["seq"])]
+    readings = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/regions/meter")]
+    assert [(m["text"], m["seq"]) for m in readings] == [(METER[0], messages[0]["frame"]["seq"]),
+                                                         (METER[1], messages[METER_TICKS]["frame"]["seq"])]
     late = Subscriber(broker, f"{PREFIX}/regions/platform")  # joins after the daemon ended: the retained one
     assert late.wait_for(lambda: late.messages != [], timeout=10)
     assert late.messages[0].retain and json.loads(late.messages[0].payload) == region[-1]
