@@ -15,7 +15,11 @@ from types import SimpleNamespace
 import jinja2
 import jsonschema
 import numpy as np
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config.settings import parse_config
 from edge.messaging.homeassistant import (
@@ -177,8 +181,7 @@ def test_a_region_removed_from_the_config_leaves_no_reading_or_sensor_behind(bro
     """A region dropped from the config (then SIGHUP or a restart) had a retained reading and a Home Assistant
     sensor: the next publisher clears both, and keeps the regions still configured."""
     def config(regions: str) -> object:
-        return parse_config(f"device_id: cam\nmqtt: {{host: 127.0.0.1, port: {broker.port}, home_assistant: "
-                            f"{{enabled: true}}}}\nrecognition: {{enabled: true}}\nregions: [{regions}]", "c")
+        return region_config(broker.port, regions)
 
     sensors, regions = "homeassistant/sensor/craft_edge_cam", "craft-edge/cam/regions"
     watcher = Subscriber(broker, "#")
@@ -205,6 +208,92 @@ def test_a_region_removed_from_the_config_leaves_no_reading_or_sensor_behind(bro
     finally:
         after.stop()
         watcher.close()
+
+
+def region_config(port: int, regions: str, home_assistant: bool = True) -> object:
+    return parse_config(f"device_id: cam\nmqtt: {{host: 127.0.0.1, port: {port}, home_assistant: "
+                        f"{{enabled: {str(home_assistant).lower()}}}}}\nrecognition: {{enabled: true}}\n"
+                        f"regions: [{regions}]", "c")
+
+
+def publish_retained(broker: Broker, messages: dict[str, bytes], retain: bool = True) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    for topic, payload in messages.items():
+        client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+    client.loop_stop()
+    client.disconnect()
+
+
+def test_only_retained_leftovers_of_our_own_regions_are_cleared(broker: Broker) -> None:
+    """Another daemon's region sensor on our object id (device ids "cam" and "cam." share it) stays; a live
+    message on a removed region's topic is not answered; with Home Assistant off, readings are still cleared
+    and sensors left to the user."""
+    sensors, regions = "homeassistant/sensor/craft_edge_cam", "craft-edge/cam/regions"
+    theirs = json.dumps({"state_topic": "craft-edge/cam./regions/door"}).encode()
+    publish_retained(broker, {f"{sensors}/region_door/config": theirs, f"{regions}/old": b'{"text": "1"}',
+                              f"{sensors}/region_old/config": json.dumps({"state_topic": f"{regions}/old"}).encode()})
+    watcher = Subscriber(broker, "#")
+    publisher = Publisher(region_config(broker.port, "{name: meter, rect: [0, 0, 9, 9]}", home_assistant=False), None)
+    publisher.start()
+    try:
+        assert publisher.connected.wait(10)
+        assert watcher.wait_for(lambda: [m.payload for m in watcher.on(f"{regions}/old")][-1:] == [b""], 10)
+        publish_retained(broker, {f"{regions}/gone": b'{"text": "2"}'}, retain=False)
+        time.sleep(1.0)  # what the publisher would answer comes within this
+        assert [m.payload for m in watcher.on(f"{regions}/gone")] == [b'{"text": "2"}']
+        late = Subscriber(broker, f"{sensors}/#")  # Home Assistant off: its sensors are not ours to touch
+        assert late.wait_for(lambda: len(late.messages) == 2, 10)
+        late.close()
+    finally:
+        publisher.stop()
+    publisher = Publisher(region_config(broker.port, "{name: meter, rect: [0, 0, 9, 9]}"), None)
+    publisher.start()
+    try:
+        assert publisher.connected.wait(10)
+        assert watcher.wait_for(lambda: [m.payload for m in watcher.on(f"{sensors}/region_old/config")][-1:] == [b""],
+                                10)
+        time.sleep(1.0)
+        late = Subscriber(broker, f"{sensors}/region_door/config")
+        assert late.wait_for(lambda: [m.payload for m in late.messages] == [theirs], 10)
+        late.close()
+        assert publisher.ignored_messages == 0
+    finally:
+        publisher.stop()
+        watcher.close()
+
+
+def test_a_message_that_cannot_be_handled_never_ends_the_network_thread(broker: Broker) -> None:
+    """paho ends its thread on an exception from a callback (a topic that is not UTF-8 raises one when read)."""
+    class Undecodable:
+        retain, payload = True, b"x"
+
+        @property
+        def topic(self) -> str:
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    publisher = Publisher(region_config(broker.port, "{name: meter, rect: [0, 0, 9, 9]}"), None)
+    publisher._on_message(publisher.client, None, Undecodable())
+    publisher._on_message(publisher.client, None, Undecodable())
+    assert publisher.ignored_messages == 2
+
+
+def test_a_refused_subscription_is_said_once(broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    """A broker whose ACL refuses the subscriptions clearing needs, in its SUBACK (as EMQX and HiveMQ do; mosquitto
+    2.0 grants them and delivers nothing): said once per filter, reconnects or not."""
+    publisher = Publisher(region_config(broker.port, "{name: meter, rect: [0, 0, 9, 9]}"), None)
+    publisher.start()
+    try:
+        assert publisher.connected.wait(10)
+        for mid in (1001, 1002):  # the same filter, refused on two connections
+            publisher._subscriptions[mid] = ("craft-edge/cam/regions/+", "removed regions keep their retained readings")
+            publisher._on_subscribe(publisher.client, None, mid, [ReasonCode(PacketTypes.SUBACK, "Not authorized")],
+                                    None)
+    finally:
+        publisher.stop()
+    refused = [r.getMessage() for r in caplog.records if "refused the subscription" in r.getMessage()]
+    assert len(refused) == 1 and "craft-edge/cam/regions/+" in refused[0] and "retained readings" in refused[0], refused
 
 
 class Failing:

@@ -59,8 +59,8 @@ def check_reading(recognition: RecognitionConfig, regions: list[RegionConfig]) -
         if earlier == region.name:
             raise ValueError(f"{key}.name {region.name!r} is used twice")
         if earlier is not None:
-            raise ValueError(f"{key}.name {region.name!r} differs from {earlier!r} only in case (Home Assistant "
-                             "would give their sensors one entity id)")
+            raise ValueError(f"{key}.name {region.name!r} differs from {earlier!r} only in case (a typo? Home "
+                             "Assistant would tell their sensors apart only by a _2)")
         seen[region.name.lower()] = region.name
         rect = region.rect
         if len(rect) != 4 or min(rect) < 0 or rect[0] >= rect[2] or rect[1] >= rect[3]:

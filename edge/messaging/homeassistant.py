@@ -8,6 +8,7 @@ removes it. Home Assistant keeps a state to 255 characters: the templates cut th
 
 from __future__ import annotations
 
+import json
 import re
 
 from edge import __version__
@@ -104,6 +105,16 @@ def region_of_sensor(config: Config, topic: str) -> str | None:
         return None
     name = topic[len(head):-len(tail)]
     return name if name and "/" not in name else None
+
+
+def sensor_state_topic(config_payload: bytes) -> str | None:
+    """The ``state_topic`` of a sensor's discovery config as it sits on the broker; None if it has none."""
+    try:
+        config = json.loads(config_payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    topic = config.get("state_topic") if isinstance(config, dict) else None
+    return topic if isinstance(topic, str) else None
 
 
 def region_discovery_messages(config: Config, topics: Topics) -> list[tuple[str, dict]]:

@@ -3,8 +3,9 @@ discovery (the entities: edge.messaging.homeassistant).
 
 paho-mqtt 2.x with ``CallbackAPIVersion.VERSION2`` and MQTT v5. The network loop runs in paho's
 own thread with automatic reconnects (exponential backoff); ``publish`` only queues, so
-publishing never blocks capture or inference. Incoming messages (Home Assistant's birth message)
-are parsed defensively: anything unexpected is ignored and counted.
+publishing never blocks capture or inference. Incoming messages (Home Assistant's birth message;
+the retained region readings and sensor configs, for clearing removed regions) are parsed
+defensively: anything unexpected is ignored and counted.
 """
 
 from __future__ import annotations
@@ -27,13 +28,21 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.config.settings import Config, MqttConfig
-from edge.messaging.homeassistant import OFFLINE, ONLINE, discovery_messages, region_of_sensor, sensors_topic
+from edge.messaging.homeassistant import (
+    OFFLINE,
+    ONLINE,
+    discovery_messages,
+    region_of_sensor,
+    sensor_state_topic,
+    sensors_topic,
+)
 from edge.messaging.topics import Topics
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_SECONDS = 3600
 MAX_INCOMING_BYTES = 1024
+MAX_CLEARED = 100  # retained region topics cleared a connection, at most
 # MQTT v5 Maximum Packet Size on CONNECT: the broker must not send us anything bigger, so an
 # oversized message never reaches paho's memory (the payload limit above is checked after that).
 MAX_PACKET_BYTES = 4096
@@ -112,6 +121,11 @@ class Publisher:
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {}
         self._region_names = frozenset(region.name for region in config.regions)
+        # paho's network thread alone touches these
+        self._cleared: set[str] = set()  # topics cleared on this connection
+        self._subscriptions: dict[int, tuple[str, str]] = {}  # mid -> (filter, what is lost without it)
+        self._refused_subscriptions: set[str] = set()
+        self._handling_failed = False
         settings = config.mqtt
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
@@ -122,6 +136,7 @@ class Publisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.on_publish = self._on_publish
         self._publish_properties: Properties | None = None
         if settings.message_expiry_seconds:
@@ -156,15 +171,31 @@ class Publisher:
             client.publish(self.topics.status, json.dumps(status), qos=1, retain=True)
         if not self.config.mqtt.snapshot.enabled:  # snapshots off: leave no picture of the view on the broker
             client.publish(self.topics.snapshot, b"", qos=0, retain=True)
-        if self.config.mqtt.home_assistant.enabled:
-            client.subscribe(f"{self.config.mqtt.home_assistant.discovery_prefix}/status", qos=1)
+        home_assistant = self.config.mqtt.home_assistant.enabled
+        if home_assistant:
+            self._subscribe(f"{self.config.mqtt.home_assistant.discovery_prefix}/status",
+                            "Home Assistant's restarts will not bring its entities back")
             self._publish_discovery()
-        # the broker answers these with what it retains: a region no longer configured (removed before a
-        # reload or a restart) left its reading and sensor there, and they are cleared (_clear_leftover)
-        client.subscribe(f"{self.topics.regions}/+", qos=1)
-        if self.config.mqtt.home_assistant.enabled:
-            client.subscribe(f"{sensors_topic(self.config)}/+/config", qos=1)
+        # The broker answers these with what it retains: a region no longer configured (removed before a
+        # reload or a restart) left its sensor and its reading there, and they are cleared (_clear_leftover).
+        # Sensors first: Home Assistant then drops the sensor before its state empties.
+        self._cleared.clear()
+        if home_assistant:
+            self._subscribe(f"{sensors_topic(self.config)}/+/config", "removed regions keep their sensors")
+        self._subscribe(f"{self.topics.regions}/+", "removed regions keep their retained readings")
         self.connected.set()
+
+    def _subscribe(self, topic_filter: str, without: str) -> None:
+        _, mid = self.client.subscribe(topic_filter, qos=1)
+        self._subscriptions[mid] = (topic_filter, without)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list, properties: Any) -> None:
+        topic_filter, without = self._subscriptions.pop(mid, ("?", "?"))
+        refused = [code for code in reason_codes if code.is_failure]
+        if refused and topic_filter not in self._refused_subscriptions:  # once per filter, not per reconnect
+            self._refused_subscriptions.add(topic_filter)
+            log.warning("the broker refused the subscription to %s (%s; its ACL needs read access): %s",
+                        topic_filter, refused[0], without)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         if reason is not None and reason.is_failure:
@@ -192,11 +223,21 @@ class Publisher:
             log.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._handle(message)
+        except Exception:  # paho's network thread ends on an exception from a callback: never from a message
+            self.ignored_messages += 1
+            if not self._handling_failed:
+                self._handling_failed = True
+                log.exception("an incoming MQTT message could not be handled; ignored (logged once)")
+
+    def _handle(self, message: mqtt.MQTTMessage) -> None:
         if self._clear_leftover(message):
             return
         expected = f"{self.config.mqtt.home_assistant.discovery_prefix}/status"
         try:
-            if message.topic != expected or len(message.payload) > MAX_INCOMING_BYTES:
+            if (not self.config.mqtt.home_assistant.enabled or message.topic != expected
+                    or len(message.payload) > MAX_INCOMING_BYTES):
                 raise ValueError("unexpected topic or size")
             text = message.payload.decode("utf-8").strip()
         except (ValueError, UnicodeDecodeError):
@@ -209,20 +250,42 @@ class Publisher:
             self.ignored_messages += 1
 
     def _clear_leftover(self, message: mqtt.MQTTMessage) -> bool:
-        """Whether ``message`` is a region's reading or one of this daemon's sensor configs; if it is a
-        region's that is not configured (any more), an empty retained message replaces it, which deletes
-        it on the broker and, for a sensor, in Home Assistant. Our own publications come back here too."""
+        """Whether ``message`` is a region's reading or one of this daemon's sensor configs (then handled
+        here). A retained one (what the broker keeps; live ones, our own included, are left alone) of a
+        region not configured any more is replaced by an empty retained message, which deletes it on the
+        broker and, for a sensor, in Home Assistant. A sensor config is cleared only when its state topic is
+        our region's: daemons whose device ids differ only in characters Home Assistant's object ids drop
+        share these topics, and one must not delete the other's sensors. Its reading is cleared with it (a
+        reading over the 4096-byte packet limit never reaches us to be cleared on its own)."""
         topic = message.topic
-        name = self.topics.region_name(topic)
-        sensor = self.config.mqtt.home_assistant.enabled and topic.startswith(f"{sensors_topic(self.config)}/")
-        if sensor:
+        if self.config.mqtt.home_assistant.enabled and topic.startswith(f"{sensors_topic(self.config)}/"):
             name = region_of_sensor(self.config, topic)
-        elif name is None:
+            if name is not None and self._leftover(message, name) and \
+                    sensor_state_topic(message.payload) == self.topics.region(name):
+                self._clear(topic, name)
+                self._clear(self.topics.region(name), name)
+            return True
+        name = self.topics.region_name(topic)
+        if name is None:
             return False
-        if name is not None and message.payload and name not in self._region_names:
-            log.info("region %r is not configured: clearing its retained %s", name, topic)
-            self.client.publish(topic, b"", qos=1, retain=True)
+        if self._leftover(message, name):
+            self._clear(topic, name)
         return True
+
+    def _leftover(self, message: mqtt.MQTTMessage, name: str) -> bool:
+        return bool(message.retain and message.payload) and name not in self._region_names
+
+    def _clear(self, topic: str, name: str) -> None:
+        """An empty retained message on ``topic``, once a connection, at most MAX_CLEARED a connection."""
+        if topic in self._cleared or len(self._cleared) > MAX_CLEARED:
+            return
+        self._cleared.add(topic)
+        if len(self._cleared) > MAX_CLEARED:
+            log.warning("more than %d retained region topics to clear; the rest are left until the next "
+                        "connection", MAX_CLEARED)
+            return
+        log.info("region %r is not configured: clearing its retained %s", name, topic)
+        self.client.publish(topic, b"", qos=1, retain=True)
 
     def _publish_discovery(self) -> None:
         """Every entity's config (retained); an entity switched off gets an empty one, which removes it."""
