@@ -61,6 +61,9 @@ def backgrounds_under(frame: np.ndarray, item: Item) -> np.ndarray:
             lumas = luma(under)
             colours.append(under[lumas <= np.percentile(lumas, SHADE_PERCENTILE)].mean(axis=0))
             colours.append(under[lumas >= np.percentile(lumas, 100 - SHADE_PERCENTILE)].mean(axis=0))
+    if not colours:  # a thin blurred word covers no pixel past half: the mean under all of it
+        alpha = coverage(item.ink, item.matrix, frame.shape[:2], item.blur_sigma)
+        colours.append((frame * alpha[..., None]).sum(axis=(0, 1)) / alpha.sum())
     return np.array(colours)
 
 
