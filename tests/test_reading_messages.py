@@ -199,7 +199,7 @@ def test_a_region_removed_from_the_config_leaves_no_reading_or_sensor_behind(bro
     try:
         assert after.connected.wait(10)
         cleared = [f"{regions}/door", f"{sensors}/region_door/config"]
-        assert watcher.wait_for(lambda: all(m.payload == b"" for t in cleared for m in watcher.on(t)[-1:]), 10)
+        assert watcher.wait_for(lambda: all(last_payload(watcher, topic) == b"" for topic in cleared), 10)
         late = Subscriber(broker, "#")
         assert late.wait_for(lambda: {f"{regions}/meter", f"{sensors}/region_meter/config"} <= {
             m.topic for m in late.messages}, timeout=10)
@@ -226,22 +226,54 @@ def publish_retained(broker: Broker, messages: dict[str, bytes], retain: bool = 
     client.disconnect()
 
 
+def last_payload(subscriber: Subscriber, topic: str) -> bytes | None:
+    """The last payload seen on ``topic``; None before any."""
+    received = subscriber.on(topic)
+    return received[-1].payload if received else None
+
+
+class Handled:
+    """Records every message a publisher handled (its ``_handle``), to wait on instead of sleeping."""
+
+    def __init__(self, publisher: Publisher, fail_first: bool = False) -> None:
+        self.topics: list[str] = []
+        self._handle, self._fail = publisher._handle, fail_first
+        publisher._handle = self
+
+    def __call__(self, message: mqtt.MQTTMessage) -> None:
+        self.topics.append(message.topic)
+        if self._fail:
+            self._fail = False
+            raise RuntimeError("a bug in handling")
+        self._handle(message)
+
+    def wait_for(self, topic: str) -> bool:
+        deadline = time.monotonic() + 10
+        while topic not in self.topics and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return topic in self.topics
+
+
 def test_only_retained_leftovers_of_our_own_regions_are_cleared(broker: Broker) -> None:
     """Another daemon's region sensor on our object id (device ids "cam" and "cam." share it) stays; a live
-    message on a removed region's topic is not answered; with Home Assistant off, readings are still cleared
-    and sensors left to the user."""
+    message on a removed region's topic is not answered; our own readings do not come back to us; with Home
+    Assistant off, readings are still cleared and sensors left to the user."""
     sensors, regions = "homeassistant/sensor/craft_edge_cam", "craft-edge/cam/regions"
     theirs = json.dumps({"state_topic": "craft-edge/cam./regions/door"}).encode()
     publish_retained(broker, {f"{sensors}/region_door/config": theirs, f"{regions}/old": b'{"text": "1"}',
                               f"{sensors}/region_old/config": json.dumps({"state_topic": f"{regions}/old"}).encode()})
     watcher = Subscriber(broker, "#")
     publisher = Publisher(region_config(broker.port, "{name: meter, rect: [0, 0, 9, 9]}", home_assistant=False), None)
+    handled = Handled(publisher)
     publisher.start()
     try:
         assert publisher.connected.wait(10)
-        assert watcher.wait_for(lambda: [m.payload for m in watcher.on(f"{regions}/old")][-1:] == [b""], 10)
+        assert watcher.wait_for(lambda: last_payload(watcher, f"{regions}/old") == b"", 10)
+        publisher.publish_region("meter", {"text": "5", "words": [], "seq": 1, "timestamp": "t"})
+        assert watcher.wait_for(lambda: watcher.on(f"{regions}/meter") != [], 10)
         publish_retained(broker, {f"{regions}/gone": b'{"text": "2"}'}, retain=False)
-        time.sleep(1.0)  # what the publisher would answer comes within this
+        assert handled.wait_for(f"{regions}/gone")  # handled after the broker sent us our own reading, if it did
+        assert f"{regions}/meter" not in handled.topics
         assert [m.payload for m in watcher.on(f"{regions}/gone")] == [b'{"text": "2"}']
         late = Subscriber(broker, f"{sensors}/#")  # Home Assistant off: its sensors are not ours to touch
         assert late.wait_for(lambda: len(late.messages) == 2, 10)
@@ -249,34 +281,41 @@ def test_only_retained_leftovers_of_our_own_regions_are_cleared(broker: Broker) 
     finally:
         publisher.stop()
     publisher = Publisher(region_config(broker.port, "{name: meter, rect: [0, 0, 9, 9]}"), None)
+    handled = Handled(publisher)
     publisher.start()
     try:
         assert publisher.connected.wait(10)
-        assert watcher.wait_for(lambda: [m.payload for m in watcher.on(f"{sensors}/region_old/config")][-1:] == [b""],
-                                10)
-        time.sleep(1.0)
+        old_sensor = f"{sensors}/region_old/config"
+        assert watcher.wait_for(lambda: last_payload(watcher, old_sensor) == b"", 10)
+        assert handled.wait_for(f"{sensors}/region_door/config")
         late = Subscriber(broker, f"{sensors}/region_door/config")
         assert late.wait_for(lambda: [m.payload for m in late.messages] == [theirs], 10)
         late.close()
-        assert publisher.ignored_messages == 0
+        assert f"{sensors}/region_door/config" not in publisher._cleared and publisher.ignored_messages == 0
     finally:
         publisher.stop()
         watcher.close()
 
 
 def test_a_message_that_cannot_be_handled_never_ends_the_network_thread(broker: Broker) -> None:
-    """paho ends its thread on an exception from a callback (a topic that is not UTF-8 raises one when read)."""
-    class Undecodable:
-        retain, payload = True, b"x"
-
-        @property
-        def topic(self) -> str:
-            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
-
+    """paho ends its network thread on an exception from a callback: a bug in handling one message must cost
+    that message only (counted), and the next is handled (here Home Assistant's birth message republishes
+    discovery)."""
     publisher = Publisher(region_config(broker.port, "{name: meter, rect: [0, 0, 9, 9]}"), None)
-    publisher._on_message(publisher.client, None, Undecodable())
-    publisher._on_message(publisher.client, None, Undecodable())
-    assert publisher.ignored_messages == 2
+    handled = Handled(publisher, fail_first=True)
+    watcher = Subscriber(broker, "homeassistant/sensor/craft_edge_cam/text/config")
+    publisher.start()
+    try:
+        assert publisher.connected.wait(10) and watcher.wait_for(lambda: len(watcher.messages) == 1, 10)
+        publish_retained(broker, {"craft-edge/cam/regions/x": b"1"}, retain=False)  # handling it raises
+        assert handled.wait_for("craft-edge/cam/regions/x")
+        publish_retained(broker, {"homeassistant/status": b"online"}, retain=False)
+        assert watcher.wait_for(lambda: len(watcher.messages) == 2, 10)
+        assert publisher.client._thread is not None and publisher.client._thread.is_alive()
+        assert publisher.ignored_messages == 1
+    finally:
+        publisher.stop()
+        watcher.close()
 
 
 def test_a_refused_subscription_is_said_once(broker: Broker, caplog: pytest.LogCaptureFixture) -> None:

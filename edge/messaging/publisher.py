@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.config.settings import Config, MqttConfig
 from edge.messaging.homeassistant import (
@@ -178,15 +179,17 @@ class Publisher:
             self._publish_discovery()
         # The broker answers these with what it retains: a region no longer configured (removed before a
         # reload or a restart) left its sensor and its reading there, and they are cleared (_clear_leftover).
-        # Sensors first: Home Assistant then drops the sensor before its state empties.
+        # Sensors first: Home Assistant then drops the sensor before its state empties. No Local: what this
+        # client publishes there is not sent back to it (retained copies still are, whoever published them).
         self._cleared.clear()
         if home_assistant:
-            self._subscribe(f"{sensors_topic(self.config)}/+/config", "removed regions keep their sensors")
-        self._subscribe(f"{self.topics.regions}/+", "removed regions keep their retained readings")
+            self._subscribe(f"{sensors_topic(self.config)}/+/config", "removed regions keep their sensors",
+                            no_local=True)
+        self._subscribe(f"{self.topics.regions}/+", "removed regions keep their retained readings", no_local=True)
         self.connected.set()
 
-    def _subscribe(self, topic_filter: str, without: str) -> None:
-        _, mid = self.client.subscribe(topic_filter, qos=1)
+    def _subscribe(self, topic_filter: str, without: str, no_local: bool = False) -> None:
+        _, mid = self.client.subscribe(topic_filter, options=SubscribeOptions(qos=1, noLocal=no_local))
         self._subscriptions[mid] = (topic_filter, without)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list, properties: Any) -> None:
