@@ -16,7 +16,8 @@ protocol) and case-insensitive with leading/trailing punctuation dropped ("ic15"
 EasyOCR 1.7.2's own (the reference files of the sets); (c) milliseconds per word (all crops read
 once, preprocessing and second looks included) and words per second, and the speed-up over PyTorch
 on the same crops in this run (PyTorch on 1 and on 2 threads: on a busy two-core machine its
-2-thread pool can be far slower, so the faster of the two is the baseline).
+2-thread pool can be far slower, so the faster of the two is the baseline), and over PyTorch reading
+word by word (``pytorch-Nt-each``, ``--threads``), as the TFLite runner does.
 ``--margins``: ic15 accuracy of the default variant with other crop margins. ``--buckets``: the
 default variant's speed and agreement when crops are padded to other width sets. x86 figures only
 for the machine it runs on.
@@ -98,19 +99,24 @@ def ic15_set(root: Path, margin: float) -> CropSet:
 
 
 class TorchModel:
-    """PyTorch english_g2 as a ``SequenceModel``, for the same ``Reader``."""
+    """PyTorch english_g2 as a ``SequenceModel``, for the same ``Reader``: the crops of one width in one batch
+    (the reader groups them), or with ``word_by_word`` one at a time, as the TFLite runner and EasyOCR's
+    default (``batch_size=1``) read them."""
 
-    def __init__(self, widths: tuple[int, ...], threads: int) -> None:
+    def __init__(self, widths: tuple[int, ...], threads: int, word_by_word: bool = False) -> None:
         import torch
 
         self.model = load_recognizer(default_recognizer_weights())
         self.height, self.widths, self.threads = HEIGHT, widths, threads
+        self.word_by_word = word_by_word
         self._torch = torch
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         self._torch.set_num_threads(self.threads)
+        batches = [pixels[i:i + 1] for i in range(len(pixels))] if self.word_by_word else [pixels]
         with self._torch.no_grad():
-            return self.model(self._torch.from_numpy(pixels[:, None].astype(np.float32))).numpy()
+            return np.concatenate([self.model(self._torch.from_numpy(b[:, None].astype(np.float32))).numpy()
+                                   for b in batches])
 
 
 def timed_read(reader: Reader, crops: list[np.ndarray]) -> tuple[list[str], float]:
@@ -144,6 +150,8 @@ def main() -> int:
         sets = [CropSet(s.name, s.crops[:args.limit], s.labels[:args.limit], s.easyocr and s.easyocr[:args.limit])
                 for s in sets]
     readers = {f"pytorch-{n}t": Reader(TorchModel(widths, n), manifest.charset, f"pytorch-{n}t") for n in (1, 2)}
+    each = f"pytorch-{args.threads}t-each"  # word by word, like for like with the TFLite runner
+    readers[each] = Reader(TorchModel(widths, args.threads, word_by_word=True), manifest.charset, each)
     for variant in manifest.variants:
         runner = load_variant(folder, manifest, variant, runtime, args.threads)
         readers[variant.name] = Reader(runner, manifest.charset, variant.name)
@@ -156,20 +164,22 @@ def main() -> int:
         count += len(crop_set.crops)
         reference = results["pytorch-1t"][0]
         print(f"\n{crop_set.name}: {len(crop_set.crops)} crops")
-        print(f"  {'reader':<11} {'same as PyTorch':>15} {'acc alnum':>9} {'acc ic15':>9} {'ms/word':>8} "
+        print(f"  {'reader':<16} {'same as PyTorch':>15} {'acc alnum':>9} {'acc ic15':>9} {'ms/word':>8} "
               f"{'words/s':>8}")
         for name, (texts, ms) in results.items():
             total_ms[name] += ms * len(crop_set.crops)
             same = sum(a == b for a, b in zip(texts, reference, strict=True)) / len(texts)
-            print(f"  {name:<11} {same:>15.2%} {accuracy(texts, crop_set.labels, alnum):>9.3f} "
+            print(f"  {name:<16} {same:>15.2%} {accuracy(texts, crop_set.labels, alnum):>9.3f} "
                   f"{accuracy(texts, crop_set.labels, ic15):>9.3f} {ms:>8.1f} {1e3 / ms:>8.1f}")
         if crop_set.easyocr is not None:
-            print(f"  {'EasyOCR':<11} {'':>15} {accuracy(crop_set.easyocr, crop_set.labels, alnum):>9.3f} "
+            print(f"  {'EasyOCR':<16} {'':>15} {accuracy(crop_set.easyocr, crop_set.labels, alnum):>9.3f} "
                   f"{accuracy(crop_set.easyocr, crop_set.labels, ic15):>9.3f}")
     baseline = min(total_ms["pytorch-1t"], total_ms["pytorch-2t"])
-    print(f"\nall {count} crops: ms per word and speed-up over PyTorch's faster (same run)")
+    print(f"\nall {count} crops: ms per word and speed-up over PyTorch's faster batched reader, and over "
+          f"PyTorch word by word ({each}; same run)")
     for name, ms in total_ms.items():
-        print(f"  {name:<11} {ms / count:8.1f} ms  {count * 1e3 / ms:6.1f} words/s  x{baseline / ms:.2f}")
+        print(f"  {name:<16} {ms / count:8.1f} ms  {count * 1e3 / ms:6.1f} words/s  x{baseline / ms:.2f}  "
+              f"x{total_ms[each] / ms:.2f}")
 
     default = min((v for v in manifest.variants if v.agreement and v.agreement.same_text >= 0.98),
                   key=lambda v: total_ms[v.name]).name
