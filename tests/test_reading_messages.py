@@ -291,7 +291,7 @@ def test_only_retained_leftovers_of_our_own_regions_are_cleared(broker: Broker) 
         late = Subscriber(broker, f"{sensors}/region_door/config")
         assert late.wait_for(lambda: [m.payload for m in late.messages] == [theirs], 10)
         late.close()
-        assert f"{sensors}/region_door/config" not in publisher._cleared and publisher.ignored_messages == 0
+        assert f"{sensors}/region_door/config" not in publisher.leftovers.cleared and publisher.ignored_messages == 0
     finally:
         publisher.stop()
         watcher.close()

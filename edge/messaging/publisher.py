@@ -29,21 +29,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.config.settings import Config, MqttConfig
-from edge.messaging.homeassistant import (
-    OFFLINE,
-    ONLINE,
-    discovery_messages,
-    region_of_sensor,
-    sensor_state_topic,
-    sensors_topic,
-)
+from edge.messaging.homeassistant import OFFLINE, ONLINE, discovery_messages
+from edge.messaging.leftovers import LeftoverRegions
 from edge.messaging.topics import Topics
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_SECONDS = 3600
 MAX_INCOMING_BYTES = 1024
-MAX_CLEARED = 100  # retained region topics cleared a connection, at most
 # MQTT v5 Maximum Packet Size on CONNECT: the broker must not send us anything bigger, so an
 # oversized message never reaches paho's memory (the payload limit above is checked after that).
 MAX_PACKET_BYTES = 4096
@@ -121,9 +114,7 @@ class Publisher:
         self.on_ack: Callable[[int], None] = lambda mid: None
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {}
-        self._region_names = frozenset(region.name for region in config.regions)
         # paho's network thread alone touches these
-        self._cleared: set[str] = set()  # topics cleared on this connection
         self._subscriptions: dict[int, tuple[str, str]] = {}  # mid -> (filter, what is lost without it)
         self._refused_subscriptions: set[str] = set()
         self._handling_failed = False
@@ -144,6 +135,8 @@ class Publisher:
             self._publish_properties = Properties(PacketTypes.PUBLISH)
             self._publish_properties.MessageExpiryInterval = settings.message_expiry_seconds
         self.client = client
+        self.leftovers = LeftoverRegions(config, self.topics,
+                                         lambda topic: client.publish(topic, b"", qos=1, retain=True))
 
     # -- connection ------------------------------------------------------------------------
     def start(self) -> None:
@@ -177,15 +170,11 @@ class Publisher:
             self._subscribe(f"{self.config.mqtt.home_assistant.discovery_prefix}/status",
                             "Home Assistant's restarts will not bring its entities back")
             self._publish_discovery()
-        # The broker answers these with what it retains: a region no longer configured (removed before a
-        # reload or a restart) left its sensor and its reading there, and they are cleared (_clear_leftover).
-        # Sensors first: Home Assistant then drops the sensor before its state empties. No Local: what this
-        # client publishes there is not sent back to it (retained copies still are, whoever published them).
-        self._cleared.clear()
-        if home_assistant:
-            self._subscribe(f"{sensors_topic(self.config)}/+/config", "removed regions keep their sensors",
-                            no_local=True)
-        self._subscribe(f"{self.topics.regions}/+", "removed regions keep their retained readings", no_local=True)
+        # the broker answers these with what it retains (edge.messaging.leftovers); No Local: what this client
+        # publishes there is not sent back to it (retained copies still are, whoever published them)
+        self.leftovers.new_connection()
+        for topic_filter, without in self.leftovers.filters():
+            self._subscribe(topic_filter, without, no_local=True)
         self.connected.set()
 
     def _subscribe(self, topic_filter: str, without: str, no_local: bool = False) -> None:
@@ -235,7 +224,7 @@ class Publisher:
                 log.exception("an incoming MQTT message could not be handled; ignored (logged once)")
 
     def _handle(self, message: mqtt.MQTTMessage) -> None:
-        if self._clear_leftover(message):
+        if self.leftovers.handle(message):
             return
         expected = f"{self.config.mqtt.home_assistant.discovery_prefix}/status"
         try:
@@ -251,44 +240,6 @@ class Publisher:
             self._publish_discovery()
         elif text != OFFLINE:
             self.ignored_messages += 1
-
-    def _clear_leftover(self, message: mqtt.MQTTMessage) -> bool:
-        """Whether ``message`` is a region's reading or one of this daemon's sensor configs (then handled
-        here). A retained one (what the broker keeps; live ones, our own included, are left alone) of a
-        region not configured any more is replaced by an empty retained message, which deletes it on the
-        broker and, for a sensor, in Home Assistant. A sensor config is cleared only when its state topic is
-        our region's: daemons whose device ids differ only in characters Home Assistant's object ids drop
-        share these topics, and one must not delete the other's sensors. Its reading is cleared with it (a
-        reading over the 4096-byte packet limit never reaches us to be cleared on its own)."""
-        topic = message.topic
-        if self.config.mqtt.home_assistant.enabled and topic.startswith(f"{sensors_topic(self.config)}/"):
-            name = region_of_sensor(self.config, topic)
-            if name is not None and self._leftover(message, name) and \
-                    sensor_state_topic(message.payload) == self.topics.region(name):
-                self._clear(topic, name)
-                self._clear(self.topics.region(name), name)
-            return True
-        name = self.topics.region_name(topic)
-        if name is None:
-            return False
-        if self._leftover(message, name):
-            self._clear(topic, name)
-        return True
-
-    def _leftover(self, message: mqtt.MQTTMessage, name: str) -> bool:
-        return bool(message.retain and message.payload) and name not in self._region_names
-
-    def _clear(self, topic: str, name: str) -> None:
-        """An empty retained message on ``topic``, once a connection, at most MAX_CLEARED a connection."""
-        if topic in self._cleared or len(self._cleared) > MAX_CLEARED:
-            return
-        self._cleared.add(topic)
-        if len(self._cleared) > MAX_CLEARED:
-            log.warning("more than %d retained region topics to clear; the rest are left until the next "
-                        "connection", MAX_CLEARED)
-            return
-        log.info("region %r is not configured: clearing its retained %s", name, topic)
-        self.client.publish(topic, b"", qos=1, retain=True)
 
     def _publish_discovery(self) -> None:
         """Every entity's config (retained); an entity switched off gets an empty one, which removes it."""
