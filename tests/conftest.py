@@ -9,10 +9,13 @@ Nothing here imports the converter at import time, so this file loads in both.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -23,6 +26,8 @@ import edge
 TEST_SIZE = (192, 256)
 TEST_TILE_SIZE = (160, 160)  # the smallest tile the converter takes: the bundle's second model, cheaply
 TEST_SIZES = (TEST_SIZE, TEST_TILE_SIZE)
+DATA = Path(__file__).resolve().parent.parent / "data"
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 SAMPLES = Path(edge.__file__).resolve().parent / "samples"  # converter.calibration.DEFAULT_VALIDATION_DIR
 MODELS_ENV = "CRAFT_EDGE_TEST_MODELS"
 RECOGNIZER_FOLDER = "recognizer"  # converter.recognizer.FOLDER
@@ -47,6 +52,18 @@ def unavailable(reason: str) -> NoReturn:
     if REQUIRE_ALL:
         pytest.fail(f"{reason}: CI must run this test (CRAFT_EDGE_REQUIRE_ALL=1)")
     pytest.skip(reason)
+
+
+def data_module(name: str) -> ModuleType:
+    """A module of the project's material generators in data/ (textrender, wordlayout: the DejaVu fonts
+    needed, no photos), imported without leaving data/ on sys.path."""
+    if not (DEJAVU / "DejaVuSansMono-Bold.ttf").is_file():
+        unavailable("needs Debian's fonts-dejavu-core (scripts/ensure-packages.sh installs it)")
+    sys.path.insert(0, str(DATA))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(DATA))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from edge.detection.boxes import match_boxes
 from edge.detection.detector import Detection, Timing
 from edge.messaging.payload import load_schema
 from edge.service.reading import build_reading, read_frame
-from tests.conftest import SAMPLES, unavailable
+from tests.conftest import SAMPLES, data_module
 from tests.daemon_helpers import start_daemon, write_config
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_gating import clip_frames
@@ -35,7 +34,6 @@ METER = ("0412", "0512")  # a meter's reading before and from frame METER_TICKS 
 METER_TICKS = 56
 METER_AT = (1100, 630)  # top-left of its digits: on the table, below the saucer
 METER_PANEL, METER_INK = (30.0, 30.0, 34.0), (235.0, 235.0, 235.0)
-DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 @dataclass(frozen=True)
@@ -47,13 +45,7 @@ class Meter:
 
     @classmethod
     def build(cls, frame_hw: tuple[int, int]) -> Meter:
-        if not Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf").is_file():
-            unavailable("needs Debian's fonts-dejavu-core (scripts/ensure-packages.sh installs it)")
-        sys.path.insert(0, str(DATA))
-        try:
-            import textrender
-        finally:
-            sys.path.remove(str(DATA))
+        textrender = data_module("textrender")
         masks = {}
         for reading in METER:
             mask = textrender.glyphs_of_height(reading, "DejaVuSans-Bold.ttf", 24).mask
@@ -67,8 +59,7 @@ class Meter:
         painted = rgb.astype(np.float32)
         x0, y0, x1, y1 = self.panel
         painted[y0:y1, x0:x1] = METER_PANEL
-        alpha = self.masks[self.reading(frame)][0][..., None]
-        painted = painted * (1 - alpha) + alpha * np.asarray(METER_INK, dtype=np.float32)
+        data_module("textrender").blend(painted, self.masks[self.reading(frame)][0], METER_INK)
         return np.clip(np.rint(painted), 0, 255).astype(np.uint8)
 
     @staticmethod

@@ -3,10 +3,8 @@ cases present, exact event lists for the clip, and calibration photos no validat
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,9 +13,8 @@ import pytest
 
 from converter.calibration import DEFAULT_CALIBRATION_DIR, DEFAULT_VALIDATION_DIR
 from edge.detection.evaluation import read_words
-from tests.conftest import unavailable
+from tests.conftest import DATA, data_module
 
-DATA = Path(__file__).resolve().parent.parent / "data"
 SMALLTEXT = DATA / "smalltext"
 WORDS = DATA / "words"
 CLIP = DATA / "clip"
@@ -150,17 +147,6 @@ def test_words_have_every_promised_case() -> None:
     assert min(share.values()) >= 0.12, share
 
 
-def data_module(name: str) -> object:
-    """A module of data/ (the generators: fonts needed, no photos)."""
-    if not (Path("/usr/share/fonts/truetype/dejavu") / "DejaVuSansMono-Bold.ttf").is_file():
-        unavailable("needs Debian's fonts-dejavu-core (scripts/ensure-packages.sh installs it)")
-    sys.path.insert(0, str(DATA))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(DATA))
-
-
 def test_sharp_plain_words_stand_out_along_their_whole_length() -> None:
     """In every character of a sharp plain word, the ink (its exact glyph pixels, from the layout) differs
     from the pixels just around it by at least ``VISIBLE`` grey levels in the frame as committed. (Inks
@@ -171,7 +157,7 @@ def test_sharp_plain_words_stand_out_along_their_whole_length() -> None:
     faint = []
     for (_, items), record in zip(wordlayout.layouts(), records, strict=True):
         rgb = cv2.cvtColor(cv2.imread(str(WORDS / record["image"])), cv2.COLOR_BGR2RGB)
-        grey = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        grey = textrender.luma(rgb)
         for item in (i for i in items if i.kind in ("word", "number") and i.blur_sigma == 0):
             text = item.words[0].text
             edges = np.linspace(0, item.ink.shape[1], len(text) + 1).round().astype(int)
@@ -188,15 +174,7 @@ def test_sharp_plain_words_stand_out_along_their_whole_length() -> None:
 
 def test_words_regenerate_from_their_seed() -> None:
     """wordlayout.py (no photos needed) gives exactly the committed texts, quads and styles."""
-    fonts = Path("/usr/share/fonts/truetype/dejavu")
-    if not (fonts / "DejaVuSansMono-Bold.ttf").is_file():
-        unavailable("needs Debian's fonts-dejavu-core (scripts/ensure-packages.sh installs it)")
-    sys.path.insert(0, str(DATA))
-    try:
-        import wordlayout
-    finally:
-        sys.path.remove(str(DATA))
-    layouts = wordlayout.layouts()
+    layouts = data_module("wordlayout").layouts()
     records = words_records()
     assert len(layouts) == len(records)
     for (photo, items), record in zip(layouts, sorted(records, key=lambda r: int(r["image"][-6:-4])), strict=True):
