@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import re
 import signal
 import socket
 import sqlite3
@@ -226,11 +227,14 @@ def test_a_slow_link_drops_snapshots_instead_of_delaying_detections(broker: Brok
     late = {seq: round(arrived[seq] - datetime.datetime.fromisoformat(m["frame"]["timestamp"]).timestamp(), 2)
             for seq, m in messages.items()}
     received = snapshots(subscriber)
-    stats = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/stats")][-1]["snapshots"]
+    # the daemon's own count, from its exit line: the stats topic is QoS 0 and need not get through this link
+    summary = re.search(r"snapshots (\d+) published, (\d+) dropped", stderr)
+    assert summary, stderr
+    published, dropped = map(int, summary.groups())
     print(f"\n[slow link] detections late by median {statistics.median(late.values())} s, max {max(late.values())} s;"
-          f" snapshots received {len(received)}, {stats}")
-    assert max(late[seq] for seq in range(frames // 2, frames + 1)) < 4.0, late  # no growing backlog
-    assert len(received) >= 3 and stats["dropped"] >= 10, (len(received), stats)
+          f" snapshots received {len(received)}, published {published}, dropped {dropped}")
+    assert max(late[seq] for seq in range(frames // 2, frames + 1)) < 4.0, (late, stderr)  # no growing backlog
+    assert len(received) >= 3 and dropped >= 10, (len(received), published, dropped)
 
 
 def test_home_assistant_camera_is_removed_when_snapshots_are_turned_off_and_reloaded(broker: Broker, model_dir: Path,

@@ -178,10 +178,19 @@ class Daemon:
             self.watchdog.stop()
             if self.sequence is not None:
                 self.sequence.close()
-            outbox.stop(outbox.config.mqtt.shutdown_ack_seconds)
+            left = outbox.stop(outbox.config.mqtt.shutdown_ack_seconds)
+            self._log_summary(outbox, left)
             parts.capture.join(timeout=5)
             lock.release()
         return self.exit_code
+
+    def _log_summary(self, outbox: Outbox, left: int) -> None:
+        """One line at exit with the run's counts: the journal keeps it after the stats topic's QoS 0
+        messages are gone (or never got through a slow or absent link)."""
+        snapshots = outbox.snapshots.stats()
+        log.info("stopped after %d frames (%d words read, %d reused); snapshots %d published, %d dropped; "
+                 "%d detections left in the spool", self.stats.frames, self.stats.words_read, self.stats.words_reused,
+                 snapshots["published"], snapshots["dropped"], left)
 
     def _process(self, frame: Frame, parts: Components) -> None:
         config, outbox = parts.config, self.outbox
