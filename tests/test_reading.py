@@ -192,6 +192,39 @@ def test_the_automatic_choice_skips_a_variant_the_runtime_cannot_load(converted:
     assert runner(np.full((1, runner.height, 128), 200, np.uint8)).shape[0] == 1
 
 
+class FailsToRun:
+    """An interpreter that loads and allocates like the real one but whose ``invoke`` fails."""
+
+    def __init__(self, interpreter: object) -> None:
+        self.interpreter = interpreter
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.interpreter, name)
+
+    def invoke(self) -> None:
+        raise RuntimeError("Node number 12 (WHILE) failed to invoke.")
+
+
+class RuntimeWhoseDynamicFailsToRun(RuntimeWithoutNewOps):
+    def interpreter(self, model_path: Path, num_threads: int) -> object:
+        loaded = self.runtime.interpreter(model_path, num_threads)  # type: ignore[attr-defined]
+        return FailsToRun(loaded) if "dynamic" in model_path.name else loaded
+
+
+def test_the_automatic_choice_skips_a_variant_that_loads_but_fails_to_run(converted: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Before, the failure escaped the choice and the daemon's start: a traceback and a restart loop."""
+    from edge.models.recognizer import choose
+    from edge.models.runtime import find_runtime
+
+    folder = converted / RECOGNIZER_FOLDER
+    manifest = load_recognizer_manifest(folder)
+    with caplog.at_level("ERROR", logger="edge.models.recognizer"):
+        chosen, _ = choose(folder, manifest, RuntimeWhoseDynamicFailsToRun(find_runtime()), 2, None)  # type: ignore[arg-type]
+    assert chosen.name == "fp32"
+    assert "skipping recognizer dynamic: it loads but fails to run (RuntimeError: Node number 12" in caplog.text
+
+
 def test_a_charset_that_does_not_fit_the_model_is_refused(converted: Path, tmp_path: Path) -> None:
     from edge.models.selection import NoUsableModel
 

@@ -134,7 +134,11 @@ def choose(folder: Path, manifest: RecognizerManifest, runtime: Runtime, threads
         except (NoUsableModel, ModelLoadError) as exc:
             log.error("skipping recognizer %s: %s", candidate.name, exc)
             continue
-        measured[candidate.name] = measure_ms(runner)
+        try:
+            measured[candidate.name] = measure_ms(runner)
+        except Exception as exc:  # loads but fails to run (a kernel this runtime lacks): the next one may work
+            log.error("skipping recognizer %s: it loads but fails to run (%s: %s)", candidate.name,
+                      type(exc).__name__, " ".join(str(exc).split()))
         del runner  # one variant in memory at a time
     if not measured:
         raise NoUsableModel(f"no usable recognizer variant in {folder} (missing, altered or reading unlike PyTorch "
