@@ -35,7 +35,14 @@ from edge.recognition.reader import Reader
 from edge.recognition.reader import Reading as Reading_
 from edge.recognition.regions import RegionReading, Regions, joined, reading_order
 from edge.recognition.words import NOT_READ, PATTERN_MAX_CHARS, FrameReader, WordReading, matches
-from edge.service.reading import FAILURES_BEFORE_GIVING_UP, Reading, build_reading, publish_regions, read_frame
+from edge.service.reading import (
+    FAILURES_BEFORE_GIVING_UP,
+    Reading,
+    build_reading,
+    loading_key,
+    publish_regions,
+    read_frame,
+)
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_snapshots import HA_CAMERA, SUBSCRIBE_TOPIC
 
@@ -384,6 +391,19 @@ def test_a_failed_recognizer_is_loaded_again_on_reload(monkeypatch: pytest.Monke
     first = build_reading(config)
     build_reading(config, first)
     assert len(loads) == 2
+
+
+def test_a_reload_that_keeps_the_recognizer_says_reading_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading given up (or refused for its allow-list), then SIGHUP with nothing the recognizer depends
+    on changed: the kept recognizer reads again, and the status says so (before, it kept the old reason)."""
+    config = parse_config("recognition: {enabled: true}", "c")
+    monkeypatch.setattr("edge.service.reading.load", lambda c: pytest.fail("the kept recognizer was loaded again"))
+    reader = Reader(Failing(), "ab", "test")
+    for reason in ("unavailable: failed 3 frames in a row: boom", "unavailable: recognition.allow 'z' ..."):
+        given_up = Reading(reader, None, Regions([]), reason, loading_key(config))
+        again = build_reading(config, given_up)
+        assert again.reader is reader and again.frames is not None and again.state == "reading"
+        assert again.status() == {"state": "reading", "variant": "test"}
 
 
 def test_region_readings_are_not_queued_while_the_broker_is_away() -> None:

@@ -58,7 +58,7 @@ def build_reading(config: Config, running: Reading | None = None) -> Reading:
         return Reading(None, None, regions, "off")
     key = loading_key(config)
     if running is not None and running.key == key and running.reader is not None:
-        reader, state = running.reader, running.state
+        reader, state = running.reader, "reading"  # it loaded before; given up or refused, it is tried again
     else:  # loaded afresh, also when it could not be before: a reload is the way to try again
         reader, state = load(config)
     frames = None
