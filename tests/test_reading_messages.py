@@ -372,6 +372,7 @@ def test_reading_rules_keep_no_empty_reading_and_no_pattern_run_on_a_long_one() 
     frames = FrameReader(Reader(Failing(), "0123456789a", "test"), config.recognition)
     assert frames.kept(Reading_("", 0.0)) == NOT_READ
     assert frames.kept(Reading_("04711", 0.9)) == WordReading("04711", 0.9)
+    assert frames.kept(Reading_("04711", float("nan"))) == NOT_READ  # passed min_score, and NaN is not JSON
     started = time.monotonic()
     assert frames.kept(Reading_("1" * 40 + "a", 0.9)) == NOT_READ  # backtracks for hours if tried
     assert time.monotonic() - started < 1

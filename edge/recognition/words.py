@@ -11,6 +11,7 @@ box's reading without running the recognizer.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -113,8 +114,8 @@ class FrameReader:
 
     def kept(self, reading: Reading | None) -> WordReading:
         """The payload's view of a raw reading under the rules (score, patterns)."""
-        if (reading is None or not reading.text or reading.score < self.min_score
-                or not matches(reading.text, self.patterns)):
+        if (reading is None or not reading.text or not math.isfinite(reading.score)  # NaN: a model gone wrong
+                or reading.score < self.min_score or not matches(reading.text, self.patterns)):
             return NOT_READ
         return WordReading(reading.text, round(reading.score, 3))
 
