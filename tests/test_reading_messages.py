@@ -394,6 +394,35 @@ def test_a_failed_recognizer_is_loaded_again_on_reload(monkeypatch: pytest.Monke
     assert len(loads) == 2
 
 
+def test_a_region_reading_over_the_brokers_packet_limit_goes_without_its_words(tmp_path, caplog) -> None:
+    """Before, the oversized reading made the broker close the connection, and paho sent it again after
+    every reconnect: nothing else got through."""
+    from tests.mqtt_helpers import mosquitto
+
+    words = [{"text": f"word{i}", "score": 0.9} for i in range(80)]
+    with mosquitto(tmp_path, extra_config="max_packet_size 2000\n") as broker:
+        watcher = Subscriber(broker, "craft-edge/cam/regions/#")
+        publisher = Publisher(region_config(broker.port, "{name: meter, rect: [0, 0, 9, 9]}", home_assistant=False),
+                              None)
+        publisher.start()
+        try:
+            assert publisher.connected.wait(10) and publisher.max_packet_bytes == 2000
+            publisher.publish_region("meter", {"text": "x" * 100, "words": words, "seq": 1, "timestamp": "t"})
+            for seq in (2, 3):
+                publisher.publish_region("long", {"text": "y" * 2100, "words": [], "seq": seq, "timestamp": "t"})
+            publisher.publish_region("door", {"text": "Exit", "words": words[:1], "seq": 4, "timestamp": "t"})
+            assert watcher.wait_for(lambda: len(watcher.messages) == 2, 10), watcher.messages
+            time.sleep(1)  # a reconnect would show by now
+            assert publisher.connections == 1
+        finally:
+            publisher.stop()
+            watcher.close()
+    received = {m.topic.rsplit("/", 1)[1]: json.loads(m.payload) for m in watcher.messages}
+    assert received["meter"] == {"text": "x" * 100, "words": [], "words_dropped": 80, "seq": 1, "timestamp": "t"}
+    assert received["door"]["words"] == words[:1] and "long" not in received
+    assert caplog.text.count("region long: a ") == 1
+
+
 def test_a_reload_that_keeps_the_recognizer_says_reading_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading given up (or refused for its allow-list), then SIGHUP with nothing the recognizer depends
     on changed: the kept recognizer reads again, and the status says so (before, it kept the old reason)."""

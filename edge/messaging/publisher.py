@@ -118,6 +118,7 @@ class Publisher:
         self._subscriptions: dict[int, tuple[str, str]] = {}  # mid -> (filter, what is lost without it)
         self._refused_subscriptions: set[str] = set()
         self._handling_failed = False
+        self._oversized_regions: set[str] = set()  # logged once each
         settings = config.mqtt
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
@@ -293,8 +294,19 @@ class Publisher:
             return 0
 
     def publish_region(self, name: str, reading: dict) -> None:
-        """A region's reading (retained, QoS 1, not spooled: the daemon sends it only when it changes)."""
-        self.client.publish(self.topics.region(name), json.dumps(reading), qos=1, retain=True)
+        """A region's reading (retained, QoS 1, not spooled: the daemon sends it only when it changes). Over
+        the broker's MaximumPacketSize it goes without its words, or not at all: a packet over it closes
+        the connection, and paho would send it again after every reconnect."""
+        payload = json.dumps(reading).encode()
+        if not self.fits(payload):
+            payload = json.dumps({**reading, "words": [], "words_dropped": len(reading["words"])}).encode()
+        if not self.fits(payload):
+            if name not in self._oversized_regions:
+                self._oversized_regions.add(name)
+                log.error("region %s: a %d-byte reading is over the broker's maximum packet size (%s bytes): "
+                          "not sent", name, len(payload), self.max_packet_bytes)
+            return
+        self.client.publish(self.topics.region(name), payload, qos=1, retain=True)
 
     def publish_stats(self, stats: dict) -> None:
         self.client.publish(self.topics.stats, json.dumps(stats), qos=0)
