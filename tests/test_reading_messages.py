@@ -368,7 +368,8 @@ def test_a_recognizer_failing_mid_run_leaves_frames_published_without_text(caplo
 
 
 def test_reading_rules_keep_no_empty_reading_and_no_pattern_run_on_a_long_one() -> None:
-    config = parse_config("recognition: {enabled: true, min_score: 0, patterns: ['^(\\d+)+$']}", "c")
+    # overlapping alternatives backtrack like a repeated repeat, and the load check does not see them
+    config = parse_config("recognition: {enabled: true, min_score: 0, patterns: ['^(\\d|\\d\\d)+$']}", "c")
     frames = FrameReader(Reader(Failing(), "0123456789a", "test"), config.recognition)
     assert frames.kept(Reading_("", 0.0)) == NOT_READ
     assert frames.kept(Reading_("04711", 0.9)) == WordReading("04711", 0.9)

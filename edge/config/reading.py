@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from re import _constants, _parser  # type: ignore[attr-defined]  # sre's parser: 3.11+
 
 from edge.models.variants import AUTO, RECOGNIZER_VARIANTS
 
@@ -36,12 +37,46 @@ class RegionConfig:
     detect: bool = True  # false: the rectangle is read whole as one word, without detection
 
 
+REPEATS_MANY = 4  # a repeat allowed more times than this counts as repeating (polynomial past it, then exponential)
+
+
+def repeats_a_repeat(items: list, inside: bool = False) -> bool:
+    r"""Whether a parsed expression repeats a variable-length repeat, as in ``(\d+)+`` or ``(\d+\.?\d*)+``:
+    on a reading that almost matches, Python's ``re`` tries every way to split it, time doubling with each
+    character (20 characters: up to a minute, past the watchdog). Possessive repeats and atomic groups
+    give nothing back, so they end the search (``(\d++)+`` is fine)."""
+    for op, av in items:
+        if op in (_constants.MAX_REPEAT, _constants.MIN_REPEAT):
+            low, high, body = av
+            if inside and high > 1 and low != high:
+                return True
+            children, deeper = [body], inside or high > REPEATS_MANY
+        elif op is _constants.POSSESSIVE_REPEAT:
+            children, deeper = [av[2]], False
+        elif op is _constants.ATOMIC_GROUP:
+            children, deeper = [av], False
+        elif op in (_constants.SUBPATTERN, _constants.ASSERT, _constants.ASSERT_NOT):
+            children, deeper = [av[-1]], inside
+        elif op is _constants.BRANCH:
+            children, deeper = av[1], inside
+        elif op is _constants.GROUPREF_EXISTS:  # (?(1)yes|no)
+            children, deeper = [branch for branch in av[1:] if branch is not None], inside
+        else:
+            continue
+        if any(repeats_a_repeat(child, deeper) for child in children):
+            return True
+    return False
+
+
 def check_patterns(patterns: list[str], key: str) -> None:
     for index, pattern in enumerate(patterns):
         try:
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"{key}[{index}] {pattern!r} is not a regular expression ({exc})") from exc
+        if repeats_a_repeat(_parser.parse(pattern).data):
+            raise ValueError(f"{key}[{index}] {pattern!r} repeats a repeat, which can take a minute per word in "
+                             "Python's re; make the inner one possessive (\\d++) or atomic ((?>...)), or unroll it")
 
 
 def check_reading(recognition: RecognitionConfig, regions: list[RegionConfig]) -> None:
