@@ -261,3 +261,23 @@ def test_the_old_index_check_refuses_the_new_format_in_one_line(converted: Path)
         del sys.modules[module.__name__]
     assert str(caught.value) == (f"{converted / 'manifest.json'}: format_version 3, this craft-edge reads bundle "
                                  "indexes of format 2")
+
+
+def test_the_daemon_beats_its_watchdog_for_every_word_read(converted: Path, tmp_path: Path) -> None:
+    """A frame of many words on a slow CPU keeps the loop away past WatchdogSec: each word says it is alive."""
+    from edge.config.settings import Config
+    from edge.service.daemon import Daemon
+
+    config = Config()
+    config.model.dir, config.model.prefer, config.state_dir = str(converted), "int8", str(tmp_path / "state")
+    config.source.kind, config.source.path = "files", str(SAMPLES)
+    config.recognition.enabled, config.recognition.variant = True, "dynamic"
+    daemon = Daemon(lambda: config)
+    beats: list[int] = []
+    daemon.watchdog.beat = lambda: beats.append(1)  # type: ignore[method-assign]
+    parts = daemon._build(config)
+    assert parts.reading.reader is not None
+    runner = parts.reading.reader.model
+    beats.clear()
+    runner(np.full((3, runner.height, 128), 200, np.uint8))
+    assert len(beats) == 3

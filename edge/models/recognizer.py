@@ -11,6 +11,7 @@ The returned ``edge.recognition.reader.Reader`` runs it; this module hands it th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ class SequenceRunner:
         (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
         self._input_index, self._output_index = inp["index"], out["index"]
         self._width: int | None = None
+        self.on_word: Callable[[], None] = lambda: None  # after each word (the daemon's watchdog: many words are slow)
         self.resize(widths[-1])
 
     def resize(self, width: int) -> None:
@@ -78,6 +80,7 @@ class SequenceRunner:
             self._interpreter.set_tensor(self._input_index, quantize(word[None, :, :, None].astype(np.float32), inp))
             self._interpreter.invoke()
             results.append(dequantize(self._interpreter.get_tensor(self._output_index)[0], out))
+            self.on_word()
         return np.stack(results)
 
 

@@ -32,6 +32,7 @@ from edge.messaging.payload import TilingSettings, detection_message, utc_iso
 from edge.messaging.publisher import Publisher
 from edge.models.inference import ModelRunner, Runners, build_runners
 from edge.models.manifest import MANIFEST_NAME
+from edge.models.recognizer import SequenceRunner
 from edge.service.notify import Watchdog, notify
 from edge.service.reading import Reading, build_reading, publish_regions, read_frame
 from edge.service.sequence import Sequence
@@ -120,7 +121,10 @@ class Daemon:
         source = make_source(config.source)
         capture = CaptureThread(source, slot, stop, config.source.reopen_backoff_max_seconds,
                                 max_fps=config.source.max_fps, pace_to_consumer=source.paced)
-        reading = build_reading(config, running.reading if running is not None and same_model else None)
+        with self.watchdog.long_work(MODEL_LOADING_SECONDS):  # the recognizer's automatic choice measures
+            reading = build_reading(config, running.reading if running is not None and same_model else None)
+        if reading.reader is not None and isinstance(reading.reader.model, SequenceRunner):
+            reading.reader.model.on_word = self.watchdog.beat  # a frame of many words is alive
         return Components(config, runners, detector, slot, capture, stop, tiling, reading)
 
     # -- main loop -------------------------------------------------------------------------
