@@ -153,6 +153,12 @@ def test_home_assistant_text_sensors_are_what_it_expects_and_cut_at_its_state_li
     assert {"points", "score", "text_score"} <= set(attributes["words"][0])
     region_state = {"text": "01234", "words": [{"text": "01234", "score": 0.9}], "seq": 3, "timestamp": "t"}
     assert render(region["value_template"], region_state) == "01234"
+    cannot_read = {"text": None, "words": [], "seq": 4, "timestamp": "t", "unavailable": "unavailable: no file"}
+    assert render(region["value_template"], cannot_read) == ""
+    daemon, own = region["availability"]
+    assert region["availability_mode"] == "all" and daemon["topic"] == "craft-edge/Porch Cam/availability"
+    assert own["topic"] == region["state_topic"]
+    assert [render(own["value_template"], state) for state in (region_state, cannot_read)] == ["online", "offline"]
     off = copy.deepcopy(config)
     off.recognition.enabled, off.regions = False, []
     assert text_discovery_message(off, topics) == (topic, None)  # published empty: removes the entity
@@ -435,6 +441,27 @@ def test_a_reload_that_keeps_the_recognizer_says_reading_again(monkeypatch: pyte
         again = build_reading(config, given_up)
         assert again.reader is reader and again.frames is not None and again.state == "reading"
         assert again.status() == {"state": "reading", "variant": "test"}
+
+
+def test_regions_say_once_that_they_cannot_be_read() -> None:
+    """Reading unavailable (no recognizer, or given up): each region's retained reading says so once, so
+    that Home Assistant shows the sensor unavailable instead of the last text as current (before, nothing
+    was published and the last reading stayed)."""
+    sent: list[tuple[str, dict]] = []
+    publisher = SimpleNamespace(connected=threading.Event(),
+                                publish_region=lambda name, payload: sent.append((name, payload)))
+    publisher.connected.set()
+    config = parse_config("recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 9, 9]}, "
+                          "{name: door, rect: [0, 0, 9, 9]}]", "c")
+    reading = Reading(None, None, Regions(config.regions), "unavailable: failed 3 frames in a row: boom",
+                      published={"meter": "04711"})
+    for seq in (7, 8):
+        publish_regions(reading, {}, publisher, seq, 0.0)  # type: ignore[arg-type]
+    assert [(name, payload["text"], payload["unavailable"], payload["seq"]) for name, payload in sent] == [
+        ("meter", None, "unavailable: failed 3 frames in a row: boom", 7),
+        ("door", None, "unavailable: failed 3 frames in a row: boom", 7)]
+    again = build_reading(config, reading)  # a reload: readings go out afresh when they can be read
+    assert again.published == {}
 
 
 def test_region_readings_are_not_queued_while_the_broker_is_away() -> None:

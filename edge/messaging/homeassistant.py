@@ -18,6 +18,8 @@ from edge.messaging.topics import Topics
 ONLINE, OFFLINE = "online", "offline"
 STATE_LIMIT = 255  # characters of a Home Assistant state
 REGION_ENTITY = "region_"  # a region's sensor: this and its name
+# a region's reading says "unavailable" (edge.service.reading.publish_regions) while the daemon cannot read
+REGION_AVAILABLE = f"{{{{ '{OFFLINE}' if value_json.unavailable is defined else '{ONLINE}' }}}}"
 
 
 def ha_object_id(device_id: str) -> str:
@@ -124,10 +126,15 @@ def region_discovery_messages(config: Config, topics: Topics) -> list[tuple[str,
         "name": f"Region {region.name}",
         "unique_id": f"{object_id}_{REGION_ENTITY}{region.name}",
         "state_topic": topics.region(region.name),
-        "value_template": f"{{{{ value_json.text[:{STATE_LIMIT}] }}}}",
+        "value_template": f"{{{{ (value_json.text or '')[:{STATE_LIMIT}] }}}}",
         "json_attributes_topic": topics.region(region.name),
         "json_attributes_template": "{{ {'words': value_json.words, 'seq': value_json.seq} | tojson }}",
-        **availability(topics),
+        # unavailable while the daemon is offline, and while it cannot read (its last reading would look current)
+        "availability": [{"topic": topics.availability, "payload_available": ONLINE,
+                          "payload_not_available": OFFLINE},
+                         {"topic": topics.region(region.name), "payload_available": ONLINE,
+                          "payload_not_available": OFFLINE, "value_template": REGION_AVAILABLE}],
+        "availability_mode": "all",
         "icon": "mdi:text-box-outline",
         "device": ha_device(config),
     }) for region in config.regions]

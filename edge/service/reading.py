@@ -39,7 +39,7 @@ class Reading:
     regions: Regions
     state: str  # "off", "reading", or "unavailable: why"
     key: tuple = ()  # what loading the recognizer depended on
-    published: dict[str, str] = field(default_factory=dict)  # each region's last published text
+    published: dict[str, str | None] = field(default_factory=dict)  # each region's last text (None: unavailable)
     failures: int = 0  # frames in a row whose reading failed
 
     def status(self) -> dict:
@@ -129,6 +129,13 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
     Nothing is queued while the broker is away (a flickering reading would pile up); the newest text goes
     out once it is back."""
     if not publisher.connected.is_set():
+        return
+    if reading.state.startswith("unavailable"):  # each region says so once: its last text would look current
+        for config in reading.regions.regions:
+            if config.name not in reading.published or reading.published[config.name] is not None:
+                publisher.publish_region(config.name, {"text": None, "words": [], "seq": seq,
+                                                       "timestamp": utc_iso(captured), "unavailable": reading.state})
+                reading.published[config.name] = None
         return
     for name, region in regions.items():
         if reading.published.get(name) == region.text:
