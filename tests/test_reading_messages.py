@@ -124,6 +124,19 @@ def test_a_region_holds_the_words_whose_centre_falls_in_it_and_match_its_pattern
     assert read["sign"] == RegionReading("Exit", (words[3],))  # kWh's centre (y 49) is outside; None not kept
 
 
+def test_regions_past_the_frame_are_warned_about_once_per_frame_size(caplog: pytest.LogCaptureFixture) -> None:
+    config = parse_config("recognition: {enabled: true}\nregions: [{name: meter, rect: [600, 0, 700, 50]}, "
+                          "{name: door, rect: [0, 0, 100, 50]}]", "c")
+    regions = Regions(config.regions)
+    with caplog.at_level("WARNING", logger="edge.recognition.regions"):
+        for frame_hw in ((480, 640), (480, 640), (720, 1280), (480, 640)):
+            regions.read(frame_hw, [], [], [])
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2, warnings  # 640 wide, then again after 1280 (which it fits)
+    assert "past the 640x480 frame" in warnings[0] and "meter [600, 0, 700, 50]" in warnings[0]
+    assert "door" not in warnings[0]
+
+
 def test_home_assistant_text_sensors_are_what_it_expects_and_cut_at_its_state_limit() -> None:
     config = parse_config("device_id: 'Porch Cam'\nmqtt: {home_assistant: {enabled: true}}\n"
                           "recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 200, 50]}]", "c")

@@ -7,6 +7,7 @@ line's), then left to right within each line.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ import numpy as np
 
 from edge.config.reading import RegionConfig
 from edge.recognition.words import WordReading, matches
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,19 @@ class Regions:
         self.regions = list(regions)
         self._patterns = {r.name: [re.compile(p) for p in r.patterns] for r in self.regions}
         self.fixed = [r for r in self.regions if not r.detect]
+        self._checked_hw: tuple[int, int] | None = None  # the frame size the rectangles were last checked against
+
+    def check_fit(self, frame_hw: tuple[int, int]) -> None:
+        """Warn once per frame size about regions reaching past the frame: a rect written for another
+        resolution, or a camera that delivers less than source.width asks, reads nothing there."""
+        if frame_hw == self._checked_hw:
+            return
+        self._checked_hw = frame_hw
+        height, width = frame_hw
+        outside = [f"{r.name} {r.rect}" for r in self.regions if r.rect[2] > width or r.rect[3] > height]
+        if outside:
+            log.warning("regions reaching past the %dx%d frame (rect in its pixels: [left, top, right, bottom]), "
+                        "read only where they overlap it: %s", width, height, "; ".join(outside))
 
     def fixed_quads(self, frame_hw: tuple[int, int]) -> list[np.ndarray]:
         """The ``detect: false`` rectangles as quads, clipped to the frame (those outside it left out)."""
@@ -70,6 +86,7 @@ class Regions:
              fixed_words: Sequence[WordReading]) -> dict[str, RegionReading]:
         """Each region's reading: the kept ``words`` of ``quads`` whose centre lies inside (detect: true) or the
         reading of its whole rectangle (``fixed_words``, in ``fixed_quads``' order), filtered by its patterns."""
+        self.check_fit(frame_hw)
         fixed = iter(fixed_words)
         result = {}
         for region in self.regions:
