@@ -370,6 +370,32 @@ class Failing:
         raise RuntimeError("tensor allocation failed")
 
 
+class ReadsA:
+    """A sequence model that reads every crop as "a", with certainty."""
+
+    height, widths = 16, (32, 64)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        probs = np.zeros((len(pixels), 4, 3), np.float32)
+        probs[:, :, 0] = 1.0  # blank
+        probs[:, 0] = (0.0, 1.0, 0.0)  # "a" at the first step
+        return probs
+
+
+def test_past_max_words_the_boxes_of_named_regions_are_read_first() -> None:
+    """Three large boxes and a small one in the meter region, max_words 2: before, the two largest were
+    read and the meter never was."""
+    config = parse_config("recognition: {enabled: true, max_words: 2}\n"
+                          "regions: [{name: meter, rect: [400, 200, 500, 260]}]", "c")
+    reader = Reader(ReadsA(), "ab", "test")
+    reading = Reading(reader, FrameReader(reader, config.recognition), Regions(config.regions), "reading")
+    boxes = [quad(10, 10, 210, 60), quad(10, 100, 200, 150), quad(220, 10, 400, 60), quad(420, 220, 460, 240)]
+    detection = SimpleNamespace(boxes=[SimpleNamespace(points=q, score=0.9) for q in boxes], tiles_run=1, tiles=())
+    text, regions = read_frame(reading, np.full((300, 600, 3), 128, np.uint8), detection, gated=False)
+    assert text is not None and [w.text for w in text.words] == ["a", None, None, "a"]  # the meter's, the largest
+    assert regions["meter"] == RegionReading("a", (WordReading("a", 1.0),))
+
+
 def test_a_recognizer_failing_mid_run_leaves_frames_published_without_text(caplog: pytest.LogCaptureFixture) -> None:
     config = parse_config("recognition: {enabled: true}", "c")
     reader = Reader(Failing(), "ab", "test")

@@ -82,6 +82,18 @@ class Regions:
             return None
         return np.array([[left, top], [right, top], [right, bottom], [left, bottom]], dtype=np.float64)
 
+    @staticmethod
+    def _members(region: RegionConfig, quads: Sequence[np.ndarray]) -> list[int]:
+        """The quads whose centre lies inside ``region``'s rectangle."""
+        left, top, right, bottom = region.rect
+        return [i for i, quad in enumerate(quads)
+                if left <= (centre := np.asarray(quad).reshape(4, 2).mean(axis=0))[0] < right
+                and top <= centre[1] < bottom]
+
+    def boxes_inside(self, quads: Sequence[np.ndarray]) -> set[int]:
+        """The quads some detect-true region takes its words from: read before the rest past max_words."""
+        return {i for region in self.regions if region.detect for i in self._members(region, quads)}
+
     def read(self, frame_hw: tuple[int, int], quads: Sequence[np.ndarray], words: Sequence[WordReading],
              fixed_words: Sequence[WordReading]) -> dict[str, RegionReading]:
         """Each region's reading: the kept ``words`` of ``quads`` whose centre lies inside (detect: true) or the
@@ -100,10 +112,7 @@ class Regions:
                 kept = (word,) if word is not None and fits(word) else ()
                 result[region.name] = RegionReading(" ".join(str(w.text) for w in kept), kept)
                 continue
-            left, top, right, bottom = region.rect
-            inside = [i for i, quad in enumerate(quads)
-                      if left <= (centre := np.asarray(quad).reshape(4, 2).mean(axis=0))[0] < right
-                      and top <= centre[1] < bottom and fits(words[i])]
+            inside = [i for i in self._members(region, quads) if fits(words[i])]
             text, kept = joined([quads[i] for i in inside], [words[i] for i in inside])
             result[region.name] = RegionReading(text, kept)
         return result

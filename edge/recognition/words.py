@@ -14,7 +14,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,12 +126,13 @@ class FrameReader:
         return None
 
     def read(self, rgb: np.ndarray, quads: Sequence[np.ndarray], changed: Sequence[Rect] | None,
-             extra: Sequence[np.ndarray] = ()) -> tuple[FrameReading, list[Reading]]:
+             extra: Sequence[np.ndarray] = (), first: Collection[int] = ()) -> tuple[FrameReading, list[Reading]]:
         """Readings of ``quads`` (boxes, source pixels) and, always read afresh, of ``extra`` quads (fixed
-        regions). ``changed``: the rectangles that changed since the last frame (None: all of it)."""
+        regions). ``changed``: the rectangles that changed since the last frame (None: all of it). Past
+        ``max_words``, the boxes ``first`` names (those in named regions) go before the largest of the rest."""
         start = time.perf_counter()
         quads = [np.asarray(q, dtype=np.float64).reshape(4, 2) for q in quads]
-        largest = sorted(range(len(quads)), key=lambda i: area(quads[i]), reverse=True)[:self.max_words]
+        largest = sorted(range(len(quads)), key=lambda i: (i in first, area(quads[i])), reverse=True)[:self.max_words]
         raw: dict[int, Reading] = {}
         to_read: list[int] = []
         for index in largest:
