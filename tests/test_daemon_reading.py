@@ -199,6 +199,28 @@ def test_enabled_without_a_recognizer_the_daemon_detects_and_says_why(broker: Br
     subscriber.close()
 
 
+def test_regions_say_they_cannot_be_read_even_while_no_frame_comes(broker: Broker, model_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """No recognizer and a camera that does not open: a region's retained reading from an earlier run would
+    look current in Home Assistant; the daemon says once that it is unavailable, frames or not."""
+    config = write_config(tmp_path / "config.yaml", broker.port, model_dir, SAMPLES,
+                          source={"kind": "opencv", "device": str(tmp_path / "no-camera")},
+                          recognition={"enabled": True}, regions=[{"name": "meter", "rect": [0, 0, 50, 50]}],
+                          mqtt={"topic_prefix": PREFIX})
+    subscriber = Subscriber(broker, f"{PREFIX}/regions/#")
+    daemon = start_daemon(config)
+    try:
+        assert subscriber.wait_for(lambda: subscriber.on(f"{PREFIX}/regions/meter"), timeout=120)
+        subscriber.wait_for(lambda: False, timeout=3)  # and not again
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+        subscriber.close()
+    (message,) = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/regions/meter")]
+    assert message["text"] is None and "no text recognizer" in message["unavailable"], (message, stderr)
+    assert "stopped after 0 frames" in stderr  # no frame came
+
+
 def test_a_detect_false_region_is_read_whole_without_a_box(converted: Path) -> None:
     """A display that always sits in one place: its rectangle is one crop, read every frame, no detection."""
     regions = ("[{name: sign, rect: [84, 64, 188, 104], detect: false},"  # EXIT in the clip's frames

@@ -272,6 +272,8 @@ class Daemon:
         if summary != self._last_summary:
             self._last_summary = summary
             self._publish_status(parts, publisher)
+        if parts.reading.state.startswith("unavailable"):  # regions say so (once) even while no frame comes
+            publish_regions(parts.reading, {}, publisher, self.seq, time.time())
         if time.monotonic() - self._last_stats >= parts.config.mqtt.stats_interval_seconds:
             self._last_stats = time.monotonic()
             publisher.publish_stats(self._stats(parts))

@@ -28,6 +28,7 @@ from edge.recognition.words import FrameReader
 log = logging.getLogger(__name__)
 
 FAILURES_BEFORE_GIVING_UP = 3  # frames in a row whose reading raised: then detect without reading
+REASON_CHARS = 200  # of why reading is unavailable, in a region's message (an exception's text can be long)
 
 
 @dataclass
@@ -132,10 +133,11 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
     if not publisher.connected.is_set():
         return
     if reading.state.startswith("unavailable"):  # each region says so once: its last text would look current
+        unavailable = {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured),
+                       "unavailable": reading.state[:REASON_CHARS]}
         for config in reading.regions.regions:
             if config.name not in reading.published or reading.published[config.name] is not None:
-                publisher.publish_region(config.name, {"text": None, "words": [], "seq": seq,
-                                                       "timestamp": utc_iso(captured), "unavailable": reading.state})
+                publisher.publish_region(config.name, unavailable)
                 reading.published[config.name] = None
         return
     for name, region in regions.items():
