@@ -101,6 +101,8 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
     ("recognition: {enabled: true}\nregions: [{name: m, rect: [0, 0, 9, 9], patterns: ['[']}]",
      "regions[0].patterns[0] '[' is not a regular expression"),
     ("recognition: {enabled: true}\nregions: [{rect: [0, 0, 9, 9]}]", "regions[0].name: missing"),
+    ("mqtt: {topic_prefix: '%s'}" % ("a" * 513), "mqtt.topic_prefix 'aaa"),
+    ("device_id: '%s'" % ("d" * 510), "must be printable and at most 512 bytes"),
     ("recognition: {patterns: ['^(\\d+\\.?\\d*)+ ?kWh$']}", "recognition.patterns[0] '^(\\\\d+\\\\.?\\\\d*)+ ?kWh$' "
      "repeats a repeat, which can take a minute per word"),
     ("recognition: {enabled: true}\nregions: [{name: m, rect: [0, 0, 9, 9], patterns: ['x', '(?:[A-Z]+ ?)+']}]",
@@ -111,6 +113,16 @@ def test_bad_config_is_one_line(text: str, expected: str) -> None:
         parse_config(text, "c.yaml")
     assert expected in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_the_longest_topic_leaves_room_in_the_packet_overhead() -> None:
+    """What fits a broker's packet limit is judged with a fixed allowance for the topic and headers."""
+    from edge.config.settings import MAX_TOPIC_PREFIX_BYTES
+    from edge.messaging.publisher import PACKET_OVERHEAD_BYTES
+    from edge.messaging.topics import Topics
+
+    longest = Topics.for_prefix("p" * MAX_TOPIC_PREFIX_BYTES).region("r" * 64)
+    assert len(longest.encode()) + 200 < PACKET_OVERHEAD_BYTES  # 200: fixed header, ids, properties
 
 
 def test_patterns_that_cannot_backtrack_for_long_are_accepted_and_quick() -> None:

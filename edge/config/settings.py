@@ -29,6 +29,9 @@ CREDENTIAL_NAME = "mqtt-password"
 FORBIDDEN_ID_CHARACTERS = ("+", "#", "/")
 MACHINE_ID_PATH = Path("/etc/machine-id")
 MAX_MQTT_STRING_BYTES = 65535  # MQTT's limit on a client id or a topic
+# a prefix, with the longest level the daemon adds (regions/<64-character name>) and a PUBLISH's headers,
+# stays within edge.messaging.publisher.PACKET_OVERHEAD_BYTES: what fits a broker's packet limit is judged by it
+MAX_TOPIC_PREFIX_BYTES = 512
 # source.kind: one factory each in edge.sources.FACTORIES (a test keeps the two lists equal)
 SOURCE_KINDS = ("picamera2", "opencv", "files")
 
@@ -188,9 +191,8 @@ def check_device_id(device_id: str, where: str) -> None:
 
 
 def check_topic_prefix(prefix: str, where: str, key: str = "mqtt.topic_prefix") -> None:
-    if not prefix.isprintable() or len(prefix.encode()) > MAX_MQTT_STRING_BYTES // 2:
-        raise ConfigError(f"{where}: {key} {prefix!r} must be printable and at most "
-                          f"{MAX_MQTT_STRING_BYTES // 2} bytes")
+    if not prefix.isprintable() or len(prefix.encode()) > MAX_TOPIC_PREFIX_BYTES:
+        raise ConfigError(f"{where}: {key} {prefix!r} must be printable and at most {MAX_TOPIC_PREFIX_BYTES} bytes")
     if any(c in prefix for c in ("+", "#")) or prefix.startswith("$") or "" in prefix.split("/"):
         raise ConfigError(f"{where}: {key} {prefix!r} must not hold '+' or '#', start with '$' "
                           "(broker-internal topics) or have an empty level ('//', a leading or trailing '/')")

@@ -114,11 +114,11 @@ class Publisher:
         self.on_ack: Callable[[int], None] = lambda mid: None
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {}
+        self._oversized_regions: set[str] = set()  # logged once each (the inference thread's)
         # paho's network thread alone touches these
         self._subscriptions: dict[int, tuple[str, str]] = {}  # mid -> (filter, what is lost without it)
         self._refused_subscriptions: set[str] = set()
         self._handling_failed = False
-        self._oversized_regions: set[str] = set()  # logged once each
         settings = config.mqtt
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
@@ -295,8 +295,8 @@ class Publisher:
 
     def publish_region(self, name: str, reading: dict) -> None:
         """A region's reading (retained, QoS 1, not spooled: the daemon sends it only when it changes). Over
-        the broker's MaximumPacketSize it goes without its words, or not at all: a packet over it closes
-        the connection, and paho would send it again after every reconnect."""
+        the broker's MaximumPacketSize it goes without its words, or, still too large, says the region is
+        unavailable: a packet over it closes the connection, and paho would send it again after every reconnect."""
         payload = json.dumps(reading).encode()
         if not self.fits(payload):
             payload = json.dumps({**reading, "words": [], "words_dropped": len(reading["words"])}).encode()
@@ -304,8 +304,11 @@ class Publisher:
             if name not in self._oversized_regions:
                 self._oversized_regions.add(name)
                 log.error("region %s: a %d-byte reading is over the broker's maximum packet size (%s bytes): "
-                          "not sent", name, len(payload), self.max_packet_bytes)
-            return
+                          "published as unavailable", name, len(payload), self.max_packet_bytes)
+            payload = json.dumps({"text": None, "words": [], "seq": reading["seq"], "timestamp": reading["timestamp"],
+                                  "unavailable": "reading over the broker's maximum packet size"}).encode()
+            if not self.fits(payload):  # a broker limit under ~1.2 KB: nothing can be said on this topic
+                return
         self.client.publish(self.topics.region(name), payload, qos=1, retain=True)
 
     def publish_stats(self, stats: dict) -> None:
