@@ -107,6 +107,8 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
      "repeats a repeat, which can take a minute per word"),
     ("recognition: {enabled: true}\nregions: [{name: m, rect: [0, 0, 9, 9], patterns: ['x', '(?:[A-Z]+ ?)+']}]",
      "regions[0].patterns[1] '(?:[A-Z]+ ?)+' repeats a repeat"),
+    ("recognition: {patterns: ['(?:\\d+|x)+$']}", "repeats a repeat"),
+    ("recognition: {patterns: ['%s']}" % ("(" * 400 + "a" + ")" * 400), "nests too deeply to be checked"),
 ])
 def test_bad_config_is_one_line(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -129,7 +131,9 @@ def test_patterns_that_cannot_backtrack_for_long_are_accepted_and_quick() -> Non
     """The rewrites the refusal suggests, and patterns meters and plates use, pass the check and answer a
     near miss of 20 characters at once (the refused form took 9.8 s on 20 digits)."""
     accepted = [r"^(?>\d+\.?\d*)+ ?kWh$", r"^(\d++ ?)+$", r"^\d{5}(\.\d)?$", r"^[A-Z]{1,3}-\d{1,4}$",
-                r"(\d{1,3}\.){3}\d{1,3}", r"^\d+(\.\d+)?\s?kWh$"]
+                r"(\d{1,3}\.){3}\d{1,3}", r"^\d+(\.\d+)?\s?kWh$", r"^\d{2}:\d{2}$", r"(?i)^exit$",
+                # a repeat inside a repeat, each pass ended by a required separator: one way to split
+                r"^\d+(\.\d+)*$", r"^(\d+,)*\d+$", r"^(\d{1,3},)*\d{1,3}$", r"^(\w+ )*\w+$", r"^(\d+[.,])*\d+\s?kWh$"]
     config = parse_config(f"recognition: {{patterns: {json.dumps(accepted)}}}", "c.yaml")
     started = time.monotonic()
     assert not any(re.search(pattern, "1" * 19 + "!") for pattern in config.recognition.patterns)

@@ -38,32 +38,63 @@ class RegionConfig:
 
 
 REPEATS_MANY = 4  # a repeat allowed more times than this counts as repeating (polynomial past it, then exponential)
+_REPEATS = (_constants.MAX_REPEAT, _constants.MIN_REPEAT)
+_ZERO_WIDTH = (_constants.AT, _constants.ASSERT, _constants.ASSERT_NOT)
 
 
-def repeats_a_repeat(items: list, inside: bool = False) -> bool:
-    r"""Whether a parsed expression repeats a variable-length repeat, as in ``(\d+)+`` or ``(\d+\.?\d*)+``:
-    on a reading that almost matches, Python's ``re`` tries every way to split it, time doubling with each
-    character (20 characters: up to a minute, past the watchdog). Possessive repeats and atomic groups
-    give nothing back, so they end the search (``(\d++)+`` is fine)."""
+def _flat(items: list) -> list:
+    r"""The items of a sequence with groups opened: ``(\d+)\.?`` is the sequence ``\d+``, ``\.?``."""
+    return [item for op, av in items
+            for item in (_flat(av[-1]) if op is _constants.SUBPATTERN else [(op, av)])]
+
+
+def _may_be_empty(op: object, av: object) -> bool:
+    if op in _REPEATS or op is _constants.POSSESSIVE_REPEAT:
+        return av[0] == 0 or all(_may_be_empty(*item) for item in av[2])  # type: ignore[index]
+    if op is _constants.SUBPATTERN:
+        return all(_may_be_empty(*item) for item in av[-1])  # type: ignore[index]
+    if op is _constants.ATOMIC_GROUP:
+        return all(_may_be_empty(*item) for item in av)  # type: ignore[union-attr]
+    if op is _constants.BRANCH:
+        return any(all(_may_be_empty(*item) for item in branch) for branch in av[1])  # type: ignore[index]
+    return op in _ZERO_WIDTH
+
+
+def _splits_ambiguously(body: list) -> bool:
+    r"""Whether one pass of a repeated ``body`` can take a run of any length that the next pass could take
+    too: a variable-length repeat beside nothing but what may match empty (``\d+``, ``\d+\.?\d*``), or a
+    branch that is such a body. A required separator (``\d+,``, ``\w+ ``) settles each split."""
+    flat = _flat(body)
+    if len(flat) == 1 and flat[0][0] is _constants.BRANCH:
+        return any(_splits_ambiguously(branch) for branch in flat[0][1][1])
+    return any(op in _REPEATS and av[0] != av[1] and av[1] > 1
+               and all(_may_be_empty(*other) for j, other in enumerate(flat) if j != k)
+               for k, (op, av) in enumerate(flat))
+
+
+def repeats_a_repeat(items: list) -> bool:
+    r"""Whether a parsed expression repeats a body that splits ambiguously, as ``(\d+)+`` and
+    ``(\d+\.?\d*)+`` do: on a reading that almost matches, Python's ``re`` tries every way to split it, time
+    doubling with each character (20 characters: up to a minute, past the watchdog). Possessive repeats
+    and atomic groups give nothing back, so they end the search (``(\d++)+`` is fine)."""
     for op, av in items:
-        if op in (_constants.MAX_REPEAT, _constants.MIN_REPEAT):
-            low, high, body = av
-            if inside and high > 1 and low != high:
+        if op in _REPEATS:
+            if av[1] > REPEATS_MANY and _splits_ambiguously(av[2]):
                 return True
-            children, deeper = [body], inside or high > REPEATS_MANY
+            children = [av[2]]
         elif op is _constants.POSSESSIVE_REPEAT:
-            children, deeper = [av[2]], False
+            children = [av[2]]
         elif op is _constants.ATOMIC_GROUP:
-            children, deeper = [av], False
-        elif op in (_constants.SUBPATTERN, _constants.ASSERT, _constants.ASSERT_NOT):
-            children, deeper = [av[-1]], inside
+            children = [av]
+        elif op is _constants.SUBPATTERN or op in (_constants.ASSERT, _constants.ASSERT_NOT):
+            children = [av[-1]]
         elif op is _constants.BRANCH:
-            children, deeper = av[1], inside
+            children = av[1]
         elif op is _constants.GROUPREF_EXISTS:  # (?(1)yes|no)
-            children, deeper = [branch for branch in av[1:] if branch is not None], inside
+            children = [branch for branch in av[1:] if branch is not None]
         else:
             continue
-        if any(repeats_a_repeat(child, deeper) for child in children):
+        if any(repeats_a_repeat(child) for child in children):
             return True
     return False
 
@@ -74,7 +105,11 @@ def check_patterns(patterns: list[str], key: str) -> None:
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"{key}[{index}] {pattern!r} is not a regular expression ({exc})") from exc
-        if repeats_a_repeat(_parser.parse(pattern).data):
+        try:
+            slow = repeats_a_repeat(_parser.parse(pattern).data)
+        except RecursionError:
+            raise ValueError(f"{key}[{index}] {pattern!r} nests too deeply to be checked") from None
+        if slow:
             raise ValueError(f"{key}[{index}] {pattern!r} repeats a repeat, which can take a minute per word in "
                              "Python's re; make the inner one possessive (\\d++) or atomic ((?>...)), or unroll it")
 
