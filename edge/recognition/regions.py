@@ -56,14 +56,14 @@ class Regions:
         self.regions = list(regions)
         self._patterns = {r.name: [re.compile(p) for p in r.patterns] for r in self.regions}
         self.fixed = [r for r in self.regions if not r.detect]
-        self._checked_hw: tuple[int, int] | None = None  # the frame size the rectangles were last checked against
+        self._checked: set[tuple[int, int]] = set()  # frame sizes the rectangles were checked against
 
     def check_fit(self, frame_hw: tuple[int, int]) -> None:
         """Warn once per frame size about regions reaching past the frame: a rect written for another
         resolution, or a camera that delivers less than source.width asks, reads nothing there."""
-        if frame_hw == self._checked_hw:
+        if frame_hw in self._checked:
             return
-        self._checked_hw = frame_hw
+        self._checked.add(frame_hw)
         height, width = frame_hw
         outside = [f"{r.name} {r.rect}" for r in self.regions if r.rect[2] > width or r.rect[3] > height]
         if outside:

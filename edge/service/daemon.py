@@ -193,7 +193,7 @@ class Daemon:
         messages are gone (or never got through a slow or absent link)."""
         snapshots = outbox.snapshots.stats()
         log.info("stopped after %d frames (%d words read, %d reused); snapshots %d published, %d dropped; "
-                 "%d detections left in the spool", self.stats.frames, self.stats.words_read, self.stats.words_reused,
+                 "%d detections unacknowledged", self.stats.frames, self.stats.words_read, self.stats.words_reused,
                  snapshots["published"], snapshots["dropped"], left)
 
     def _process(self, frame: Frame, parts: Components) -> None:
