@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge.config.reading import PATTERN_MAX_CHARS
 from edge.config.settings import parse_config
 from edge.messaging.homeassistant import (
     STATE_LIMIT,
@@ -34,7 +35,7 @@ from edge.messaging.topics import Topics
 from edge.recognition.reader import Reader
 from edge.recognition.reader import Reading as Reading_
 from edge.recognition.regions import RegionReading, Regions, joined, reading_order
-from edge.recognition.words import NOT_READ, PATTERN_MAX_CHARS, FrameReader, WordReading, matches
+from edge.recognition.words import NOT_READ, FrameReader, WordReading, matches
 from edge.service.reading import (
     FAILURES_BEFORE_GIVING_UP,
     Reading,
@@ -470,7 +471,7 @@ def test_a_region_reading_over_the_brokers_packet_limit_goes_without_its_words(t
                    "unavailable": "reading over the broker's maximum packet size"}
     assert received[1:3] == [("long", {**unavailable, "seq": 2}), ("long", {**unavailable, "seq": 3})]
     assert received[3] == ("door", {"text": "Exit", "words": words[:1], "seq": 4, "timestamp": "t"})
-    assert caplog.text.count("region long: a ") == 1
+    assert caplog.text.count("region long: a ") == 1 and "published as unavailable" in caplog.text
 
 
 def test_a_reload_that_keeps_the_recognizer_says_reading_again(monkeypatch: pytest.MonkeyPatch) -> None:

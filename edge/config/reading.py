@@ -1,14 +1,16 @@
 """config.yaml's ``recognition`` and ``regions`` sections: reading the words the detector finds.
 
 Checked on load like every section (one line naming the key): a pattern that is no regular
-expression, a region without area, two regions of one name (also in other case).
+expression or that backtracks catastrophically on readings-like probes, a region without area, two
+regions of one name (also in other case).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+import time
 from dataclasses import dataclass, field
-from re import _constants, _parser  # type: ignore[attr-defined]  # sre's parser: 3.11+
 
 from edge.models.variants import AUTO, RECOGNIZER_VARIANTS
 
@@ -37,81 +39,48 @@ class RegionConfig:
     detect: bool = True  # false: the rectangle is read whole as one word, without detection
 
 
-REPEATS_MANY = 4  # a repeat allowed more times than this counts as repeating (polynomial past it, then exponential)
-_REPEATS = (_constants.MAX_REPEAT, _constants.MIN_REPEAT)
-_ZERO_WIDTH = (_constants.AT, _constants.ASSERT, _constants.ASSERT_NOT)
+PATTERN_MAX_CHARS = 20  # patterns are tried on readings up to this long (a longer one never matches)
+PROBE_UNITS = ("1", "A", "a", " ", ".", "-", "1.", "1 ", "A1", "1,", "1-")  # what readings are made of
+PROBE_LENGTHS = (8, 12, 16, PATTERN_MAX_CHARS)
+PROBE_LIMIT_SECONDS = 0.05  # a search slower than this on a probe, times up to max_words words a frame: refused
 
 
-def _flat(items: list) -> list:
-    r"""The items of a sequence with groups opened: ``(\d+)\.?`` is the sequence ``\d+``, ``\.?``."""
-    return [item for op, av in items
-            for item in (_flat(av[-1]) if op is _constants.SUBPATTERN else [(op, av)])]
+def slowest_probe(compiled: re.Pattern[str]) -> tuple[float, str]:
+    """The slowest search of ``compiled`` over probes like readings (runs of one unit, up to the longest reading
+    a pattern is tried on, ending in a character no reading holds or not): catastrophic backtracking shows
+    on them. Lengths grow and stop at the first slow probe, so a pattern that would take a minute at 20
+    characters costs a fraction of a second here; a slow probe is timed twice (a pause is not the pattern)."""
+    slowest = (0.0, "")
+    for unit, end in itertools.product(PROBE_UNITS, ("", "\x00")):
+        for length in PROBE_LENGTHS:
+            text = (unit * length)[:length - len(end)] + end
+            seconds = search_seconds(compiled, text)
+            if seconds > PROBE_LIMIT_SECONDS:
+                seconds = min(seconds, search_seconds(compiled, text))
+            slowest = max(slowest, (seconds, text))
+            if seconds > PROBE_LIMIT_SECONDS:
+                return slowest
+    return slowest
 
 
-def _may_be_empty(op: object, av: object) -> bool:
-    if op in _REPEATS or op is _constants.POSSESSIVE_REPEAT:
-        return av[0] == 0 or all(_may_be_empty(*item) for item in av[2])  # type: ignore[index]
-    if op is _constants.SUBPATTERN:
-        return all(_may_be_empty(*item) for item in av[-1])  # type: ignore[index]
-    if op is _constants.ATOMIC_GROUP:
-        return all(_may_be_empty(*item) for item in av)  # type: ignore[union-attr]
-    if op is _constants.BRANCH:
-        return any(all(_may_be_empty(*item) for item in branch) for branch in av[1])  # type: ignore[index]
-    return op in _ZERO_WIDTH
-
-
-def _splits_ambiguously(body: list) -> bool:
-    r"""Whether one pass of a repeated ``body`` can take a run of any length that the next pass could take
-    too: a variable-length repeat beside nothing but what may match empty (``\d+``, ``\d+\.?\d*``), or a
-    branch that is such a body. A required separator (``\d+,``, ``\w+ ``) settles each split."""
-    flat = _flat(body)
-    if len(flat) == 1 and flat[0][0] is _constants.BRANCH:
-        return any(_splits_ambiguously(branch) for branch in flat[0][1][1])
-    return any(op in _REPEATS and av[0] != av[1] and av[1] > 1
-               and all(_may_be_empty(*other) for j, other in enumerate(flat) if j != k)
-               for k, (op, av) in enumerate(flat))
-
-
-def repeats_a_repeat(items: list) -> bool:
-    r"""Whether a parsed expression repeats a body that splits ambiguously, as ``(\d+)+`` and
-    ``(\d+\.?\d*)+`` do: on a reading that almost matches, Python's ``re`` tries every way to split it, time
-    doubling with each character (20 characters: up to a minute, past the watchdog). Possessive repeats
-    and atomic groups give nothing back, so they end the search (``(\d++)+`` is fine)."""
-    for op, av in items:
-        if op in _REPEATS:
-            if av[1] > REPEATS_MANY and _splits_ambiguously(av[2]):
-                return True
-            children = [av[2]]
-        elif op is _constants.POSSESSIVE_REPEAT:
-            children = [av[2]]
-        elif op is _constants.ATOMIC_GROUP:
-            children = [av]
-        elif op is _constants.SUBPATTERN or op in (_constants.ASSERT, _constants.ASSERT_NOT):
-            children = [av[-1]]
-        elif op is _constants.BRANCH:
-            children = av[1]
-        elif op is _constants.GROUPREF_EXISTS:  # (?(1)yes|no)
-            children = [branch for branch in av[1:] if branch is not None]
-        else:
-            continue
-        if any(repeats_a_repeat(child) for child in children):
-            return True
-    return False
+def search_seconds(compiled: re.Pattern[str], text: str) -> float:
+    started = time.perf_counter()
+    compiled.search(text)
+    return time.perf_counter() - started
 
 
 def check_patterns(patterns: list[str], key: str) -> None:
     for index, pattern in enumerate(patterns):
+        where = f"{key}[{index}] {pattern!r}"
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"{key}[{index}] {pattern!r} is not a regular expression ({exc})") from exc
-        try:
-            slow = repeats_a_repeat(_parser.parse(pattern).data)
-        except RecursionError:
-            raise ValueError(f"{key}[{index}] {pattern!r} nests too deeply to be checked") from None
-        if slow:
-            raise ValueError(f"{key}[{index}] {pattern!r} repeats a repeat, which can take a minute per word in "
-                             "Python's re; make the inner one possessive (\\d++) or atomic ((?>...)), or unroll it")
+            compiled = re.compile(pattern)
+        except (re.error, OverflowError, RecursionError) as exc:
+            raise ValueError(f"{where} is not a regular expression ({exc or type(exc).__name__})") from None
+        seconds, probe = slowest_probe(compiled)
+        if seconds > PROBE_LIMIT_SECONDS:
+            raise ValueError(f"{where} took {seconds:.2f} s on {probe!r}, more with every character (readings of up "
+                             f"to {PATTERN_MAX_CHARS} characters are tried): a repeat inside a repeat can split a run "
+                             "many ways; make the inner one possessive (\\d++) or atomic ((?>...)), or unroll it")
 
 
 def check_reading(recognition: RecognitionConfig, regions: list[RegionConfig]) -> None:

@@ -221,7 +221,12 @@ def _check(config: Config, where: str) -> None:
     if not config.device_id:
         config.device_id = machine_device_id()
     check_device_id(config.device_id, where)
-    check_topic_prefix(config.topic_prefix, where)
+    if config.mqtt.topic_prefix or len(config.topic_prefix.encode()) <= MAX_TOPIC_PREFIX_BYTES:
+        check_topic_prefix(config.topic_prefix, where)
+    else:  # the default prefix craft-edge/<device_id>
+        raise ConfigError(f"{where}: device_id is {len(config.device_id.encode())} bytes, too long for the topic "
+                          f"prefix craft-edge/<device_id> (at most {MAX_TOPIC_PREFIX_BYTES} bytes): shorten it or "
+                          "set mqtt.topic_prefix")
     check_mqtt_names(config.mqtt, config.client_id, where)
     # paho raises inside its network thread on a bad filter, which would stop every reconnect
     check_topic_prefix(config.mqtt.home_assistant.discovery_prefix, where, "mqtt.home_assistant.discovery_prefix")

@@ -301,13 +301,15 @@ class Publisher:
         if not self.fits(payload):
             payload = json.dumps({**reading, "words": [], "words_dropped": len(reading["words"])}).encode()
         if not self.fits(payload):
-            if name not in self._oversized_regions:
-                self._oversized_regions.add(name)
-                log.error("region %s: a %d-byte reading is over the broker's maximum packet size (%s bytes): "
-                          "published as unavailable", name, len(payload), self.max_packet_bytes)
+            oversized = len(payload)
             payload = json.dumps({"text": None, "words": [], "seq": reading["seq"], "timestamp": reading["timestamp"],
                                   "unavailable": "reading over the broker's maximum packet size"}).encode()
-            if not self.fits(payload):  # a broker limit under ~1.2 KB: nothing can be said on this topic
+            sent = self.fits(payload)  # not under a broker limit of ~1.2 KB: nothing can be said on this topic
+            if name not in self._oversized_regions:
+                self._oversized_regions.add(name)
+                log.error("region %s: a %d-byte reading is over the broker's maximum packet size (%s bytes): %s",
+                          name, oversized, self.max_packet_bytes, "published as unavailable" if sent else "not sent")
+            if not sent:
                 return
         self.client.publish(self.topics.region(name), payload, qos=1, retain=True)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.config.reading import RecognitionConfig
+from edge.config.reading import PATTERN_MAX_CHARS, RecognitionConfig
 from edge.recognition.reader import Reader, Reading, SequenceModel
 from edge.recognition.spotting import cut, read_boxes
 
@@ -75,12 +75,9 @@ def restricted(reader: Reader, allow: str) -> Reader:
                   reader.second_look)
 
 
-# Patterns are tried only on readings up to this long: a pattern that backtracks badly (``^(\d+)+$``)
-# takes time doubling with every character, and a meter, a plate or a gate number is short.
-PATTERN_MAX_CHARS = 20
-
-
 def matches(text: str, patterns: Sequence[re.Pattern[str]]) -> bool:
+    """Whether ``text`` matches one of ``patterns``; only readings up to PATTERN_MAX_CHARS are tried: a
+    pattern that backtracks badly takes time doubling with every character, and a meter or a plate is short."""
     if not patterns:
         return True
     return len(text) <= PATTERN_MAX_CHARS and any(pattern.search(text) for pattern in patterns)
