@@ -178,20 +178,6 @@ class RuntimeWithoutNewOps:
         return self.runtime.interpreter(model_path, num_threads)  # type: ignore[attr-defined]
 
 
-def test_the_automatic_choice_skips_a_variant_the_runtime_cannot_load(converted: Path,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
-    from edge.models.recognizer import choose
-    from edge.models.runtime import find_runtime
-
-    folder = converted / RECOGNIZER_FOLDER
-    manifest = load_recognizer_manifest(folder)
-    with caplog.at_level("ERROR", logger="edge.models.recognizer"):
-        chosen, runner = choose(folder, manifest, RuntimeWithoutNewOps(find_runtime()), 2, None)  # type: ignore[arg-type]
-    assert chosen.name == "fp32"
-    assert "skipping recognizer dynamic" in caplog.text and "FULLY_CONNECTED' version '12'" in caplog.text
-    assert runner(np.full((1, runner.height, 128), 200, np.uint8)).shape[0] == 1
-
-
 class FailsToRun:
     """An interpreter that loads and allocates like the real one but whose ``invoke`` fails."""
 
@@ -211,18 +197,24 @@ class RuntimeWhoseDynamicFailsToRun(RuntimeWithoutNewOps):
         return FailsToRun(loaded) if "dynamic" in model_path.name else loaded
 
 
-def test_the_automatic_choice_skips_a_variant_that_loads_but_fails_to_run(converted: Path,
-                                                                          caplog: pytest.LogCaptureFixture) -> None:
-    """Before, the failure escaped the choice and the daemon's start: a traceback and a restart loop."""
+@pytest.mark.parametrize(("runtime_type", "logged"), [
+    (RuntimeWithoutNewOps, ("skipping recognizer dynamic", "FULLY_CONNECTED' version '12'")),
+    # before, this failure escaped the choice and the daemon's start: a traceback and a restart loop
+    (RuntimeWhoseDynamicFailsToRun,
+     ("skipping recognizer dynamic: it loads but fails to run (RuntimeError: Node number 12",)),
+])
+def test_the_automatic_choice_skips_a_variant_the_runtime_cannot_load_or_run(
+        converted: Path, caplog: pytest.LogCaptureFixture, runtime_type: type, logged: tuple[str, ...]) -> None:
     from edge.models.recognizer import choose
     from edge.models.runtime import find_runtime
 
     folder = converted / RECOGNIZER_FOLDER
     manifest = load_recognizer_manifest(folder)
     with caplog.at_level("ERROR", logger="edge.models.recognizer"):
-        chosen, _ = choose(folder, manifest, RuntimeWhoseDynamicFailsToRun(find_runtime()), 2, None)  # type: ignore[arg-type]
+        chosen, runner = choose(folder, manifest, runtime_type(find_runtime()), 2, None)
     assert chosen.name == "fp32"
-    assert "skipping recognizer dynamic: it loads but fails to run (RuntimeError: Node number 12" in caplog.text
+    assert all(fragment in caplog.text for fragment in logged), caplog.text
+    assert runner(np.full((1, runner.height, 128), 200, np.uint8)).shape[0] == 1
 
 
 def test_a_charset_that_does_not_fit_the_model_is_refused(converted: Path, tmp_path: Path) -> None:
