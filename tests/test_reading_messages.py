@@ -42,6 +42,7 @@ from edge.service.reading import (
     build_reading,
     loading_key,
     publish_regions,
+    publish_unavailable,
     read_frame,
 )
 from tests.mqtt_helpers import Broker, Subscriber
@@ -500,7 +501,7 @@ def test_regions_say_once_that_they_cannot_be_read() -> None:
     reading = Reading(None, None, Regions(config.regions), "unavailable: failed 3 frames in a row: boom",
                       published={"meter": "04711"})
     for seq in (7, 8):
-        publish_regions(reading, {}, publisher, seq, 0.0)  # type: ignore[arg-type]
+        publish_unavailable(reading, publisher, seq, 0.0)  # type: ignore[arg-type]
     assert [(name, payload["text"], payload["unavailable"], payload["seq"]) for name, payload in sent] == [
         ("meter", None, "unavailable: failed 3 frames in a row: boom", 7),
         ("door", None, "unavailable: failed 3 frames in a row: boom", 7)]

@@ -132,14 +132,6 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
     out once it is back."""
     if not publisher.connected.is_set():
         return
-    if reading.state.startswith("unavailable"):  # each region says so once: its last text would look current
-        unavailable = {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured),
-                       "unavailable": reading.state[:REASON_CHARS]}
-        for config in reading.regions.regions:
-            if config.name not in reading.published or reading.published[config.name] is not None:
-                publisher.publish_region(config.name, unavailable)
-                reading.published[config.name] = None
-        return
     for name, region in regions.items():
         if reading.published.get(name) == region.text:
             continue
@@ -148,3 +140,15 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
                                         "timestamp": utc_iso(captured)})
         reading.published[name] = region.text
 
+
+def publish_unavailable(reading: Reading, publisher: Publisher, seq: int, captured: float) -> None:
+    """While the daemon cannot read, each region says so once (``text`` null, ``unavailable`` why): its last
+    text would look current. The daemon calls this from its periodic step, so also while no frame comes."""
+    if not reading.state.startswith("unavailable") or not publisher.connected.is_set():
+        return
+    unavailable = {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured),
+                   "unavailable": reading.state[:REASON_CHARS]}
+    for config in reading.regions.regions:
+        if config.name not in reading.published or reading.published[config.name] is not None:
+            publisher.publish_region(config.name, unavailable)
+            reading.published[config.name] = None
