@@ -108,8 +108,9 @@ def read_frame(reading: Reading, rgb: np.ndarray, detection: Detection, gated: b
     quads = [box.points for box in detection.boxes]
     fixed = reading.regions.fixed_quads(frame_hw)
     try:
-        result, fixed_raw = reading.frames.read(rgb, quads, changed_rects(detection, gated), fixed,
-                                                first=reading.regions.boxes_inside(quads))
+        # past max_words, region boxes first (the regions' centre test again only then)
+        first = reading.regions.boxes_inside(quads) if len(quads) > reading.frames.max_words else ()
+        result, fixed_raw = reading.frames.read(rgb, quads, changed_rects(detection, gated), fixed, first=first)
     except Exception as exc:  # the frame is still published, without text; the daemon goes on
         reading.failures += 1
         log.error("reading a frame failed (%s: %s); published without text", type(exc).__name__, exc,
