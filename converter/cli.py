@@ -46,7 +46,7 @@ manifest.json. If edgetpu_compiler is installed, int8-tpu is compiled into an 'e
 as well.
 
 The text recognizer (EasyOCR's english_g2) is converted too, unless --no-recognizer: PyTorch -> ONNX
-(checked) and a Keras rewrite with its weights -> TFLite fp32, fp16 and dynamic, each taking any word
+(checked) and a TensorFlow rewrite with its weights -> TFLite fp32, fp16 and dynamic, each taking any word
 width, each read against PyTorch on the ground-truth words of the validation and calibration images
 (OUT/recognizer/manifest.json records how many read the same). A bundle without it detects but cannot read.
 

@@ -1,20 +1,18 @@
 """Convert the text recognizer (EasyOCR ``english_g2``): PyTorch -> ONNX (checked) and -> TFLite variants,
 each read against PyTorch on word crops, into ``OUT/recognizer/`` with its manifest.
 
-The TFLite graph is the Keras rewrite of ``converter.recognizer_graph`` (why not onnx2tf: see there); the
+The TFLite graph is the TensorFlow rewrite of ``converter.recognizer_graph`` (why not onnx2tf: see there); the
 ONNX export is kept beside the models as a checked interchange copy. Each variant is one file taking any
 width (the device pads a crop to the next of ``WIDTHS``); it is read with the device's own runner and
 reader preprocessing on the validation crops and compared string by string with PyTorch on the same
 pixels. A quantised variant that reads differently from PyTorch on more than ``1 - MIN_SAME_TEXT`` of the
 crops is left out (and the manifest says why). No int8: converted full-integer (calibrated on the
 calibration frames' words), it read only 63.5 % of 170 project crops as PyTorch does (README, "Reading
-text"); with Keras 3's unfused LSTMs TensorFlow 2.19's quantiser crashed (segmentation fault).
+text"); on the Keras graph that came before today's, TensorFlow 2.19's quantiser crashed (segmentation fault).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import time
 import warnings
 from collections.abc import Callable
@@ -24,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from converter.pipeline import _tensor_info, toolchain_versions, utc_now
-from converter.recognizer_graph import build_keras, torch_probs
+from converter.recognizer_graph import build_graph, torch_probs
 from converter.recognizer_model import CHARSET, HEIGHT, NORMALIZATION, PixelRecognizer, load_recognizer
 from converter.recognizer_steps import RECOGNIZER_VARIANTS
 from converter.tflite_graph import read_graph
@@ -95,19 +93,18 @@ def export_onnx(model: PixelRecognizer, path: Path, inputs: list[np.ndarray]) ->
     return worst
 
 
-def to_tflite(keras_model: object, variant: str) -> bytes:
+def to_tflite(graph: object, variant: str) -> bytes:
     import tensorflow as tf
 
     if variant not in RECOGNIZER_VARIANTS:
         raise ValueError(f"the recognizer has no {variant} variant (it converts to {', '.join(RECOGNIZER_VARIANTS)})")
     quantization = registry.kind(variant).quantization
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([graph])
     if quantization != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    with contextlib.redirect_stdout(io.StringIO()):  # Keras' export prints every captured variable
-        return converter.convert()
+    return converter.convert()
 
 
 def read_all(runner: Callable[[np.ndarray], np.ndarray], inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -141,9 +138,9 @@ class RecognizerConverter:
         onnx_diff = export_onnx(model, self.folder / f"{STEM}.onnx", self.validation[:4])
         self.progress("recognizer: running PyTorch on the validation crops")
         reference = [torch_probs(model, pixels[None])[0] for pixels in self.validation]
-        self.progress("recognizer: building the Keras graph")
-        keras_model = build_keras(model, None)
-        variants = [v for name in request.variants if (v := self._variant(keras_model, name, reference))]
+        self.progress("recognizer: building the TensorFlow graph")
+        graph = build_graph(model)
+        variants = [v for name in request.variants if (v := self._variant(graph, name, reference))]
         manifest = RecognizerManifest(
             format_version=FORMAT_VERSION, created=utc_now(), converter_version=__version__,
             source_weights=request.weights.name, source_sha256=file_sha256(request.weights), charset=CHARSET,
@@ -156,10 +153,10 @@ class RecognizerConverter:
         manifest.write(self.folder)
         return manifest
 
-    def _variant(self, keras_model: object, name: str, reference: list[np.ndarray]) -> RecognizerVariant | None:
+    def _variant(self, graph: object, name: str, reference: list[np.ndarray]) -> RecognizerVariant | None:
         self.progress(f"recognizer: converting {name}")
         path = self.folder / f"{STEM}_{name}.tflite"
-        path.write_bytes(to_tflite(keras_model, name))
+        path.write_bytes(to_tflite(graph, name))
         self.progress(f"recognizer: reading the validation crops with {name}")
         runner = SequenceRunner(self.runtime.interpreter(path, self.request.threads), HEIGHT, self.request.widths)
         measured = agreement(reference, read_all(runner, self.validation))
