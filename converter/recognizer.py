@@ -8,7 +8,8 @@ reader preprocessing on the validation crops and compared string by string with 
 pixels. A quantised variant that reads differently from PyTorch on more than ``1 - MIN_SAME_TEXT`` of the
 crops is left out (and the manifest says why). No int8: converted full-integer (calibrated on the
 calibration frames' words), it read only 63.5 % of 170 project crops as PyTorch does (README, "Reading
-text"); on the Keras graph that came before today's, TensorFlow 2.19's quantiser crashed (segmentation fault).
+text"); on the Keras graph before ``converter.recognizer_graph``'s, TensorFlow 2.19's full-integer quantiser
+crashed (segmentation fault), and it was not tried again.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ STEM = "english_g2"
 # (wider crops are squeezed). bench/recognition.py --buckets compares other choices.
 WIDTHS = tuple(range(64, 1025, 64))
 # fp32 TFLite must read every validation crop as PyTorch does, its probabilities this close, or the run
-# fails (measured: 1.6e-5 on the project's crops; CRAFT's maps are held to 1e-4, but a softmax
+# fails (measured: 2.4e-5 on the project's crops; CRAFT's maps are held to 1e-4, but a softmax
 # probability moves further than a region score for the same change in the LSTMs' order of arithmetic,
 # and tf_keras' fused LSTM kernel was 1e-2 off).
 FP32_MAX_PROB_DIFF = 1e-3
@@ -99,6 +100,8 @@ def to_tflite(graph: object, variant: str) -> bytes:
     if variant not in RECOGNIZER_VARIANTS:
         raise ValueError(f"the recognizer has no {variant} variant (it converts to {', '.join(RECOGNIZER_VARIANTS)})")
     quantization = registry.kind(variant).quantization
+    # no trackable object: the graph holds no variables (its weights are constants), so the frozen-graph path
+    # TensorFlow warns about converts it as it is, like the detector's graphs
     converter = tf.lite.TFLiteConverter.from_concrete_functions([graph])
     if quantization != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

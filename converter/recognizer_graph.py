@@ -97,10 +97,22 @@ def _cell(tf: Any, gates: Any, cell: Any) -> tuple[Any, Any]:
     return out * tf.tanh(cell), cell
 
 
+def _dynamic_update_slice() -> Any:
+    """TensorFlow's op that TFLite converts to ``DYNAMIC_UPDATE_SLICE``: it has no public name (``tf.raw_ops``
+    lacks it), so a TensorFlow other than the pinned one may not have it where 2.19 does."""
+    try:
+        from tensorflow.compiler.tf2xla.ops.gen_xla_ops import xla_dynamic_update_slice
+    except ImportError as exc:
+        import tensorflow as tf
+
+        raise RuntimeError(f"the recognizer's graph needs tensorflow.compiler.tf2xla's xla_dynamic_update_slice, "
+                           f"which TensorFlow {tf.__version__} lacks (the converter pins 2.19.0)") from exc
+    return xla_dynamic_update_slice
+
+
 def _bidirectional(tf: Any, sequence: Any, weights: BiLstmWeights) -> Any:
     """(T, inputs) -> (T, outputs): both directions in one loop, then the block's linear layer."""
-    from tensorflow.compiler.tf2xla.ops.gen_xla_ops import xla_dynamic_update_slice  # -> DYNAMIC_UPDATE_SLICE
-
+    xla_dynamic_update_slice = _dynamic_update_slice()
     steps = tf.shape(sequence)[0]
     projected = tf.matmul(sequence, weights.input_kernel) + weights.bias
     forward, backward = projected[:, :4 * HIDDEN], tf.reverse(projected[:, 4 * HIDDEN:], [0])

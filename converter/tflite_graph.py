@@ -55,6 +55,16 @@ def _resize_half_pixel(op: schema.Operator, name: str) -> bool | None:
     return bool(options.HalfPixelCenters())
 
 
+def every_op_name(path: Path) -> Counter[str]:
+    """How often each operator appears in any subgraph of a .tflite file (loop bodies included)."""
+    model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
+    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+             for i in range(model.OperatorCodesLength())]
+    return Counter(_OP_NAMES.get(codes[graph.Operators(j).OpcodeIndex()], "CUSTOM")
+                   for graph in (model.Subgraphs(i) for i in range(model.SubgraphsLength()))
+                   for j in range(graph.OperatorsLength()))
+
+
 def read_graph(path: Path) -> GraphFacts:
     """Operators and tensors of the first (main) subgraph of a .tflite file."""
     model = schema.Model.GetRootAsModel(path.read_bytes(), 0)

@@ -169,7 +169,10 @@ class RuntimeWithoutNewOps:
 
     def __init__(self, runtime: object) -> None:
         self.runtime = runtime
-        self.name = "tflite-runtime"
+        self.name, self.version = "tflite-runtime", "2.14.0"
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version}"
 
     def interpreter(self, model_path: Path, num_threads: int) -> object:
         if "dynamic" in model_path.name:
@@ -215,6 +218,41 @@ def test_the_automatic_choice_skips_a_variant_the_runtime_cannot_load_or_run(
     assert chosen.name == "fp32"
     assert all(fragment in caplog.text for fragment in logged), caplog.text
     assert runner(np.full((1, runner.height, 128), 200, np.uint8)).shape[0] == 1
+
+
+class RuntimeWithoutLoopOps(RuntimeWithoutNewOps):
+    """A runtime older than the recognizer's loop ops refuses every variant."""
+
+    def interpreter(self, model_path: Path, num_threads: int) -> object:
+        raise ValueError("Didn't find op for builtin opcode 'DYNAMIC_UPDATE_SLICE' version '1'")
+
+
+def test_when_no_variant_loads_the_error_gives_each_reason_and_the_runtime(converted: Path) -> None:
+    """It said "missing, altered or reading unlike PyTorch": wrong when the runtime is too old for the files."""
+    from edge.models.recognizer import choose
+    from edge.models.runtime import find_runtime
+    from edge.models.selection import NoUsableModel
+
+    folder = converted / RECOGNIZER_FOLDER
+    manifest = load_recognizer_manifest(folder)
+    with pytest.raises(NoUsableModel) as caught:
+        choose(folder, manifest, RuntimeWithoutLoopOps(find_runtime()), 2, None)
+    message = str(caught.value)
+    assert message.startswith(f"no usable recognizer variant in {folder} with tflite-runtime 2.14.0 (fp32: ")
+    assert message.count("'DYNAMIC_UPDATE_SLICE' version '1'") == 2 and "dynamic: " in message
+
+
+def test_the_runner_refuses_a_width_its_loops_cannot_run(converted: Path) -> None:
+    """Under 8 px the LSTM loops would run no step, and the runtime crashes (segmentation fault)."""
+    from edge.models.recognizer import load_variant
+    from edge.models.runtime import find_runtime
+
+    folder = converted / RECOGNIZER_FOLDER
+    manifest = load_recognizer_manifest(folder)
+    runner = load_variant(folder, manifest, manifest.variants[0], find_runtime(), 2)
+    with pytest.raises(ValueError, match=r"the recognizer takes \(N, 64, W\), W >= 8"):
+        runner(np.zeros((1, 64, 4), np.uint8))
+    assert runner(np.zeros((1, 64, 8), np.uint8)).shape[1] == 1
 
 
 def test_a_charset_that_does_not_fit_the_model_is_refused(converted: Path, tmp_path: Path) -> None:

@@ -187,6 +187,9 @@ class Roles:
 
 
 ROLES = ("coarse", "tile")  # the detector's roles
+# the recognizer's narrowest input: its convolutions take a width to W/4 - 1 steps, and a loop over none
+# crashes the TFLite runtime (a segmentation fault, measured at 4 px)
+MIN_RECOGNIZER_WIDTH = 8
 
 
 @dataclass
@@ -336,6 +339,8 @@ def load_recognizer_manifest(folder: Path) -> RecognizerManifest:
     except SchemaError as exc:
         raise ManifestError(str(exc)) from exc
     _check_targets(manifest.variants, where)
-    if not manifest.widths or manifest.widths != sorted(set(manifest.widths)) or manifest.widths[0] < 8:
-        raise ManifestError(f"{where}.widths: {manifest.widths} is not an ascending list of widths of 8 px or more")
+    if (not manifest.widths or manifest.widths != sorted(set(manifest.widths))
+            or manifest.widths[0] < MIN_RECOGNIZER_WIDTH):
+        raise ManifestError(f"{where}.widths: {manifest.widths} is not an ascending list of widths of "
+                            f"{MIN_RECOGNIZER_WIDTH} px or more")
     return manifest

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge.models.manifest import (
+    MIN_RECOGNIZER_WIDTH,
     RecognizerManifest,
     RecognizerVariant,
     load_recognizer_manifest,
@@ -68,8 +69,9 @@ class SequenceRunner:
                 TensorSpec.from_details(interpreter.get_output_details()[0]))
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        if pixels.ndim != 3 or pixels.shape[1] != self.height:
-            raise ValueError(f"pixels are {pixels.shape}, the recognizer takes (N, {self.height}, W)")
+        if pixels.ndim != 3 or pixels.shape[1] != self.height or pixels.shape[2] < MIN_RECOGNIZER_WIDTH:
+            raise ValueError(f"pixels are {pixels.shape}, the recognizer takes (N, {self.height}, W), "
+                             f"W >= {MIN_RECOGNIZER_WIDTH}")
         self.resize(pixels.shape[2])
         inp, out = self.specs()
         results = []
@@ -131,21 +133,25 @@ def choose(folder: Path, manifest: RecognizerManifest, runtime: Runtime, threads
             raise NoUsableModel(f"the recognizer has no CPU variant {variant!r} (has: {known})")
         return named, load_variant(folder, manifest, named, runtime, threads)
     measured: dict[str, float] = {}
+    skipped = {v.name: f"reads unlike PyTorch on more than {1 - MIN_SAME_TEXT:.0%} of its crops"
+               for v in cpu if not agrees(v)}
     for candidate in (v for v in cpu if agrees(v)):
         try:
             runner = load_variant(folder, manifest, candidate, runtime, threads)
         except (NoUsableModel, ModelLoadError) as exc:
+            skipped[candidate.name] = str(exc)
             log.error("skipping recognizer %s: %s", candidate.name, exc)
             continue
         try:
             measured[candidate.name] = measure_ms(runner)
         except Exception as exc:  # loads but fails to run (a kernel this runtime lacks): the next one may work
-            log.error("skipping recognizer %s: it loads but fails to run (%s: %s)", candidate.name,
-                      type(exc).__name__, " ".join(str(exc).split()))
+            skipped[candidate.name] = f"loads but fails to run ({type(exc).__name__}: {' '.join(str(exc).split())})"
+            log.error("skipping recognizer %s: it %s", candidate.name, skipped[candidate.name])
         del runner  # one variant in memory at a time
     if not measured:
-        raise NoUsableModel(f"no usable recognizer variant in {folder} (missing, altered or reading unlike PyTorch "
-                            f"on more than {1 - MIN_SAME_TEXT:.0%} of its crops)")
+        # each reason, so that a runtime too old for the files reads as that, not as damaged files
+        reasons = "; ".join(f"{name}: {why}" for name, why in skipped.items()) or "it has no CPU variant"
+        raise NoUsableModel(f"no usable recognizer variant in {folder} with {runtime.describe()} ({reasons})")
     best = min(measured, key=measured.__getitem__)
     log.info("recognizer: %s, the fastest here (%s)", best,
              ", ".join(f"{name} {ms:.1f} ms" for name, ms in sorted(measured.items(), key=lambda kv: kv[1])))
