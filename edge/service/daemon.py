@@ -34,7 +34,14 @@ from edge.models.inference import ModelRunner, Runners, build_runners
 from edge.models.manifest import MANIFEST_NAME
 from edge.models.recognizer import SequenceRunner
 from edge.service.notify import Watchdog, notify
-from edge.service.reading import Reading, build_reading, publish_regions, publish_unavailable, read_frame
+from edge.service.reading import (
+    Reading,
+    build_reading,
+    publish_regions,
+    publish_unavailable,
+    read_frame,
+    stale_because,
+)
 from edge.service.sequence import Sequence
 from edge.service.statelock import StateLock
 from edge.service.stats import RollingStats
@@ -272,7 +279,8 @@ class Daemon:
         if summary != self._last_summary:
             self._last_summary = summary
             self._publish_status(parts, publisher)
-        publish_unavailable(parts.reading, publisher, self.seq, time.time())
+        publish_unavailable(parts.reading, publisher, self.seq, time.time(),
+                            stale_because(parts.reading, parts.capture.status, time.monotonic()))
         if time.monotonic() - self._last_stats >= parts.config.mqtt.stats_interval_seconds:
             self._last_stats = time.monotonic()
             publisher.publish_stats(self._stats(parts))

@@ -24,11 +24,16 @@ from edge.models.selection import NoUsableModel
 from edge.recognition.reader import Reader
 from edge.recognition.regions import RegionReading, Regions, joined
 from edge.recognition.words import FrameReader
+from edge.sources.capture import SourceState
 
 log = logging.getLogger(__name__)
 
 FAILURES_BEFORE_GIVING_UP = 3  # frames in a row whose reading raised: then detect without reading
 REASON_CHARS = 200  # of why reading is unavailable, in a region's message (an exception's text can be long)
+# a source lost with no frame for this long leaves the regions' last readings stale; shorter drops (a flaky
+# stream's) do not flip every region's sensor to unavailable and back. A source that is not lost may take
+# longer between frames (a low max_fps): its readings hold.
+SOURCE_LOST_SECONDS = 30.0
 
 
 @dataclass
@@ -142,13 +147,25 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
         reading.published[name] = region.text
 
 
-def publish_unavailable(reading: Reading, publisher: Publisher, seq: int, captured: float) -> None:
-    """While the daemon cannot read, each region says so once (``text`` null, ``unavailable`` why): its last
-    text would look current. The daemon calls this from its periodic step, so also while no frame comes."""
-    if not reading.state.startswith("unavailable") or not publisher.connected.is_set():
+def stale_because(reading: Reading, source: SourceState, now: float) -> str | None:
+    """Why the regions' last readings no longer hold, or None: reading is unavailable, or the source is lost
+    and no frame came for ``SOURCE_LOST_SECONDS`` before ``now`` (``time.monotonic()``)."""
+    if reading.state.startswith("unavailable"):
+        return reading.state
+    if source.state == "lost" and now - source.last_frame_at >= SOURCE_LOST_SECONDS:
+        return f"unavailable: source lost: {source.detail}"
+    return None
+
+
+def publish_unavailable(reading: Reading, publisher: Publisher, seq: int, captured: float,
+                        reason: str | None) -> None:
+    """While the regions' readings are stale (``reason``, from ``stale_because``), each region says so once
+    (``text`` null, ``unavailable`` why): its last text would look current. The daemon calls this from its
+    periodic step, so also while no frame comes; the next reading after it is published whatever its text."""
+    if reason is None or not publisher.connected.is_set():
         return
     unavailable = {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured),
-                   "unavailable": reading.state[:REASON_CHARS]}
+                   "unavailable": reason[:REASON_CHARS]}
     for config in reading.regions.regions:
         if config.name not in reading.published or reading.published[config.name] is not None:
             publisher.publish_region(config.name, unavailable)
