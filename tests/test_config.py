@@ -60,7 +60,7 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
     ("detection: {low_text: -0.1}", "below the minimum"),
     ("source: {kind: webcam}", "source.kind: 'webcam' is not one of picamera2, opencv, files"),
     ("source: {kind: files, path: ''}", "source.path is required"),
-    ("device_id: 'a+b'", "device_id 'a+b' must be non-empty without"),
+    ("device_id: 'a+b'", "device_id 'a+b' must be non-empty, at most 128 bytes, without"),
     ("device_id: '  '", "must be non-empty"),
     ("mqtt: {topic_prefix: 'x/#'}", "mqtt.topic_prefix 'x/#'"),
     ("mqtt: {topic_prefix: '$SYS/cam'}", "must not hold '+' or '#', start with '$'"),
@@ -102,7 +102,9 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
      "regions[0].patterns[0] '[' is not a regular expression"),
     ("recognition: {enabled: true}\nregions: [{rect: [0, 0, 9, 9]}]", "regions[0].name: missing"),
     ("mqtt: {topic_prefix: '%s'}" % ("a" * 513), "mqtt.topic_prefix 'aaa"),
-    ("device_id: '%s'" % ("d" * 510), "device_id is 510 bytes, too long for the topic prefix craft-edge/<device_id>"),
+    # in every topic and discovery message: before, with mqtt.topic_prefix set, any length was taken
+    ("device_id: '%s'\nmqtt: {topic_prefix: cam}" % ("d" * 129),
+     "device_id '%s'... must be non-empty, at most 128 bytes" % ("d" * 40)),
     ("recognition: {patterns: ['^(\\d+\\.?\\d*)+ ?kWh$']}", "recognition.patterns[0] '^(\\\\d+\\\\.?\\\\d*)+ ?kWh$' "
      "took "),
     ("recognition: {enabled: true}\nregions: [{name: m, rect: [0, 0, 9, 9], patterns: ['x', '^(?:\\w+\\d*)+!']}]",

@@ -32,6 +32,9 @@ MAX_MQTT_STRING_BYTES = 65535  # MQTT's limit on a client id or a topic
 # a prefix, with the longest level the daemon adds (regions/<64-character name>) and a PUBLISH's headers,
 # stays within edge.messaging.publisher.PACKET_OVERHEAD_BYTES: what fits a broker's packet limit is judged by it
 MAX_TOPIC_PREFIX_BYTES = 512
+# device_id is in every topic, client id and Home Assistant discovery message (several times): bounded so that
+# those stay far below a broker's packet limit (a host name is at most 64)
+MAX_DEVICE_ID_BYTES = 128
 # source.kind: one factory each in edge.sources.FACTORIES (a test keeps the two lists equal)
 SOURCE_KINDS = ("picamera2", "opencv", "files")
 
@@ -186,8 +189,10 @@ class Config:
 
 
 def check_device_id(device_id: str, where: str) -> None:
-    if not device_id.strip() or any(c in device_id for c in FORBIDDEN_ID_CHARACTERS):
-        raise ConfigError(f"{where}: device_id {device_id!r} must be non-empty without '+', '#' or '/'")
+    if (not device_id.strip() or any(c in device_id for c in FORBIDDEN_ID_CHARACTERS)
+            or len(device_id.encode()) > MAX_DEVICE_ID_BYTES):
+        raise ConfigError(f"{where}: device_id {device_id[:40]!r}{'...' if len(device_id) > 40 else ''} must be "
+                          f"non-empty, at most {MAX_DEVICE_ID_BYTES} bytes, without '+', '#' or '/'")
 
 
 def check_topic_prefix(prefix: str, where: str, key: str = "mqtt.topic_prefix") -> None:
@@ -221,12 +226,7 @@ def _check(config: Config, where: str) -> None:
     if not config.device_id:
         config.device_id = machine_device_id()
     check_device_id(config.device_id, where)
-    if config.mqtt.topic_prefix or len(config.topic_prefix.encode()) <= MAX_TOPIC_PREFIX_BYTES:
-        check_topic_prefix(config.topic_prefix, where)
-    else:  # the default prefix craft-edge/<device_id>
-        raise ConfigError(f"{where}: device_id is {len(config.device_id.encode())} bytes, too long for the topic "
-                          f"prefix craft-edge/<device_id> (at most {MAX_TOPIC_PREFIX_BYTES} bytes): shorten it or "
-                          "set mqtt.topic_prefix")
+    check_topic_prefix(config.topic_prefix, where)
     check_mqtt_names(config.mqtt, config.client_id, where)
     # paho raises inside its network thread on a bad filter, which would stop every reconnect
     check_topic_prefix(config.mqtt.home_assistant.discovery_prefix, where, "mqtt.home_assistant.discovery_prefix")
