@@ -60,8 +60,10 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
     ("detection: {low_text: -0.1}", "below the minimum"),
     ("source: {kind: webcam}", "source.kind: 'webcam' is not one of picamera2, opencv, files"),
     ("source: {kind: files, path: ''}", "source.path is required"),
-    ("device_id: 'a+b'", "device_id 'a+b' must be non-empty, at most 128 bytes, without"),
-    ("device_id: '  '", "must be non-empty"),
+    ("device_id: 'a+b'", "device_id 'a+b' must be printable, non-empty, at most 128 bytes, without"),
+    ("device_id: '  '", "must be printable, non-empty"),
+    # also from --device-id, which went on to a non-printable topic prefix and client id
+    ('device_id: "cam\\a"', "device_id 'cam\\x07' must be printable"),
     ("mqtt: {topic_prefix: 'x/#'}", "mqtt.topic_prefix 'x/#'"),
     ("mqtt: {topic_prefix: '$SYS/cam'}", "must not hold '+' or '#', start with '$'"),
     ("mqtt: {topic_prefix: 'site//cam'}", "have an empty level"),
@@ -104,7 +106,7 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
     ("mqtt: {topic_prefix: '%s'}" % ("a" * 513), "mqtt.topic_prefix 'aaa"),
     # in every topic and discovery message: before, with mqtt.topic_prefix set, any length was taken
     ("device_id: '%s'\nmqtt: {topic_prefix: cam}" % ("d" * 129),
-     "device_id '%s'... must be non-empty, at most 128 bytes" % ("d" * 40)),
+     "device_id '%s'... must be printable, non-empty, at most 128 bytes" % ("d" * 40)),
     ("recognition: {patterns: ['^(\\d+\\.?\\d*)+ ?kWh$']}", "recognition.patterns[0] '^(\\\\d+\\\\.?\\\\d*)+ ?kWh$' "
      "took "),
     ("recognition: {enabled: true}\nregions: [{name: m, rect: [0, 0, 9, 9], patterns: ['x', '^(?:\\w+\\d*)+!']}]",

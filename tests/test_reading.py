@@ -311,3 +311,34 @@ def test_the_daemon_beats_its_watchdog_for_every_word_read(converted: Path, tmp_
     beats.clear()
     runner(np.full((3, runner.height, 128), 200, np.uint8))
     assert len(beats) == 3
+
+
+def test_the_daemon_says_its_regions_are_stale_when_no_frame_comes(converted: Path, tmp_path: Path) -> None:
+    """A camera lost (or sending only bad frames) while reading works: before, each region's last retained
+    reading stayed and looked current. The daemon's own clock of frames taken decides, at its periodic step."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from edge.config.settings import Config, parse_config
+    from edge.service.daemon import Daemon
+    from edge.service.reading import NO_FRAME_SECONDS
+
+    config: Config = parse_config("recognition: {enabled: true, variant: dynamic}\n"
+                                  "regions: [{name: meter, rect: [0, 0, 99, 99]}]", "c")
+    config.model.dir, config.model.prefer, config.state_dir = str(converted), "int8", str(tmp_path / "state")
+    config.source.kind, config.source.path = "files", str(SAMPLES)
+    daemon = Daemon(lambda: config)
+    parts = daemon._build(config)
+    sent: list[tuple[str, dict]] = []
+    publisher = SimpleNamespace(connected=threading.Event(), publish_status=lambda status: None,
+                                publish_stats=lambda stats: None,
+                                publish_region=lambda name, payload: sent.append((name, payload)))
+    publisher.connected.set()
+    daemon._periodic(parts, publisher)  # type: ignore[arg-type]
+    assert sent == []  # frames are due: the regions' readings hold
+    daemon._frame_at = time.monotonic() - NO_FRAME_SECONDS - 1
+    daemon._periodic(parts, publisher)  # type: ignore[arg-type]
+    daemon._periodic(parts, publisher)  # type: ignore[arg-type]
+    assert [(name, payload["text"]) for name, payload in sent] == [("meter", None)]  # once
+    assert sent[0][1]["unavailable"].startswith("unavailable: no frame for 31 s (source starting")

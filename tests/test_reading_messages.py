@@ -39,7 +39,7 @@ from edge.recognition.regions import RegionReading, Regions, joined, reading_ord
 from edge.recognition.words import NOT_READ, FrameReader, WordReading, matches
 from edge.service.reading import (
     FAILURES_BEFORE_GIVING_UP,
-    SOURCE_LOST_SECONDS,
+    NO_FRAME_SECONDS,
     Reading,
     build_reading,
     loading_key,
@@ -506,7 +506,7 @@ def test_regions_say_once_that_they_cannot_be_read() -> None:
     reading = Reading(None, None, Regions(config.regions), "unavailable: failed 3 frames in a row: boom",
                       published={"meter": "04711"})
     for seq in (7, 8):
-        reason = stale_because(reading, SourceState(state="ok"), 0.0)
+        reason = stale_because(reading, SourceState(state="ok"), 0.0, 0.0)
         publish_unavailable(reading, publisher, seq, 0.0, reason)  # type: ignore[arg-type]
     assert [(name, payload["text"], payload["unavailable"], payload["seq"]) for name, payload in sent] == [
         ("meter", None, "unavailable: failed 3 frames in a row: boom", 7),
@@ -515,20 +515,22 @@ def test_regions_say_once_that_they_cannot_be_read() -> None:
     assert again.published == {}
 
 
-def test_regions_say_they_are_stale_once_the_source_is_lost_for_a_while() -> None:
-    """A camera lost while reading works: before, each region's last retained reading stayed and looked
-    current in Home Assistant for as long as the camera was away."""
+def test_regions_say_they_are_stale_when_no_frame_comes_for_a_while() -> None:
+    """A camera lost, or sending only bad frames, while reading works: before, each region's last retained
+    reading stayed and looked current in Home Assistant for as long as no frame came."""
     sent: list[tuple[str, str | None]] = []
     publisher = SimpleNamespace(connected=threading.Event(),
                                 publish_region=lambda name, payload: sent.append((name, payload["text"])))
     publisher.connected.set()
     config = parse_config("recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 9, 9]}]", "c")
     reading = Reading(None, None, Regions(config.regions), "reading", published={"meter": "04711"})
-    lost = SourceState(state="lost", detail="camera 0 did not open", last_frame_at=100.0)
-    assert stale_because(reading, SourceState(state="ok", last_frame_at=100.0), 1000.0) is None  # a slow source
-    assert stale_because(reading, lost, 100.0 + SOURCE_LOST_SECONDS - 1) is None  # a short drop
-    reason = stale_because(reading, lost, 100.0 + SOURCE_LOST_SECONDS)
-    assert reason == "unavailable: source lost: camera 0 did not open"
+    lost = SourceState(state="lost", detail="camera 0 did not open")
+    assert stale_because(reading, lost, NO_FRAME_SECONDS - 1, 0.0) is None  # a short drop
+    assert stale_because(reading, SourceState(state="ok"), 250.0, 0.01) is None  # max_fps 0.01: one frame a 100 s
+    garbage = SourceState(state="ok", bad_frames=40)  # opens, but every frame is refused
+    assert stale_because(reading, garbage, 300.0, 0.01) == "unavailable: no frame for 300 s (source ok)"
+    reason = stale_because(reading, lost, NO_FRAME_SECONDS, 0.0)
+    assert reason == "unavailable: no frame for 30 s (source lost: camera 0 did not open)"
     for seq in (7, 8):
         publish_unavailable(reading, publisher, seq, 0.0, reason)  # type: ignore[arg-type]
     publish_regions(reading, {"meter": RegionReading("04711", ())}, publisher, 9, 0.0)  # type: ignore[arg-type]

@@ -244,12 +244,10 @@ def frames_captured(thread: CaptureThread, slot: LatestFrame, count: int, timeou
 def test_capture_reopens_a_lost_source_with_backoff() -> None:
     slot, stop, source = LatestFrame(), threading.Event(), FlakySource()
     thread = CaptureThread(source, slot, stop, backoff_max=0.2)
-    started = thread.status.last_frame_at
     seen = frames_captured(thread, slot, 4, timeout=15)
     assert len(seen) >= 4, seen
     assert source.opens == 4  # two failures, first success, reopen after the drop
     assert thread.status.reopens == 3 and thread.status.state == "ok"
-    assert thread.status.last_frame_at > started  # each frame taken moves it (the frames came after two failures)
 
 
 class LoopingVideo:
@@ -354,7 +352,6 @@ class DeadStream:
 
 def test_a_source_that_opens_but_never_reads_is_reopened_with_backoff() -> None:
     slot, stop, source = LatestFrame(), threading.Event(), DeadStream()
-    started = time.monotonic()
     thread = CaptureThread(source, slot, stop, backoff_max=0.4)
     thread.start()
     time.sleep(2.0)
@@ -363,8 +360,6 @@ def test_a_source_that_opens_but_never_reads_is_reopened_with_backoff() -> None:
     # waits of 0.5 s (capped at 0.4) between reopens: a handful in 2 s, not thousands
     assert 2 <= source.opens <= 8, source.opens
     assert thread.status.state == "lost"
-    # opened again and again, but no frame since the start: how long the regions' readings have gone stale
-    assert started <= thread.status.last_frame_at <= started + 0.5
 
 
 class SurprisingSource:

@@ -189,10 +189,10 @@ class Config:
 
 
 def check_device_id(device_id: str, where: str) -> None:
-    if (not device_id.strip() or any(c in device_id for c in FORBIDDEN_ID_CHARACTERS)
+    if (not device_id.strip() or not device_id.isprintable() or any(c in device_id for c in FORBIDDEN_ID_CHARACTERS)
             or len(device_id.encode()) > MAX_DEVICE_ID_BYTES):
         raise ConfigError(f"{where}: device_id {device_id[:40]!r}{'...' if len(device_id) > 40 else ''} must be "
-                          f"non-empty, at most {MAX_DEVICE_ID_BYTES} bytes, without '+', '#' or '/'")
+                          f"printable, non-empty, at most {MAX_DEVICE_ID_BYTES} bytes, without '+', '#' or '/'")
 
 
 def check_topic_prefix(prefix: str, where: str, key: str = "mqtt.topic_prefix") -> None:

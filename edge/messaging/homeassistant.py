@@ -18,7 +18,8 @@ from edge.messaging.topics import Topics
 ONLINE, OFFLINE = "online", "offline"
 STATE_LIMIT = 255  # characters of a Home Assistant state
 REGION_ENTITY = "region_"  # a region's sensor: this and its name
-# a region's reading says "unavailable" (edge.service.reading.publish_regions) while the daemon cannot read
+# a region's reading says "unavailable" (edge.service.reading.publish_unavailable) while the daemon cannot read
+# or no frame comes
 REGION_AVAILABLE = f"{{{{ '{OFFLINE}' if value_json.unavailable is defined else '{ONLINE}' }}}}"
 
 
@@ -129,7 +130,8 @@ def region_discovery_messages(config: Config, topics: Topics) -> list[tuple[str,
         "value_template": f"{{{{ (value_json.text or '')[:{STATE_LIMIT}] }}}}",
         "json_attributes_topic": topics.region(region.name),
         "json_attributes_template": "{{ {'words': value_json.words, 'seq': value_json.seq} | tojson }}",
-        # unavailable while the daemon is offline, and while it cannot read (its last reading would look current)
+        # unavailable while the daemon is offline, and while it cannot read or no frame comes (its last reading
+        # would look current)
         "availability": [{"topic": topics.availability, "payload_available": ONLINE,
                           "payload_not_available": OFFLINE},
                          {"topic": topics.region(region.name), "payload_available": ONLINE,

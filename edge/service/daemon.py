@@ -105,6 +105,7 @@ class Daemon:
         self._last_text: list[str | None] | None = None
         self._last_published = 0.0
         self._last_stats = time.monotonic()
+        self._frame_at = time.monotonic()  # when a frame was last taken (or the capture last started)
         self._status_text = ""
         self._last_summary: tuple | None = None
         self.outbox: Outbox | None = None
@@ -155,6 +156,7 @@ class Daemon:
             log.info("spool holds %d detections from an earlier run; sending them first", spool.count())
         publisher = outbox.publisher
         parts.capture.start()
+        self._frame_at = time.monotonic()
         notify("READY=1")
         log.info("ready: configuration and model loaded (broker and camera state: status topic, STATUS=)")
         self._publish_status(parts, publisher)
@@ -173,6 +175,7 @@ class Daemon:
                         break
                     self._periodic(parts, publisher)
                     continue
+                self._frame_at = time.monotonic()
                 self._process(frame, parts)
                 self._periodic(parts, publisher)
                 if self.max_frames is not None and self.stats.frames >= self.max_frames:
@@ -279,8 +282,9 @@ class Daemon:
         if summary != self._last_summary:
             self._last_summary = summary
             self._publish_status(parts, publisher)
-        publish_unavailable(parts.reading, publisher, self.seq, time.time(),
-                            stale_because(parts.reading, parts.capture.status, time.monotonic()))
+        stale = stale_because(parts.reading, parts.capture.status, time.monotonic() - self._frame_at,
+                              parts.config.source.max_fps)
+        publish_unavailable(parts.reading, publisher, self.seq, time.time(), stale)
         if time.monotonic() - self._last_stats >= parts.config.mqtt.stats_interval_seconds:
             self._last_stats = time.monotonic()
             publisher.publish_stats(self._stats(parts))
@@ -327,6 +331,7 @@ class Daemon:
         parts.capture_stop.set()
         parts.capture.join(timeout=5)
         fresh.capture.start()
+        self._frame_at = time.monotonic()  # the reload's own pause is not a lost source
         logging.getLogger().setLevel(config.log_level.upper())
         log.info("reloaded configuration and model")
         notify("READY=1")

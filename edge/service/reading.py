@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 
 FAILURES_BEFORE_GIVING_UP = 3  # frames in a row whose reading raised: then detect without reading
 REASON_CHARS = 200  # of why reading is unavailable, in a region's message (an exception's text can be long)
-# a source lost with no frame for this long leaves the regions' last readings stale; shorter drops (a flaky
-# stream's) do not flip every region's sensor to unavailable and back. A source that is not lost may take
-# longer between frames (a low max_fps): its readings hold.
-SOURCE_LOST_SECONDS = 30.0
+# no frame for this long (or three frame intervals of a lower source.max_fps) leaves the regions' last readings
+# stale: a lost camera, or one sending only bad frames. Shorter gaps (a flaky stream's) do not flip every
+# region's sensor to unavailable and back.
+NO_FRAME_SECONDS = 30.0
 
 
 @dataclass
@@ -147,13 +147,14 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
         reading.published[name] = region.text
 
 
-def stale_because(reading: Reading, source: SourceState, now: float) -> str | None:
-    """Why the regions' last readings no longer hold, or None: reading is unavailable, or the source is lost
-    and no frame came for ``SOURCE_LOST_SECONDS`` before ``now`` (``time.monotonic()``)."""
+def stale_because(reading: Reading, source: SourceState, no_frame_for: float, max_fps: float) -> str | None:
+    """Why the regions' last readings no longer hold, or None: reading is unavailable, or no frame has come
+    for ``no_frame_for`` seconds, past ``NO_FRAME_SECONDS`` and three of the source's frame intervals."""
     if reading.state.startswith("unavailable"):
         return reading.state
-    if source.state == "lost" and now - source.last_frame_at >= SOURCE_LOST_SECONDS:
-        return f"unavailable: source lost: {source.detail}"
+    if no_frame_for >= max(NO_FRAME_SECONDS, 3 / max_fps if max_fps > 0 else 0.0):
+        detail = f": {source.detail}" if source.detail else ""
+        return f"unavailable: no frame for {no_frame_for:.0f} s (source {source.state}{detail})"
     return None
 
 

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from edge.sources import BadFrame, Buffered, Frame, FrameSource, SourceLost
@@ -110,7 +110,6 @@ class LatestFrame:
 class SourceState:
     state: str = "starting"  # starting, ok, lost, ended
     detail: str = ""
-    last_frame_at: float = field(default_factory=time.monotonic)  # of the last frame taken, or of the start
     reopens: int = 0  # open attempts after the first one
     bad_frames: int = 0
     frames: int = 0
@@ -238,7 +237,7 @@ class CaptureThread(threading.Thread):
                 self.status.state = "ended"
                 self.slot.finish()
                 break
-            last = self.status.last_frame_at = time.monotonic()
+            last = time.monotonic()
             self.status.frames += 1
             if self.pace_to_consumer:
                 while not self.slot.wait_until_empty(0.5) and not self.stop_event.is_set():
