@@ -15,9 +15,10 @@ accuracy against the labels, two ways: case-insensitive letters and digits only 
 protocol) and case-insensitive with leading/trailing punctuation dropped ("ic15", ICDAR's), beside
 EasyOCR 1.7.2's own (the reference files of the sets); (c) milliseconds per word (all crops read
 once, preprocessing and second looks included) and words per second, and the speed-up over PyTorch
-on the same crops in this run (PyTorch on 1 and on 2 threads: on a busy two-core machine its
-2-thread pool can be far slower, so the faster of the two is the baseline), and over PyTorch reading
-word by word (``pytorch-Nt-each``, ``--threads``), as the TFLite runner does.
+on the same crops in this run: over the fastest of its batched readers (each width's crops in one
+batch on 1 and on 2 threads: on a busy two-core machine its 2-thread pool can be far slower; and in
+batches of 8 on ``--threads``, ``pytorch-Nt-b8``, which can beat one large batch), and over PyTorch
+reading word by word (``pytorch-Nt-each``), as the TFLite runner does.
 ``--margins``: ic15 accuracy of the default variant with other crop margins. ``--buckets``: the
 default variant's speed and agreement when crops are padded to other width sets. x86 figures only
 for the machine it runs on.
@@ -100,20 +101,21 @@ def ic15_set(root: Path, margin: float) -> CropSet:
 
 class TorchModel:
     """PyTorch english_g2 as a ``SequenceModel``, for the same ``Reader``: the crops of one width in one batch
-    (the reader groups them), or with ``word_by_word`` one at a time, as the TFLite runner and EasyOCR's
-    default (``batch_size=1``) read them."""
+    (the reader groups them; ``batch`` 0), or in batches of ``batch`` (1: word by word, as the TFLite runner
+    and EasyOCR's default ``batch_size=1`` read them)."""
 
-    def __init__(self, widths: tuple[int, ...], threads: int, word_by_word: bool = False) -> None:
+    def __init__(self, widths: tuple[int, ...], threads: int, batch: int = 0) -> None:
         import torch
 
         self.model = load_recognizer(default_recognizer_weights())
         self.height, self.widths, self.threads = HEIGHT, widths, threads
-        self.word_by_word = word_by_word
+        self.batch = batch
         self._torch = torch
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         self._torch.set_num_threads(self.threads)
-        batches = [pixels[i:i + 1] for i in range(len(pixels))] if self.word_by_word else [pixels]
+        size = self.batch or len(pixels)
+        batches = [pixels[i:i + size] for i in range(0, len(pixels), size)]
         with self._torch.no_grad():
             return np.concatenate([self.model(self._torch.from_numpy(b[:, None].astype(np.float32))).numpy()
                                    for b in batches])
@@ -150,8 +152,10 @@ def main() -> int:
         sets = [CropSet(s.name, s.crops[:args.limit], s.labels[:args.limit], s.easyocr and s.easyocr[:args.limit])
                 for s in sets]
     readers = {f"pytorch-{n}t": Reader(TorchModel(widths, n), manifest.charset, f"pytorch-{n}t") for n in (1, 2)}
+    eights = f"pytorch-{args.threads}t-b8"
+    readers[eights] = Reader(TorchModel(widths, args.threads, batch=8), manifest.charset, eights)
     each = f"pytorch-{args.threads}t-each"  # word by word, like for like with the TFLite runner
-    readers[each] = Reader(TorchModel(widths, args.threads, word_by_word=True), manifest.charset, each)
+    readers[each] = Reader(TorchModel(widths, args.threads, batch=1), manifest.charset, each)
     for variant in manifest.variants:
         runner = load_variant(folder, manifest, variant, runtime, args.threads)
         readers[variant.name] = Reader(runner, manifest.charset, variant.name)
@@ -174,8 +178,8 @@ def main() -> int:
         if crop_set.easyocr is not None:
             print(f"  {'EasyOCR':<16} {'':>15} {accuracy(crop_set.easyocr, crop_set.labels, alnum):>9.3f} "
                   f"{accuracy(crop_set.easyocr, crop_set.labels, ic15):>9.3f}")
-    baseline = min(total_ms["pytorch-1t"], total_ms["pytorch-2t"])
-    print(f"\nall {count} crops: ms per word and speed-up over PyTorch's faster batched reader, and over "
+    baseline = min(total_ms["pytorch-1t"], total_ms["pytorch-2t"], total_ms[eights])
+    print(f"\nall {count} crops: ms per word and speed-up over PyTorch's fastest batched reader, and over "
           f"PyTorch word by word ({each}; same run)")
     for name, ms in total_ms.items():
         print(f"  {name:<16} {ms / count:8.1f} ms  {count * 1e3 / ms:6.1f} words/s  x{baseline / ms:.2f}  "
