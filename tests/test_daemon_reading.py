@@ -265,7 +265,7 @@ def test_reload_turns_reading_on_and_a_bad_pattern_keeps_the_running_config(brok
                 assert set(map(str, recognition(seen))) == {"None"}
         assert recognition(len(detections(subscriber)) - 1)[0]["variant"] == "dynamic"
         status = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/status") if m.payload]
-        assert status[-1]["recognition"] == {"state": "reading", "variant": "dynamic"}
+        assert status[-1]["recognition"] == {"state": "reading", "variant": "dynamic", "regions_stale": None}
         assert subscriber.wait_for(lambda: text_sensor()[-1] != b"", timeout=10)
         assert json.loads(text_sensor()[-1])["state_topic"] == f"{PREFIX}/detections"
         daemon.send_signal(signal.SIGTERM)

@@ -341,4 +341,33 @@ def test_the_daemon_says_its_regions_are_stale_when_no_frame_comes(converted: Pa
     daemon._periodic(parts, publisher)  # type: ignore[arg-type]
     daemon._periodic(parts, publisher)  # type: ignore[arg-type]
     assert [(name, payload["text"]) for name, payload in sent] == [("meter", None)]  # once
-    assert sent[0][1]["unavailable"].startswith("unavailable: no frame for 31 s (source starting")
+    assert sent[0][1]["unavailable"] == "unavailable: no frame for over 30 s (source starting)"
+    assert daemon._status(parts)["recognition"]["regions_stale"] == sent[0][1]["unavailable"]
+
+
+def test_a_frame_slower_than_the_stale_limit_does_not_make_the_regions_stale(
+        converted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock counted from when a frame was taken: one that took longer to process than the limit (a slow
+    CPU, many words) made every region say unavailable right after its own reading, on every frame."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from edge.config.settings import parse_config
+    from edge.service.daemon import Daemon
+
+    config = parse_config("recognition: {enabled: true, variant: dynamic}\n"
+                          "regions: [{name: meter, rect: [0, 0, 99, 99]}]", "c")
+    config.model.dir, config.model.prefer, config.state_dir = str(converted), "int8", str(tmp_path / "state")
+    config.source.kind, config.source.path = "files", str(SAMPLES)
+    daemon = Daemon(lambda: config)
+    parts = daemon._build(config)
+    monkeypatch.setattr("edge.service.reading.NO_FRAME_SECONDS", 0.2)
+    monkeypatch.setattr(daemon, "_process", lambda frame, parts: time.sleep(0.4))
+    sent: list[dict] = []
+    publisher = SimpleNamespace(connected=threading.Event(), publish_status=lambda status: None,
+                                publish_stats=lambda stats: None,
+                                publish_region=lambda name, payload: sent.append(payload))
+    publisher.connected.set()
+    daemon._on_frame(None, parts, publisher)  # type: ignore[arg-type]
+    assert sent == []

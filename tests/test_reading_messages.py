@@ -528,9 +528,12 @@ def test_regions_say_they_are_stale_when_no_frame_comes_for_a_while() -> None:
     assert stale_because(reading, lost, NO_FRAME_SECONDS - 1, 0.0) is None  # a short drop
     assert stale_because(reading, SourceState(state="ok"), 250.0, 0.01) is None  # max_fps 0.01: one frame a 100 s
     garbage = SourceState(state="ok", bad_frames=40)  # opens, but every frame is refused
-    assert stale_because(reading, garbage, 300.0, 0.01) == "unavailable: no frame for 300 s (source ok)"
-    reason = stale_because(reading, lost, NO_FRAME_SECONDS, 0.0)
-    assert reason == "unavailable: no frame for 30 s (source lost: camera 0 did not open)"
+    assert stale_because(reading, garbage, 300.0, 0.01) == "unavailable: no frame for over 300 s (source ok)"
+    reason = stale_because(reading, lost, NO_FRAME_SECONDS, 0.01)  # lost: the slow rate does not delay it
+    assert reason == "unavailable: no frame for over 30 s (source lost: camera 0 did not open)"
+    long_detail = SourceState(state="lost", detail="line one\nline two " + "x" * 500)
+    assert stale_because(reading, long_detail, 99.0, 0.0) == ("unavailable: no frame for over 30 s (source lost: "
+                                                              f"line one line two {'x' * 102})")
     for seq in (7, 8):
         publish_unavailable(reading, publisher, seq, 0.0, reason)  # type: ignore[arg-type]
     publish_regions(reading, {"meter": RegionReading("04711", ())}, publisher, 9, 0.0)  # type: ignore[arg-type]

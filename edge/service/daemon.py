@@ -105,7 +105,8 @@ class Daemon:
         self._last_text: list[str | None] | None = None
         self._last_published = 0.0
         self._last_stats = time.monotonic()
-        self._frame_at = time.monotonic()  # when a frame was last taken (or the capture last started)
+        self._frame_at = time.monotonic()  # when a frame was last processed (or the capture last started)
+        self._stale: str | None = None  # why the regions' readings no longer hold (stale_because)
         self._status_text = ""
         self._last_summary: tuple | None = None
         self.outbox: Outbox | None = None
@@ -175,9 +176,7 @@ class Daemon:
                         break
                     self._periodic(parts, publisher)
                     continue
-                self._frame_at = time.monotonic()
-                self._process(frame, parts)
-                self._periodic(parts, publisher)
+                self._on_frame(frame, parts, publisher)
                 if self.max_frames is not None and self.stats.frames >= self.max_frames:
                     log.info("processed %d frames (--max-frames)", self.stats.frames)
                     break
@@ -197,6 +196,11 @@ class Daemon:
             parts.capture.join(timeout=5)
             lock.release()
         return self.exit_code
+
+    def _on_frame(self, frame: Frame, parts: Components, publisher: Publisher) -> None:
+        self._process(frame, parts)
+        self._frame_at = time.monotonic()  # after it: a frame slower than the stale limit is not a lost source
+        self._periodic(parts, publisher)
 
     def _log_summary(self, outbox: Outbox, left: int) -> None:
         """One line at exit with the run's counts: the journal keeps it after the stats topic's QoS 0
@@ -251,7 +255,7 @@ class Daemon:
                        "detail": capture.detail, "reopens": capture.reopens},
             "since": utc_iso(time.time()),
             "seq_reservation": (self.sequence.failing or "ok") if self.sequence else "ok",
-            "recognition": parts.reading.status(),
+            "recognition": {**parts.reading.status(), "regions_stale": self._stale},
             **(self.outbox.status() if self.outbox else {}),
         }
 
@@ -276,15 +280,15 @@ class Daemon:
             self.stop_event.set()
         broker_up = publisher.connected.is_set()
         coarse, tile = parts.runners.coarse, parts.runners.tile
+        self._stale = stale_because(parts.reading, parts.capture.status, time.monotonic() - self._frame_at,
+                                    parts.config.source.max_fps) if parts.reading.regions.regions else None
         summary = (coarse.choice, tile.choice, parts.capture.status.state, dict(coarse.states), dict(tile.states),
                    broker_up, self.outbox and self.outbox.spool.unavailable, self.sequence and self.sequence.failing,
-                   parts.reading.state)
+                   parts.reading.state, self._stale)
         if summary != self._last_summary:
             self._last_summary = summary
             self._publish_status(parts, publisher)
-        stale = stale_because(parts.reading, parts.capture.status, time.monotonic() - self._frame_at,
-                              parts.config.source.max_fps)
-        publish_unavailable(parts.reading, publisher, self.seq, time.time(), stale)
+        publish_unavailable(parts.reading, publisher, self.seq, time.time(), self._stale)
         if time.monotonic() - self._last_stats >= parts.config.mqtt.stats_interval_seconds:
             self._last_stats = time.monotonic()
             publisher.publish_stats(self._stats(parts))

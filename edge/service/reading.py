@@ -30,10 +30,11 @@ log = logging.getLogger(__name__)
 
 FAILURES_BEFORE_GIVING_UP = 3  # frames in a row whose reading raised: then detect without reading
 REASON_CHARS = 200  # of why reading is unavailable, in a region's message (an exception's text can be long)
-# no frame for this long (or three frame intervals of a lower source.max_fps) leaves the regions' last readings
-# stale: a lost camera, or one sending only bad frames. Shorter gaps (a flaky stream's) do not flip every
-# region's sensor to unavailable and back.
+# no frame for this long leaves the regions' last readings stale: a lost camera, or one sending only bad
+# frames (for a source that is not lost, also three frame intervals of a lower source.max_fps). Shorter gaps
+# (a flaky stream's) do not flip every region's sensor to unavailable and back.
 NO_FRAME_SECONDS = 30.0
+DETAIL_CHARS = 120  # of the source's reason, in the stale reason
 
 
 @dataclass
@@ -148,13 +149,15 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
 
 
 def stale_because(reading: Reading, source: SourceState, no_frame_for: float, max_fps: float) -> str | None:
-    """Why the regions' last readings no longer hold, or None: reading is unavailable, or no frame has come
-    for ``no_frame_for`` seconds, past ``NO_FRAME_SECONDS`` and three of the source's frame intervals."""
+    """Why the regions' last readings no longer hold, or None: reading is unavailable, or no frame has been
+    processed for ``no_frame_for`` seconds, past ``NO_FRAME_SECONDS`` (a source that is not lost: also past
+    three of its frame intervals). The same words while the cause lasts: it goes into the status."""
     if reading.state.startswith("unavailable"):
         return reading.state
-    if no_frame_for >= max(NO_FRAME_SECONDS, 3 / max_fps if max_fps > 0 else 0.0):
-        detail = f": {source.detail}" if source.detail else ""
-        return f"unavailable: no frame for {no_frame_for:.0f} s (source {source.state}{detail})"
+    limit = NO_FRAME_SECONDS if source.state == "lost" or max_fps <= 0 else max(NO_FRAME_SECONDS, 3 / max_fps)
+    if no_frame_for >= limit:
+        detail = " ".join(source.detail.split())[:DETAIL_CHARS]
+        return f"unavailable: no frame for over {limit:.0f} s (source {source.state}{': ' if detail else ''}{detail})"
     return None
 
 
