@@ -331,18 +331,20 @@ def test_the_daemon_says_its_regions_are_stale_when_no_frame_comes(converted: Pa
     daemon = Daemon(lambda: config)
     parts = daemon._build(config)
     sent: list[tuple[str, dict]] = []
-    publisher = SimpleNamespace(connected=threading.Event(), publish_status=lambda status: None,
+    statuses: list[dict] = []
+    publisher = SimpleNamespace(connected=threading.Event(), publish_status=statuses.append,
                                 publish_stats=lambda stats: None,
                                 publish_region=lambda name, payload: sent.append((name, payload)))
     publisher.connected.set()
     daemon._periodic(parts, publisher)  # type: ignore[arg-type]
-    assert sent == []  # frames are due: the regions' readings hold
+    assert sent == [] and len(statuses) == 1  # frames are due: the regions' readings hold
     daemon._frame_at = time.monotonic() - NO_FRAME_SECONDS - 1
     daemon._periodic(parts, publisher)  # type: ignore[arg-type]
+    parts.capture.status.detail = "another error each reopen"  # changes the reason's text, not the state
     daemon._periodic(parts, publisher)  # type: ignore[arg-type]
     assert [(name, payload["text"]) for name, payload in sent] == [("meter", None)]  # once
     assert sent[0][1]["unavailable"] == "unavailable: no frame for over 30 s (source starting)"
-    assert daemon._status(parts)["recognition"]["regions_stale"] == sent[0][1]["unavailable"]
+    assert len(statuses) == 2 and statuses[1]["recognition"]["regions_stale"] == sent[0][1]["unavailable"]
 
 
 def test_a_frame_slower_than_the_stale_limit_does_not_make_the_regions_stale(

@@ -284,7 +284,7 @@ class Daemon:
                                     parts.config.source.max_fps) if parts.reading.regions.regions else None
         summary = (coarse.choice, tile.choice, parts.capture.status.state, dict(coarse.states), dict(tile.states),
                    broker_up, self.outbox and self.outbox.spool.unavailable, self.sequence and self.sequence.failing,
-                   parts.reading.state, self._stale)
+                   parts.reading.state, self._stale is None)  # not its text: a source's changing error
         if summary != self._last_summary:
             self._last_summary = summary
             self._publish_status(parts, publisher)
