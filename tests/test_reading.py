@@ -313,29 +313,50 @@ def test_the_daemon_beats_its_watchdog_for_every_word_read(converted: Path, tmp_
     assert len(beats) == 3
 
 
-def test_the_daemon_says_its_regions_are_stale_when_no_frame_comes(converted: Path, tmp_path: Path) -> None:
-    """A camera lost (or sending only bad frames) while reading works: before, each region's last retained
-    reading stayed and looked current. The daemon's own clock of frames taken decides, at its periodic step."""
-    import threading
-    import time
-    from types import SimpleNamespace
+class RecordingPublisher:
+    """What the daemon's periodic step publishes: regions and statuses kept, stats dropped; connected."""
 
-    from edge.config.settings import Config, parse_config
+    def __init__(self) -> None:
+        import threading
+
+        self.connected = threading.Event()
+        self.connected.set()
+        self.regions: list[tuple[str, dict]] = []
+        self.statuses: list[dict] = []
+
+    def publish_region(self, name: str, payload: dict) -> None:
+        self.regions.append((name, payload))
+
+    def publish_status(self, status: dict) -> None:
+        self.statuses.append(status)
+
+    def publish_stats(self, stats: dict) -> None:
+        pass
+
+
+def daemon_reading_a_region(converted: Path, tmp_path: Path) -> tuple:
+    """A daemon built (not run) on the sample frames, reading, with one region: (daemon, its parts)."""
+    from edge.config.settings import parse_config
     from edge.service.daemon import Daemon
-    from edge.service.reading import NO_FRAME_SECONDS
 
-    config: Config = parse_config("recognition: {enabled: true, variant: dynamic}\n"
-                                  "regions: [{name: meter, rect: [0, 0, 99, 99]}]", "c")
+    config = parse_config("recognition: {enabled: true, variant: dynamic}\n"
+                          "regions: [{name: meter, rect: [0, 0, 99, 99]}]", "c")
     config.model.dir, config.model.prefer, config.state_dir = str(converted), "int8", str(tmp_path / "state")
     config.source.kind, config.source.path = "files", str(SAMPLES)
     daemon = Daemon(lambda: config)
-    parts = daemon._build(config)
-    sent: list[tuple[str, dict]] = []
-    statuses: list[dict] = []
-    publisher = SimpleNamespace(connected=threading.Event(), publish_status=statuses.append,
-                                publish_stats=lambda stats: None,
-                                publish_region=lambda name, payload: sent.append((name, payload)))
-    publisher.connected.set()
+    return daemon, daemon._build(config)
+
+
+def test_the_daemon_says_its_regions_are_stale_when_no_frame_comes(converted: Path, tmp_path: Path) -> None:
+    """A camera lost (or sending only bad frames) while reading works: before, each region's last retained
+    reading stayed and looked current. The daemon's own clock of frames taken decides, at its periodic step."""
+    import time
+
+    from edge.service.reading import NO_FRAME_SECONDS
+
+    daemon, parts = daemon_reading_a_region(converted, tmp_path)
+    publisher = RecordingPublisher()
+    sent, statuses = publisher.regions, publisher.statuses
     daemon._periodic(parts, publisher)  # type: ignore[arg-type]
     assert sent == [] and len(statuses) == 1  # frames are due: the regions' readings hold
     daemon._frame_at = time.monotonic() - NO_FRAME_SECONDS - 1
@@ -351,25 +372,11 @@ def test_a_frame_slower_than_the_stale_limit_does_not_make_the_regions_stale(
         converted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The clock counted from when a frame was taken: one that took longer to process than the limit (a slow
     CPU, many words) made every region say unavailable right after its own reading, on every frame."""
-    import threading
     import time
-    from types import SimpleNamespace
 
-    from edge.config.settings import parse_config
-    from edge.service.daemon import Daemon
-
-    config = parse_config("recognition: {enabled: true, variant: dynamic}\n"
-                          "regions: [{name: meter, rect: [0, 0, 99, 99]}]", "c")
-    config.model.dir, config.model.prefer, config.state_dir = str(converted), "int8", str(tmp_path / "state")
-    config.source.kind, config.source.path = "files", str(SAMPLES)
-    daemon = Daemon(lambda: config)
-    parts = daemon._build(config)
+    daemon, parts = daemon_reading_a_region(converted, tmp_path)
     monkeypatch.setattr("edge.service.reading.NO_FRAME_SECONDS", 0.2)
     monkeypatch.setattr(daemon, "_process", lambda frame, parts: time.sleep(0.4))
-    sent: list[dict] = []
-    publisher = SimpleNamespace(connected=threading.Event(), publish_status=lambda status: None,
-                                publish_stats=lambda stats: None,
-                                publish_region=lambda name, payload: sent.append(payload))
-    publisher.connected.set()
+    publisher = RecordingPublisher()
     daemon._on_frame(None, parts, publisher)  # type: ignore[arg-type]
-    assert sent == []
+    assert publisher.regions == []
