@@ -55,11 +55,17 @@ def _resize_half_pixel(op: schema.Operator, name: str) -> bool | None:
     return bool(options.HalfPixelCenters())
 
 
+def _builtin_codes(model: schema.Model) -> list[int]:
+    """Each operator code's builtin number: the larger of the two fields (older files fill only the deprecated one,
+    codes past 126 only the new one)."""
+    return [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+            for i in range(model.OperatorCodesLength())]
+
+
 def every_op_name(path: Path) -> Counter[str]:
     """How often each operator appears in any subgraph of a .tflite file (loop bodies included)."""
     model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
-    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
-             for i in range(model.OperatorCodesLength())]
+    codes = _builtin_codes(model)
     return Counter(_OP_NAMES.get(codes[graph.Operators(j).OpcodeIndex()], "CUSTOM")
                    for graph in (model.Subgraphs(i) for i in range(model.SubgraphsLength()))
                    for j in range(graph.OperatorsLength()))
@@ -69,10 +75,7 @@ def read_graph(path: Path) -> GraphFacts:
     """Operators and tensors of the first (main) subgraph of a .tflite file."""
     model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
     graph = model.Subgraphs(0)
-    codes = []
-    for i in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(i)
-        codes.append(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
+    codes = _builtin_codes(model)
     tensors = []
     for i in range(graph.TensorsLength()):
         tensor = graph.Tensors(i)
