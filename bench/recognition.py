@@ -7,14 +7,14 @@
 Word crops: the project's own (ground-truth words of edge/samples, converter/calibration_frames and
 data/smalltext, cut with ``word_crop``), the labelled crops of ``--eval-rec`` (read whole) and the
 ground-truth words of ``--ic15`` (cut with ``word_crop``). Every reader goes through the device's
-``Reader`` (resize, padding to the manifest's widths, greedy CTC, the second look at low scores);
+``Reader`` (resize, contrast stretch, padding to the manifest's widths, greedy CTC);
 PyTorch is the converter's model behind the same reader, so the strings compare like for like.
 
 Reports, per set and reader: (a) the share of crops read exactly as PyTorch reads them; (b) word
 accuracy against the labels, two ways: case-insensitive letters and digits only ("alnum", eval-rec's
 protocol) and case-insensitive with leading/trailing punctuation dropped ("ic15", ICDAR's), beside
 EasyOCR 1.7.2's own (the reference files of the sets); (c) milliseconds per word (all crops read
-once, preprocessing and second looks included) and words per second, and the speed-up over PyTorch
+once, preprocessing included) and words per second, and the speed-up over PyTorch
 on the same crops in this run: over the fastest of its batched readers (each width's crops in one
 batch on 1 and on 2 threads: on a busy two-core machine its 2-thread pool can be far slower; and in
 batches of 8 on ``--threads``, ``pytorch-Nt-b8``, which can beat one large batch), and over PyTorch
@@ -109,6 +109,7 @@ class TorchModel:
 
         self.model = load_recognizer(default_recognizer_weights())
         self.height, self.widths, self.threads = HEIGHT, widths, threads
+        self.lanes = 1  # one call at a time: its threads are PyTorch's own
         self.batch = batch
         self._torch = torch
 

@@ -161,7 +161,7 @@ class RecognizerConverter:
         path = self.folder / f"{STEM}_{name}.tflite"
         path.write_bytes(to_tflite(graph, name))
         self.progress(f"recognizer: reading the validation crops with {name}")
-        runner = SequenceRunner(self.runtime.interpreter(path, self.request.threads), HEIGHT, self.request.widths)
+        runner = SequenceRunner([self.runtime.interpreter(path, self.request.threads)], HEIGHT, self.request.widths)
         measured = agreement(reference, read_all(runner, self.validation))
         if name == "fp32" and (measured.max_prob_diff > FP32_MAX_PROB_DIFF or measured.same_text < 1):
             raise RecognizerError(f"recognizer fp32 TFLite reads {measured.same_text:.1%} of the crops as PyTorch "

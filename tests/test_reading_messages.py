@@ -370,7 +370,7 @@ def test_a_refused_subscription_is_said_once(broker: Broker, caplog: pytest.LogC
 class Failing:
     """A sequence model that raises, as a recognizer failing mid-run would (an allocation, an OpenCV error)."""
 
-    height, widths = 16, (32, 64)
+    height, widths, lanes = 16, (32, 64), 1
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         raise RuntimeError("tensor allocation failed")
@@ -379,7 +379,7 @@ class Failing:
 class ReadsA:
     """A sequence model that reads every crop as "a", with certainty."""
 
-    height, widths = 16, (32, 64)
+    height, widths, lanes = 16, (32, 64), 1
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         probs = np.zeros((len(pixels), 4, 3), np.float32)

@@ -1,7 +1,9 @@
 """The reading side's pure parts: CTC decoding, word crops, fitting a crop to the model, the reader's
-batching and second look (with a sequence model written out here, so each rule can be seen to act)."""
+batching and contrast (with a sequence model written out here, so each rule can be seen to act)."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
@@ -85,12 +87,22 @@ def test_fit_pads_by_repeating_the_last_column_and_squeezes_the_too_wide() -> No
         fit(np.zeros((8, 20, 3), np.uint8), 64, (128,))
 
 
-def test_stretch_contrast_only_touches_faint_crops() -> None:
+def test_every_crop_is_stretched_but_a_flat_one_is_not_blown_up() -> None:
     faint = np.array([[100, 110] * 10] * 4, dtype=np.uint8)
-    stretched = stretch_contrast(faint, 0.5)
-    assert (int(stretched.min()), int(stretched.max())) == (25, 225)
+    assert (int(stretch_contrast(faint).min()), int(stretch_contrast(faint).max())) == (25, 225)
     sharp = np.array([[0, 255] * 10] * 4, dtype=np.uint8)
-    assert stretch_contrast(sharp, 0.5) is sharp
+    assert (int(stretch_contrast(sharp).min()), int(stretch_contrast(sharp).max())) == (25, 225)
+    flat = np.array([[120, 122] * 10] * 4, dtype=np.uint8)  # sensor noise on a blank patch: at most 20-fold
+    assert int(stretch_contrast(flat).max()) - int(stretch_contrast(flat).min()) == 40
+    assert int(stretch_contrast(np.full((4, 20), 255, np.uint8)).mean()) == 125  # blank: mid-grey, not ink
+    assert fit(faint, 4, (20,)).max() == 225  # what the model is given
+
+
+def test_thin_ink_in_a_wide_crop_stays_dark_on_light() -> None:
+    wide = np.full((20, 200), 230, np.uint8)
+    wide[5:15, 100:108] = 40  # 2 % of the crop: the 10th and 90th percentiles are both background
+    stretched = stretch_contrast(wide)
+    assert int(stretched[10, 104]) <= 25 and int(stretched[0, 0]) >= 200
 
 
 class Columns:
@@ -99,6 +111,7 @@ class Columns:
 
     height = 16
     widths = (32, 64)
+    lanes = 1
 
     def __init__(self) -> None:
         self.batches: list[tuple[int, ...]] = []
@@ -117,19 +130,47 @@ def test_reader_batches_by_width_and_keeps_the_crops_order() -> None:
     short = np.full((16, 16), 255, np.uint8)
     short[:, 4:8] = 0  # blank, a, blank, blank
     long = np.full((16, 48), 255, np.uint8)
-    long[:, 8:16] = 100  # bb merge into one b
+    long[:, 0:8] = 0  # aa merge into one a
+    long[:, 16:24] = 100  # stretched from 0..255 to 25..225, still mid: bb, one b
     readings = Reader(model, "ab?", "test").read([short, long, short])
-    assert [r.text for r in readings] == ["a", "b", "a"]
+    assert [r.text for r in readings] == ["a", "ab", "a"]
     assert sorted(model.batches) == [(1, 16, 64), (2, 16, 32)]
 
 
-def test_reader_looks_again_at_a_low_score_word_with_stretched_contrast() -> None:
+def test_reader_reads_a_faint_word_at_once_with_its_contrast_stretched() -> None:
     model = Columns()
     faint = np.full((16, 32), 200, np.uint8)
-    faint[:, 0:8] = 170  # all blank at first (nothing read, score 0); stretched, the left part turns dark
+    faint[:, 0:8] = 170  # as it is, all light (blank); stretched, the left part turns dark
     (reading,) = Reader(model, "ab?", "test").read([faint])
     assert reading.text == "a" and reading.score > 0.8  # two steps of 0.94
-    assert len(model.batches) == 2
+    assert len(model.batches) == 1  # one look
+
+
+class TwoAtOnce(Columns):
+    """``Columns`` with two lanes whose calls wait for each other: a reader calling one at a time would
+    stall (BrokenBarrierError) instead of reading."""
+
+    lanes = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meeting = threading.Barrier(2, timeout=5)
+        self.threads: set[str] = set()
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        self.threads.add(threading.current_thread().name)
+        self.meeting.wait()
+        return super().__call__(pixels)
+
+
+def test_reader_spreads_one_widths_words_over_the_models_lanes_and_keeps_their_order() -> None:
+    model = TwoAtOnce()
+    a, ab = np.full((16, 16), 255, np.uint8), np.full((16, 16), 255, np.uint8)
+    a[:, 4:8] = 0
+    ab[:, 0:4], ab[:, 4:12] = 0, 100
+    readings = Reader(model, "ab?", "test").read([a, ab, a, a])
+    assert [r.text for r in readings] == ["a", "ab", "a", "a"]
+    assert sorted(model.batches) == [(2, 16, 32), (2, 16, 32)] and len(model.threads) == 2
 
 
 class LeftEdge:
@@ -137,6 +178,7 @@ class LeftEdge:
 
     height = 16
     widths = (32, 64)
+    lanes = 1
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         probs = np.full((pixels.shape[0], 2, 4), 0.02, np.float32)

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from edge.recognition.ctc import greedy_decode
-from edge.recognition.preprocess import fit, stretch_contrast
-
-# EasyOCR's second look: a word read with a score under SECOND_LOOK is read again with its contrast
-# stretched (to STRETCH_TARGET), and the better-scored reading is kept.
-SECOND_LOOK = 0.1
-STRETCH_TARGET = 0.5
+from edge.recognition.preprocess import fit
 
 
 class SequenceModel(Protocol):
@@ -24,6 +20,7 @@ class SequenceModel(Protocol):
 
     height: int
     widths: tuple[int, ...]  # ascending
+    lanes: int  # calls it can run at once, from as many threads (1: one at a time)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray: ...
 
@@ -37,32 +34,30 @@ class Reading:
 class Reader:
     """Reads word crops with ``model``; ``variant`` names what runs (reported with the readings)."""
 
-    def __init__(self, model: SequenceModel, charset: str, variant: str,
-                 second_look: float = SECOND_LOOK) -> None:
+    def __init__(self, model: SequenceModel, charset: str, variant: str) -> None:
         self.model = model
         self.charset = charset
         self.variant = variant
-        self.second_look = second_look
 
     def read(self, crops: Sequence[np.ndarray]) -> list[Reading]:
-        """Grey uint8 crops of any size -> one Reading each (resized to height 64 keeping aspect, batched by width)."""
-        readings = self._read_once(crops)
-        again = [i for i, reading in enumerate(readings) if reading.score < self.second_look]
-        if again:
-            stretched = self._read_once([stretch_contrast(crops[i], STRETCH_TARGET) for i in again])
-            for i, reading in zip(again, stretched, strict=True):
-                if reading.score >= readings[i].score:  # a tie goes to the second look, as in EasyOCR
-                    readings[i] = reading
-        return readings
-
-    def _read_once(self, crops: Sequence[np.ndarray]) -> list[Reading]:
+        """Grey uint8 crops of any size -> one Reading each (``preprocess.fit``: resized to the model's height
+        keeping aspect, contrast stretched, padded; batched by width and spread over the model's lanes)."""
         by_width: dict[int, list[tuple[int, np.ndarray]]] = defaultdict(list)
         for index, crop in enumerate(crops):
             pixels = fit(crop, self.model.height, self.model.widths)
             by_width[pixels.shape[1]].append((index, pixels))
+        # each width's words in up to ``lanes`` parts, so that every lane has work
+        lanes = self.model.lanes
+        parts = [batch[part[0]:part[-1] + 1] for batch in by_width.values()
+                 for part in np.array_split(np.arange(len(batch)), min(lanes, len(batch)))]
+        inputs = [np.stack([pixels for _, pixels in part]) for part in parts]
+        if lanes > 1 and len(parts) > 1:
+            with ThreadPoolExecutor(lanes, thread_name_prefix="reader") as pool:
+                outputs = list(pool.map(self.model, inputs))
+        else:
+            outputs = [self.model(batch) for batch in inputs]
         readings = {}
-        for batch in by_width.values():
-            probs = self.model(np.stack([pixels for _, pixels in batch]))
-            for (index, _), steps in zip(batch, probs, strict=True):
+        for part, probs in zip(parts, outputs, strict=True):
+            for (index, _), steps in zip(part, probs, strict=True):
                 readings[index] = Reading(*greedy_decode(steps, self.charset))
         return [readings[index] for index in range(len(crops))]

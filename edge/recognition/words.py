@@ -53,7 +53,7 @@ class AllowedModel:
 
     def __init__(self, model: SequenceModel, charset: str, allow: str) -> None:
         self.model = model
-        self.height, self.widths = model.height, model.widths
+        self.height, self.widths, self.lanes = model.height, model.widths, model.lanes
         self._barred = np.array([i + 1 for i, character in enumerate(charset) if character not in allow], dtype=int)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
@@ -71,8 +71,7 @@ def restricted(reader: Reader, allow: str) -> Reader:
         raise ValueError(f"recognition.allow {allow!r} holds none of the recognizer's characters")
     if unknown:
         log.warning("recognition.allow: the recognizer cannot read %s; they are ignored", "".join(unknown))
-    return Reader(AllowedModel(reader.model, reader.charset, allow), reader.charset, reader.variant,
-                  reader.second_look)
+    return Reader(AllowedModel(reader.model, reader.charset, allow), reader.charset, reader.variant)
 
 
 def matches(text: str, patterns: Sequence[re.Pattern[str]]) -> bool:
