@@ -3,7 +3,8 @@
 ``load_reader`` finds the recognizer's folder (``edge.models.manifest.recognizer_folder``; none, no
 reading), checks the variant's file against its manifest sha256 and shapes, and picks a variant: the one asked
 for, else (automatic, on the CPU) the fastest of those that read like PyTorch on at least
-``MIN_SAME_TEXT`` of the converter's validation crops (measured here: one word of the middle width).
+``MIN_SAME_TEXT`` of the converter's validation crops (measured here: one word of the middle width on one
+thread, as each of the reader's interpreters runs).
 The returned ``edge.recognition.reader.Reader`` runs it; this module hands it the model, as
 ``edge.models`` hands the detector its runner.
 """
@@ -25,7 +26,15 @@ from edge.models.manifest import (
     load_recognizer_manifest,
     recognizer_folder,
 )
-from edge.models.runtime import ModelLoadError, Runtime, TensorSpec, dequantize, find_runtime, quantize
+from edge.models.runtime import (
+    ModelLoadError,
+    Runtime,
+    TensorSpec,
+    default_threads,
+    dequantize,
+    find_runtime,
+    quantize,
+)
 from edge.models.selection import NoUsableModel, file_matches, median_ms
 
 if TYPE_CHECKING:
@@ -38,6 +47,7 @@ MIN_SAME_TEXT = 0.98
 MEASURE_RUNS = 5
 # interpreters a recognizer runs on at most (one per thread asked for): each holds its own packed weights
 MAX_LANES = 8
+LANE_WAIT_SECONDS = 60.0  # a read waits this long for a free interpreter (each is held for a word or two)
 
 
 class _Lane:
@@ -52,6 +62,7 @@ class _Lane:
 
     def resize(self, width: int) -> None:
         if width != self.width:
+            self.width = None  # until allocated: after a failed allocation the next call sizes it again
             self.interpreter.resize_tensor_input(self.input_index, [1, self.height, width, 1])
             self.interpreter.allocate_tensors()
             self.width = width
@@ -71,6 +82,8 @@ class SequenceRunner:
     calls from several threads run at once, each on a free interpreter: the reader spreads a frame's words
     over them. Words are independent and one word's LSTM steps are too small to share between threads, so
     on 2 cores two one-thread interpreters read 1.2-1.5x more words a second than one on two threads.
+    Each interpreter holds its own packed weights and tensors (x86: dynamic about 10 MB sized for 64 px,
+    26 MB for 1024; fp32 32 and 48 MB), so all but the first are sized when they first read.
     """
 
     def __init__(self, interpreters: Sequence[Any], height: int, widths: tuple[int, ...]) -> None:
@@ -80,21 +93,25 @@ class SequenceRunner:
         self.widths = widths
         self.lanes = len(interpreters)
         self._lanes = [_Lane(interpreter, height) for interpreter in interpreters]
+        self._lanes[0].resize(widths[-1])  # the manifest's shapes are checked against it
         self._free: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
         for lane in self._lanes:
-            lane.resize(widths[-1])
             self._free.put(lane)
         self.on_word: Callable[[], None] = lambda: None  # after each word (the daemon's watchdog: many words are slow)
 
     def specs(self) -> tuple[TensorSpec, TensorSpec]:
-        """The input and output tensors at the widest width (what the manifest's shapes are checked against)."""
+        """The first interpreter's input and output tensors: at the widest width until it first reads."""
         return self._lanes[0].specs()
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         if pixels.ndim != 3 or pixels.shape[1] != self.height or pixels.shape[2] < MIN_RECOGNIZER_WIDTH:
             raise ValueError(f"pixels are {pixels.shape}, the recognizer takes (N, {self.height}, W), "
                              f"W >= {MIN_RECOGNIZER_WIDTH}")
-        lane = self._free.get()  # blocks while every interpreter is busy
+        try:  # blocks while every interpreter is busy: for a word or two each, when the reader spreads them
+            lane = self._free.get(timeout=LANE_WAIT_SECONDS)
+        except queue.Empty:
+            raise RuntimeError(f"no recognizer interpreter came free in {LANE_WAIT_SECONDS} s (of {self.lanes}; "
+                               f"one was not given back)") from None
         try:
             lane.resize(pixels.shape[2])
             inp, out = lane.specs()
@@ -112,10 +129,13 @@ class SequenceRunner:
             self._free.put(lane)
 
 
-def lanes_for(threads: int) -> tuple[int, int]:
-    """(interpreters, threads each) for ``threads`` CPU threads: one interpreter a thread, up to MAX_LANES."""
-    lanes = max(1, min(threads, MAX_LANES))
-    return lanes, max(1, threads // lanes)
+def lanes_for(threads: int, cores: int) -> list[int]:
+    """The threads of each interpreter for ``threads`` CPU threads: one interpreter a thread, up to MAX_LANES
+    and ``cores``; past that, the threads shared out among them."""
+    if threads < 1:
+        raise ValueError(f"the recognizer needs at least one thread, not {threads}")
+    lanes = max(1, min(threads, MAX_LANES, cores))
+    return [threads // lanes + (lane < threads % lanes) for lane in range(lanes)]
 
 
 def load_variant(folder: Path, manifest: RecognizerManifest, variant: RecognizerVariant, runtime: Runtime,
@@ -124,8 +144,8 @@ def load_variant(folder: Path, manifest: RecognizerManifest, variant: Recognizer
     if not file_matches(folder, variant):
         raise NoUsableModel(f"recognizer {variant.name}: {variant.file} does not match its manifest sha256")
     try:
-        lanes, each = lanes_for(threads)
-        runner = SequenceRunner([runtime.interpreter(folder / variant.file, each) for _ in range(lanes)],
+        runner = SequenceRunner([runtime.interpreter(folder / variant.file, each)
+                                 for each in lanes_for(threads, default_threads())],
                                 manifest.input_height, tuple(manifest.widths))
     except (ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"{folder / variant.file}: cannot load ({exc})") from exc
@@ -170,7 +190,7 @@ def choose(folder: Path, manifest: RecognizerManifest, runtime: Runtime, threads
                for v in cpu if not agrees(v)}
     for candidate in (v for v in cpu if agrees(v)):
         try:
-            runner = load_variant(folder, manifest, candidate, runtime, threads)
+            runner = load_variant(folder, manifest, candidate, runtime, 1)  # as one lane reads: one word, one thread
         except (NoUsableModel, ModelLoadError) as exc:
             skipped[candidate.name] = str(exc)
             log.error("skipping recognizer %s: %s", candidate.name, exc)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 STRETCHED = (25, 225)  # where a crop's 10th and 90th percentile grey levels go
-MIN_SPREAD = 10.0  # grey levels: a flatter crop is stretched at most 20-fold
+MIN_SPREAD = 20.0  # grey levels: a flatter crop is stretched at most 10-fold (10 and 30 read the same)
 THIN_INK = 0.3  # 10th..90th spread under this share of the 1st..99th: ink too thin for them
 
 
@@ -51,7 +51,7 @@ def stretch_contrast(crop: np.ndarray) -> np.ndarray:
     short word in a wide box, a display's rectangle read whole) leaves both percentiles on the background,
     which would then go dark with the ink: when they span under THIN_INK of the 1st..99th percentiles,
     those are stretched instead. A spread under MIN_SPREAD levels is stretched about its middle as if it
-    were MIN_SPREAD, so that a blank crop stays mid-grey and its noise is not blown up into strokes.
+    were MIN_SPREAD, so that a blank crop stays mid-grey and its noise is not blown up to the full range.
     EasyOCR's ``adjust_contrast_grey`` maps the same percentiles but adds 25 before scaling, which sends
     a faint crop (spread under about 60 levels) to white."""
     darkest, low, high, lightest = np.percentile(crop, (1, 10, 90, 99))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,10 +47,12 @@ class Reader:
         for index, crop in enumerate(crops):
             pixels = fit(crop, self.model.height, self.model.widths)
             by_width[pixels.shape[1]].append((index, pixels))
-        # each width's words in up to ``lanes`` parts, so that every lane has work
+        # a width's words are split only where one width holds more than a lane's share: each part may
+        # cost its interpreter a resize
         lanes = self.model.lanes
+        share = math.ceil(len(crops) / lanes)
         parts = [batch[part[0]:part[-1] + 1] for batch in by_width.values()
-                 for part in np.array_split(np.arange(len(batch)), min(lanes, len(batch)))]
+                 for part in np.array_split(np.arange(len(batch)), math.ceil(len(batch) / share))]
         inputs = [np.stack([pixels for _, pixels in part]) for part in parts]
         if lanes > 1 and len(parts) > 1:
             with ThreadPoolExecutor(lanes, thread_name_prefix="reader") as pool:
