@@ -25,8 +25,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from edge.commands.common import thread_count
 from edge.config.paths import absolute
 from edge.models.recognizer import load_reader
+from edge.models.runtime import default_threads
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,9 +42,9 @@ def main() -> int:
     parser.add_argument("--model", type=absolute, required=True, help="convert-for-device's output (with a recognizer)")
     parser.add_argument("--eval-rec", type=absolute, default=REPO.parent / "shared" / "eval-rec")
     parser.add_argument("--heights", default="6,8,10,12,14,16,20,24,32")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=thread_count, default=2, help="0: one per core")
     args = parser.parse_args()
-    reader = load_reader(args.model, None, args.threads)
+    reader = load_reader(args.model, None, args.threads or default_threads())
     if reader is None:
         print(f"reading_height: {args.model} has no text recognizer", file=sys.stderr)
         return 2

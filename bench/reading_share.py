@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from edge.commands.common import thread_count
 from edge.config.paths import absolute
 from edge.config.settings import load_config
 from edge.detection.detector import configured_detector
@@ -38,7 +39,7 @@ def main() -> int:
     parser.add_argument("--model", type=absolute, required=True, help="convert-for-device's output (with a recognizer)")
     parser.add_argument("--images", type=absolute, default=REPO.parent / "shared" / "eval-ic15train" / "images")
     parser.add_argument("--limit", type=int, default=50, help="images at most (sorted by name)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=thread_count, default=2, help="0: one per core")
     parser.add_argument("--state-dir", type=absolute, default=Path.home() / ".cache" / "craft-edge")
     args = parser.parse_args()
     config = load_config(REPO / "config.yaml")

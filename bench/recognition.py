@@ -42,10 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from converter.recognizer_model import HEIGHT, default_recognizer_weights, load_recognizer
 from converter.word_crops import labelled_words
+from edge.commands.common import thread_count
 from edge.config.paths import absolute
 from edge.models.manifest import load_recognizer_manifest, recognizer_folder
 from edge.models.recognizer import load_variant
-from edge.models.runtime import find_runtime
+from edge.models.runtime import default_threads, find_runtime
 from edge.recognition.crops import MARGIN
 from edge.recognition.reader import Reader
 
@@ -134,11 +135,12 @@ def main() -> int:
     parser.add_argument("--model", type=absolute, required=True, help="convert-for-device output (with a recognizer)")
     parser.add_argument("--eval-rec", type=absolute, help="../shared/eval-rec")
     parser.add_argument("--ic15", type=absolute, help="../shared/eval-ic15train")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=thread_count, default=2, help="0: one per core")
     parser.add_argument("--margins", default="", help="comma-separated crop margins to compare on ic15")
     parser.add_argument("--buckets", default="", help=f"comma-separated width sets of {', '.join(BUCKET_SETS)}")
     parser.add_argument("--limit", type=int, default=0, help="at most N crops a set (0: all)")
     args = parser.parse_args()
+    args.threads = args.threads or default_threads()
 
     folder = recognizer_folder(args.model)
     if folder is None:

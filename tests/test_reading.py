@@ -265,6 +265,10 @@ def test_words_read_on_two_lanes_at_once_read_as_on_one(converted: Path, monkeyp
     variant = next(v for v in manifest.variants if v.name == "fp32")
     one, two = (recognizer.load_variant(folder, manifest, variant, find_runtime(), threads) for threads in (1, 2))
     assert (one.lanes, two.lanes) == (1, 2)
+    # what the automatic choice times: one of the interpreters two threads give
+    assert recognizer.load_variant(folder, manifest, variant, find_runtime(), 2, one_lane=True).lanes == 1
+    with pytest.raises(ValueError, match="at least one thread, not 0"):  # before any file is read
+        recognizer.load_variant(folder, manifest, variant, find_runtime(), 0)
     crops = [crop for name in ("coffee_05.jpg", "astronaut_04.jpg") for crop in sample_crops(name)[0]] * 3
     alone = Reader(one, manifest.charset, "fp32").read(crops)
     assert Reader(two, manifest.charset, "fp32").read(crops) == alone

@@ -67,6 +67,8 @@ def test_only_the_first_interpreter_is_sized_before_it_reads() -> None:
     first, second = FakeInterpreter(), FakeInterpreter()
     runner = SequenceRunner([first, second], 16, (32, 64))
     assert runner.specs()[0].shape == (1, 16, 64, 1) and second.shape == [1, 16, 32, 1]
+    runner(np.zeros((1, 16, 32), np.uint8))
+    assert runner.specs()[0].shape == (1, 16, 64, 1)  # what was checked at load, not what a lane holds now
 
 
 def test_a_failed_allocation_is_tried_again_by_the_next_read_of_the_same_width() -> None:
@@ -85,5 +87,5 @@ def test_a_read_waiting_for_an_interpreter_that_never_comes_back_says_so(monkeyp
     monkeypatch.setattr(recognizer, "LANE_WAIT_SECONDS", 0.05)
     runner = SequenceRunner([FakeInterpreter()], 16, (32, 64))
     runner._free.get()  # held by a read that never ended
-    with pytest.raises(RuntimeError, match=r"no recognizer interpreter came free in 0.05 s \(of 1; one was not given"):
+    with pytest.raises(RuntimeError, match=r"no recognizer interpreter came free in 0.05 s \(all 1 held that long"):
         runner(np.zeros((1, 16, 32), np.uint8))

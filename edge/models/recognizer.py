@@ -4,7 +4,7 @@
 reading), checks the variant's file against its manifest sha256 and shapes, and picks a variant: the one asked
 for, else (automatic, on the CPU) the fastest of those that read like PyTorch on at least
 ``MIN_SAME_TEXT`` of the converter's validation crops (measured here: one word of the middle width on one
-thread, as each of the reader's interpreters runs).
+of the interpreters the reader will run, as each of them reads).
 The returned ``edge.recognition.reader.Reader`` runs it; this module hands it the model, as
 ``edge.models`` hands the detector its runner.
 """
@@ -93,15 +93,16 @@ class SequenceRunner:
         self.widths = widths
         self.lanes = len(interpreters)
         self._lanes = [_Lane(interpreter, height) for interpreter in interpreters]
-        self._lanes[0].resize(widths[-1])  # the manifest's shapes are checked against it
+        self._lanes[0].resize(widths[-1])
+        self._specs = self._lanes[0].specs()  # at the widest width: what the manifest's shapes are checked against
         self._free: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
         for lane in self._lanes:
             self._free.put(lane)
         self.on_word: Callable[[], None] = lambda: None  # after each word (the daemon's watchdog: many words are slow)
 
     def specs(self) -> tuple[TensorSpec, TensorSpec]:
-        """The first interpreter's input and output tensors: at the widest width until it first reads."""
-        return self._lanes[0].specs()
+        """The input and output tensors at the widest width (as loaded: no interpreter is touched)."""
+        return self._specs
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         if pixels.ndim != 3 or pixels.shape[1] != self.height or pixels.shape[2] < MIN_RECOGNIZER_WIDTH:
@@ -110,8 +111,8 @@ class SequenceRunner:
         try:  # blocks while every interpreter is busy: for a word or two each, when the reader spreads them
             lane = self._free.get(timeout=LANE_WAIT_SECONDS)
         except queue.Empty:
-            raise RuntimeError(f"no recognizer interpreter came free in {LANE_WAIT_SECONDS} s (of {self.lanes}; "
-                               f"one was not given back)") from None
+            raise RuntimeError(f"no recognizer interpreter came free in {LANE_WAIT_SECONDS} s (all {self.lanes} "
+                               f"held that long)") from None
         try:
             lane.resize(pixels.shape[2])
             inp, out = lane.specs()
@@ -139,13 +140,16 @@ def lanes_for(threads: int, cores: int) -> list[int]:
 
 
 def load_variant(folder: Path, manifest: RecognizerManifest, variant: RecognizerVariant, runtime: Runtime,
-                 threads: int) -> SequenceRunner:
-    """``variant``'s file checked against its sha256 and recorded shapes; ``NoUsableModel`` if it does not match."""
+                 threads: int, one_lane: bool = False) -> SequenceRunner:
+    """``variant``'s file checked against its sha256 and recorded shapes; ``NoUsableModel`` if it does not match.
+    ``one_lane``: only one of the interpreters ``threads`` gives (the one with the most threads)."""
+    layout = lanes_for(threads, default_threads())
+    if one_lane:
+        layout = [max(layout)]
     if not file_matches(folder, variant):
         raise NoUsableModel(f"recognizer {variant.name}: {variant.file} does not match its manifest sha256")
     try:
-        runner = SequenceRunner([runtime.interpreter(folder / variant.file, each)
-                                 for each in lanes_for(threads, default_threads())],
+        runner = SequenceRunner([runtime.interpreter(folder / variant.file, each) for each in layout],
                                 manifest.input_height, tuple(manifest.widths))
     except (ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"{folder / variant.file}: cannot load ({exc})") from exc
@@ -190,7 +194,7 @@ def choose(folder: Path, manifest: RecognizerManifest, runtime: Runtime, threads
                for v in cpu if not agrees(v)}
     for candidate in (v for v in cpu if agrees(v)):
         try:
-            runner = load_variant(folder, manifest, candidate, runtime, 1)  # as one lane reads: one word, one thread
+            runner = load_variant(folder, manifest, candidate, runtime, threads, one_lane=True)  # as a lane reads
         except (NoUsableModel, ModelLoadError) as exc:
             skipped[candidate.name] = str(exc)
             log.error("skipping recognizer %s: %s", candidate.name, exc)
