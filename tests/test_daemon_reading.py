@@ -268,6 +268,12 @@ def test_reload_turns_reading_on_and_a_bad_pattern_keeps_the_running_config(brok
         assert status[-1]["recognition"] == {"state": "reading", "variant": "dynamic", "regions_stale": None}
         assert subscriber.wait_for(lambda: text_sensor()[-1] != b"", timeout=10)
         assert json.loads(text_sensor()[-1])["state_topic"] == f"{PREFIX}/detections"
+        # another detector variant, the same recognizer: the detector loads again, the recognizer is kept
+        write_config(config, broker.port, converted, SAMPLES, model={"tiling": "off", "prefer": "fp32"},
+                     mqtt=sections["mqtt"], recognition={"enabled": True})
+        daemon.send_signal(signal.SIGHUP)
+        assert subscriber.wait_for(lambda: detections(subscriber)[-1]["model"]["variant"] == "fp32", timeout=120)
+        assert recognition(len(detections(subscriber)) - 1)[0]["variant"] == "dynamic"
         daemon.send_signal(signal.SIGTERM)
         _, stderr = daemon.communicate(timeout=60)
     finally:
@@ -275,4 +281,5 @@ def test_reload_turns_reading_on_and_a_bad_pattern_keeps_the_running_config(brok
     assert daemon.returncode == 0, stderr
     (refused,) = [line for line in stderr.splitlines() if "reload failed" in line]
     assert "recognition.patterns[0] '(' is not a regular expression" in refused
+    assert stderr.count("reading text with the recognizer's") == 1, stderr  # loaded once, kept since
     subscriber.close()

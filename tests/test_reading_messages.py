@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import threading
 import time
@@ -491,6 +492,29 @@ def test_a_reload_that_keeps_the_recognizer_says_reading_again(monkeypatch: pyte
         again = build_reading(config, given_up)
         assert again.reader is reader and again.frames is not None and again.state == "reading"
         assert again.status() == {"state": "reading", "variant": "test"}
+
+
+def test_a_reload_loads_the_recognizer_again_only_when_its_folder_was_converted_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recognizer's key holds when its files were written: the daemon keeps the running recognizer
+    across any reload with the same key (before, only across one that also kept the detector, so a change
+    of ``model.prefer`` held two recognizers with all their interpreters while the new one loaded)."""
+    manifest = tmp_path / "recognizer" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text("{}")
+    config = parse_config(f"model: {{dir: '{tmp_path}'}}\nrecognition: {{enabled: true}}", "c")
+    loads: list[Reader] = []
+
+    def load(c: object) -> tuple[Reader, str]:
+        loads.append(Reader(ReadsA(), "ab", "test"))
+        return loads[-1], "reading"
+
+    monkeypatch.setattr("edge.service.reading.load", load)
+    first = build_reading(config)
+    assert build_reading(config, first).reader is first.reader and len(loads) == 1
+    written = manifest.stat().st_mtime_ns
+    os.utime(manifest, ns=(written + 10**9, written + 10**9))  # converted again into the same folder
+    assert build_reading(config, first).reader is loads[-1] and len(loads) == 2
 
 
 def test_regions_say_once_that_they_cannot_be_read() -> None:

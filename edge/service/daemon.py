@@ -31,7 +31,7 @@ from edge.messaging.outbox import Outbox
 from edge.messaging.payload import TilingSettings, detection_message, utc_iso
 from edge.messaging.publisher import Publisher
 from edge.models.inference import ModelRunner, Runners, build_runners
-from edge.models.manifest import MANIFEST_NAME
+from edge.models.manifest import manifests_written
 from edge.models.recognizer import SequenceRunner
 from edge.service.notify import Watchdog, notify
 from edge.service.reading import (
@@ -71,12 +71,9 @@ class Components:
 def loading_key(config: Config) -> tuple:
     """What loading the models depends on: a reload that changes only how frames meet the models (tiling
     on or off excepted: off loads no tile model) keeps them; models replaced in the same folder do not."""
-    folder = Path(config.model.dir)
-    manifests = sorted([folder / MANIFEST_NAME, *folder.glob(f"*/{MANIFEST_NAME}")])
-    identity = tuple((str(path), path.stat().st_mtime_ns) for path in manifests if path.is_file())
     return (dataclasses.replace(config.model, tiling=config.model.tiling == "off", scale=1.0,
                                 context=CONTEXT), state_dir(config),
-            identity)
+            manifests_written(Path(config.model.dir)))
 
 
 def working_runner(parts: Components) -> ModelRunner:
@@ -131,7 +128,7 @@ class Daemon:
         capture = CaptureThread(source, slot, stop, config.source.reopen_backoff_max_seconds,
                                 max_fps=config.source.max_fps, pace_to_consumer=source.paced)
         with self.watchdog.long_work(MODEL_LOADING_SECONDS):  # the recognizer's automatic choice measures
-            reading = build_reading(config, running.reading if running is not None and same_model else None)
+            reading = build_reading(config, running.reading if running is not None else None)
         if reading.reader is not None and isinstance(reading.reader.model, SequenceRunner):
             reading.reader.model.on_word = self.watchdog.beat  # a frame of many words is alive
         return Components(config, runners, detector, slot, capture, stop, tiling, reading)

@@ -17,7 +17,7 @@ from edge.config.settings import Config
 from edge.detection.detector import Detection, Rect
 from edge.messaging.payload import TextReading, utc_iso
 from edge.messaging.publisher import Publisher
-from edge.models.manifest import ManifestError
+from edge.models.manifest import ManifestError, manifests_written
 from edge.models.recognizer import load_reader
 from edge.models.runtime import ModelLoadError, default_threads
 from edge.models.selection import NoUsableModel
@@ -54,7 +54,10 @@ class Reading:
 
 
 def loading_key(config: Config) -> tuple:
-    return (config.recognition.enabled, config.recognition.variant, config.model.dir, config.model.num_threads)
+    """What loading the recognizer depends on: a reload that changes only the detector's settings keeps it
+    (one recognizer in memory, with its interpreters); models converted again into the folder do not."""
+    return (config.recognition.enabled, config.recognition.variant, config.model.dir, config.model.num_threads,
+            manifests_written(Path(config.model.dir)))
 
 
 def build_reading(config: Config, running: Reading | None = None) -> Reading:
