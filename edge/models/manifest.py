@@ -262,13 +262,6 @@ def _named_folder(path: Path, name: str, where: str) -> Path:
     return path / name
 
 
-def manifests_written(folder: Path) -> tuple:
-    """When each manifest of a model folder (its index and its models') was last written: models converted
-    again into the same folder change it, so a reload loads them instead of keeping the old ones."""
-    manifests = sorted([folder / MANIFEST_NAME, *folder.glob(f"*/{MANIFEST_NAME}")])
-    return tuple((str(path), path.stat().st_mtime_ns) for path in manifests if path.is_file())
-
-
 def recognizer_folder(path: Path) -> Path | None:
     """The text recognizer's folder of ``path``: the one a bundle's index names, ``path`` itself when it is
     a recognizer's folder, None when there is none (a format 2 bundle, a detector folder: no reading)."""

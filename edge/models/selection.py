@@ -31,7 +31,7 @@ from edge.config.settings import ModelConfig
 from edge.models import variants
 from edge.models.backends import Backend, BackendUnavailable, ScoreModel
 from edge.models.hardware import CpuInfo
-from edge.models.manifest import Manifest, Variant, file_sha256
+from edge.models.manifest import MANIFEST_NAME, Manifest, Variant, file_sha256
 from edge.models.runtime import ModelLoadError
 from edge.models.variants import AUTO
 
@@ -58,6 +58,13 @@ def file_matches(model_dir: Path, variant: Variant) -> bool:
         return file_sha256(model_dir / variant.file) == variant.sha256
     except OSError:
         return False
+
+
+def manifests_written(folder: Path) -> tuple:
+    """When each manifest of a model folder (its index and its models') was last written: models converted
+    again into the same folder change it, so a reload loads them instead of keeping the old ones."""
+    manifests = sorted([folder / MANIFEST_NAME, *folder.glob(f"*/{MANIFEST_NAME}")])
+    return tuple((str(path), path.stat().st_mtime_ns) for path in manifests if path.is_file())
 
 
 def median_ms(run: Callable[[], object], runs: int = MEASURE_RUNS) -> float:

@@ -31,8 +31,8 @@ from edge.messaging.outbox import Outbox
 from edge.messaging.payload import TilingSettings, detection_message, utc_iso
 from edge.messaging.publisher import Publisher
 from edge.models.inference import ModelRunner, Runners, build_runners
-from edge.models.manifest import manifests_written
 from edge.models.recognizer import SequenceRunner
+from edge.models.selection import manifests_written
 from edge.service.notify import Watchdog, notify
 from edge.service.reading import (
     Reading,

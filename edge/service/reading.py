@@ -17,10 +17,10 @@ from edge.config.settings import Config
 from edge.detection.detector import Detection, Rect
 from edge.messaging.payload import TextReading, utc_iso
 from edge.messaging.publisher import Publisher
-from edge.models.manifest import ManifestError, manifests_written
+from edge.models.manifest import ManifestError
 from edge.models.recognizer import load_reader
 from edge.models.runtime import ModelLoadError, default_threads
-from edge.models.selection import NoUsableModel
+from edge.models.selection import NoUsableModel, manifests_written
 from edge.recognition.reader import Reader
 from edge.recognition.regions import RegionReading, Regions, joined
 from edge.recognition.words import FrameReader
