@@ -51,8 +51,7 @@ class Reader:
         # cost its interpreter a resize
         lanes = self.model.lanes
         share = math.ceil(len(crops) / lanes)
-        parts = [batch[part[0]:part[-1] + 1] for batch in by_width.values()
-                 for part in np.array_split(np.arange(len(batch)), math.ceil(len(batch) / share))]
+        parts = [batch[start:start + share] for batch in by_width.values() for start in range(0, len(batch), share)]
         inputs = [np.stack([pixels for _, pixels in part]) for part in parts]
         if lanes > 1 and len(parts) > 1:
             with ThreadPoolExecutor(lanes, thread_name_prefix="reader") as pool:
