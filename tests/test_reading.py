@@ -112,6 +112,25 @@ def test_read_json_lines_and_one_line_errors(converted: Path, tmp_path: Path) ->
     assert all(set(line) == {"image", "text", "score"} and 0 < line["score"] <= 1 for line in lines)
 
 
+def test_read_with_a_pattern_keeps_what_matches_and_says_null_for_the_rest(converted: Path, tmp_path: Path) -> None:
+    crops, texts = sample_crops("astronaut_00.jpg")
+    assert texts[0] == "PARKING" and texts[2] == "24h"
+    paths = [tmp_path / "parking.png", tmp_path / "24h.png"]
+    for path, crop in zip(paths, (crops[0], crops[2]), strict=True):
+        cv2.imwrite(str(path), crop)
+    result = daemon_helpers.craft_edge("read", *map(str, paths), "--model", str(converted), "--variant", "fp32",
+                                       "--pattern", "^\\d+h$", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == [None, "24h"]
+
+
+def test_a_bad_pattern_is_one_line_before_any_model_is_read() -> None:
+    result = daemon_helpers.craft_edge("read", "word.png", "--model", "m", "--pattern", "(", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "craft-edge: error: --pattern[0] '(' is not a regular expression " \
+                                    "(missing ), unterminated subpattern at position 0)"
+
+
 def bundle_without_recognizer(converted: Path, tmp_path: Path, format_version: int) -> Path:
     """The test bundle's detector folders under an index naming no recognizer (format 2: before reading)."""
     for size in (TEST_SIZE, TEST_TILE_SIZE):

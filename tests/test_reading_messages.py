@@ -34,6 +34,7 @@ from edge.messaging.homeassistant import (
 from edge.messaging.payload import TextReading, TilingSettings, detection_message, fit_to_size, load_schema
 from edge.messaging.publisher import Publisher
 from edge.messaging.topics import Topics
+from edge.recognition.ctc import greedy_decode
 from edge.recognition.reader import Reader
 from edge.recognition.reader import Reading as Reading_
 from edge.recognition.regions import RegionReading, Regions, joined, reading_order
@@ -124,9 +125,10 @@ def test_a_region_holds_the_words_whose_centre_falls_in_it_and_match_its_pattern
     regions = Regions(config.regions)
     quads = [quad(10, 10, 90, 30), quad(120, 10, 220, 30), quad(150, 40, 300, 58), quad(20, 100, 100, 120),
              quad(110, 100, 190, 120)]
-    words = [WordReading("01234", 0.9), WordReading("04711", 0.9), WordReading("kWh", 0.9),
-             WordReading("Exit", 0.8), NOT_READ]
-    read = regions.read((480, 640), quads, words, [])
+    raws = [Reading_("01234", 0.9), Reading_("04711", 0.9), Reading_("kWh", 0.9), Reading_("Exit", 0.8), None]
+    keep = FrameReader(Reader(Failing(), "0123456789", "test"), config.recognition).kept
+    read = regions.read((480, 640), quads, raws, [], keep)
+    words = [keep(raw, []) for raw in raws]
     assert read["meter"] == RegionReading("01234 04711", (words[0], words[1]))  # the centre of 1 is inside
     assert read["sign"] == RegionReading("Exit", (words[3],))  # kWh's centre (y 49) is outside; None not kept
 
@@ -137,7 +139,7 @@ def test_regions_past_the_frame_are_warned_about_once_per_frame_size(caplog: pyt
     regions = Regions(config.regions)
     with caplog.at_level("WARNING", logger="edge.recognition.regions"):
         for frame_hw in ((480, 640), (480, 640), (720, 1280), (480, 640)):
-            regions.read(frame_hw, [], [], [])
+            regions.read(frame_hw, [], [], [], lambda raw, patterns: NOT_READ)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1, warnings  # once for 640 wide, which comes back (a files source of mixed sizes)
     assert "past the 640x480 frame" in warnings[0] and "meter [600, 0, 700, 50]" in warnings[0]
@@ -430,6 +432,59 @@ def test_reading_rules_keep_no_empty_reading_and_no_pattern_run_on_a_long_one() 
     assert frames.kept(Reading_("1" * 40 + "a", 0.9)) == NOT_READ  # 20 s if tried (x86)
     assert time.monotonic() - started < 1
     assert not matches("1" * (PATTERN_MAX_CHARS + 1), [re.compile(r"^\d+$")])
+
+
+CLOCK = "0123456789:."
+
+
+class ReadsNineteenForty:
+    """A sequence model that reads every crop as "19.40", the colon second to the period at its step."""
+
+    height, widths, lanes = 16, (32, 64), 1
+
+    def __init__(self) -> None:
+        steps = [CLOCK.index(character) + 1 for character in "19.40"]
+        self.probs = np.full((len(steps), len(CLOCK) + 1), 0.002, dtype=np.float32)
+        self.probs[np.arange(len(steps)), steps] = 0.95
+        self.probs[2, CLOCK.index(":") + 1], self.probs[2, CLOCK.index(".") + 1] = 0.35, 0.6
+        self.calls = 0
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.repeat(self.probs[None], len(pixels), axis=0)
+
+
+@pytest.mark.parametrize(("patterns", "min_score", "expected"), [
+    ([], 0.3, "19.40"),  # no pattern: greedy's reading
+    (["^\\d\\d:\\d\\d$"], 0.3, "19:40"),  # the colon was the model's second choice: steered to it
+    (["^\\d\\d:\\d\\d$"], 0.9, None),  # the steered reading scores lower than greedy's, under min_score
+    (["^[a-z]+$"], 0.0, None),  # no likely reading matches: none kept
+])
+def test_patterns_steer_a_reading_to_the_likeliest_that_matches(patterns: list[str], min_score: float,
+                                                                 expected: str | None) -> None:
+    config = parse_config(f"recognition: {{enabled: true, min_score: {min_score}, patterns: {json.dumps(patterns)}}}",
+                          "c")
+    model = ReadsNineteenForty()
+    frames = FrameReader(Reader(model, CLOCK, "test"), config.recognition)
+    result, _ = frames.read(np.full((60, 120, 3), 128, np.uint8), [quad(10, 10, 90, 30)], None)
+    assert result.words[0].text == expected
+    if expected == "19:40":
+        assert result.words[0].score < greedy_decode(model.probs, CLOCK)[1]
+
+
+def test_a_region_steers_its_words_by_its_own_patterns_and_a_gated_word_is_not_read_again() -> None:
+    config = parse_config("recognition: {enabled: true}\nregions: [{name: clock, rect: [0, 0, 100, 40], "
+                          "patterns: ['^\\d\\d:\\d\\d$']}, {name: shown, rect: [0, 0, 100, 40], detect: false, "
+                          "patterns: ['^\\d\\d:\\d\\d$']}]", "c")
+    model = ReadsNineteenForty()
+    frames, regions = FrameReader(Reader(model, CLOCK, "test"), config.recognition), Regions(config.regions)
+    rgb, boxes = np.full((60, 120, 3), 128, np.uint8), [quad(10, 10, 90, 30)]
+    for changed in (None, []):  # the second frame: nothing changed, the box keeps its reading
+        result, whole = frames.read(rgb, boxes, changed, regions.fixed_quads((60, 120)))
+        read = regions.read((60, 120), boxes, result.raw, whole, frames.kept)
+        assert result.words[0].text == "19.40"  # the payload's box: the rules have no pattern
+        assert read["clock"].text == "19:40" and read["shown"].text == "19:40"
+    assert model.calls == 3  # the box and the whole rectangle, then the rectangle again
 
 
 def test_an_allow_list_the_recognizer_cannot_read_is_refused() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.recognition.crops import word_crop
-from edge.recognition.ctc import confidence, greedy_decode
+from edge.recognition.ctc import confidence, greedy_decode, likeliest_accepted
 from edge.recognition.preprocess import fit, stretch_contrast
 from edge.recognition.reader import Reader
 from edge.recognition.spotting import read_boxes
@@ -45,6 +45,27 @@ def test_score_is_easyocr_custom_mean_over_non_blank_steps() -> None:
 def test_a_charset_that_does_not_fit_the_classes_is_refused() -> None:
     with pytest.raises(ValueError, match=r"expected \(T, 3\)"):
         greedy_decode(one_hot([1, 2]), "ab")
+
+
+def test_a_pattern_finds_the_likeliest_reading_it_accepts_scored_as_greedy_would_score_it() -> None:
+    # "ab_c": at step 1 "c" is second (0.3) to "b" (0.6); step 3 is "c" for sure
+    probs = one_hot([1, 2, 0, 3], p=0.9)
+    probs[1] = [0.05, 0.05, 0.6, 0.3]
+    assert likeliest_accepted(probs, CHARSET, lambda text: True) == greedy_decode(probs, CHARSET)
+    text, score = likeliest_accepted(probs, CHARSET, lambda text: "b" not in text)
+    assert text == "acc" and score == pytest.approx(confidence(np.array([0.9, 0.3, 0.9])))
+    assert likeliest_accepted(probs, CHARSET, lambda text: text == "aa") is None  # not among the likely
+    assert likeliest_accepted(probs, CHARSET, lambda text: True, beam=1)[0] == "abc"
+
+
+def test_a_steered_repeat_needs_its_blank() -> None:
+    # "a a" with a weak blank between them: greedy reads "a"; "aa" is the likeliest reading of two a's
+    probs = one_hot([1, 1, 1], p=0.9)
+    probs[1] = [0.4, 0.5, 0.05, 0.05]
+    assert greedy_decode(probs, CHARSET)[0] == "a"
+    text, score = likeliest_accepted(probs, CHARSET, lambda text: text == "aa")
+    assert text == "aa" and score == pytest.approx(confidence(np.array([0.9, 0.9])))
+    assert likeliest_accepted(np.full((3, 4), np.nan, np.float32), CHARSET, lambda text: True) is None
 
 
 def striped(height: int, width: int) -> np.ndarray:

@@ -14,13 +14,20 @@ from edge.config.paths import absolute
 def execute(args: argparse.Namespace) -> int:
     import cv2
 
+    from edge.config.reading import RecognitionConfig, check_patterns
     from edge.models.recognizer import load_reader
     from edge.models.runtime import default_threads
+    from edge.recognition.words import FrameReader
     from edge.sources.imageio import ImageError, read_rgb
 
+    try:
+        check_patterns(args.pattern, "--pattern")
+    except ValueError as exc:
+        raise Fatal(str(exc)) from None
     reader = load_reader(args.model, args.variant, args.threads or default_threads())
     if reader is None:
         raise Fatal(f"{args.model} has no text recognizer (convert-for-device without --no-recognizer makes one)")
+    rules = FrameReader(reader, RecognitionConfig(min_score=0.0, patterns=args.pattern))
     crops, names, failures = [], [], 0
     for image in args.images:
         try:
@@ -29,15 +36,17 @@ def execute(args: argparse.Namespace) -> int:
         except ImageError as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
             failures += 1
-    readings = reader.read(crops)
+    readings = [rules.steered(reading) for reading in reader.read(crops)]
     width = max((len(str(name)) for name in names), default=0)
     if not args.json and names:
         print(f"{'image':<{width}}  {'score':>5}  text ({reader.variant})")
     for name, reading in zip(names, readings, strict=True):
+        text = reading.text if rules.fits(reading.text) else None  # no likely reading matches --pattern
         if args.json:
-            print(json.dumps({"image": str(name), "text": reading.text, "score": round(reading.score, 4)}), flush=True)
+            print(json.dumps({"image": str(name), "text": text, "score": round(reading.score, 4)}), flush=True)
         else:
-            print(f"{name!s:<{width}}  {reading.score:5.2f}  {reading.text}")
+            shown = "(no reading matches --pattern)" if text is None else text
+            print(f"{name!s:<{width}}  {reading.score:5.2f}  {shown}")
     return EXIT_BAD_INPUT if failures else 0
 
 
@@ -52,5 +61,10 @@ def add_to(commands: argparse._SubParsersAction) -> None:
     read.add_argument("--variant", help="force a recognizer variant (default: the fastest here that reads like "
                                         "PyTorch on its manifest's crops)")
     read.add_argument("--threads", type=thread_count, default=0, help="CPU threads (default 0: one per core)")
+    read.add_argument("--pattern", action="append", default=[], metavar="REGEX",
+                      help="a regular expression the reading must match (re.search; repeat for several, any one "
+                           "may match): each image is read as the likeliest reading the recognizer had that "
+                           "matches, '19:40' for a '19.40' when the colon was its second choice; none: text null. "
+                           "As recognition.patterns does in config.yaml; try a display's patterns here")
     read.add_argument("--json", action="store_true", help='JSON lines: {"image", "text", "score"}')
     read.set_defaults(func=execute)

@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -30,6 +30,8 @@ class SequenceModel(Protocol):
 class Reading:
     text: str
     score: float  # 0..1
+    # the model's (T, C) probabilities, kept so that a pattern can steer the reading (ctc.likeliest_accepted)
+    steps: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 class Reader:
@@ -61,5 +63,5 @@ class Reader:
         readings = {}
         for part, probs in zip(parts, outputs, strict=True):
             for (index, _), steps in zip(part, probs, strict=True):
-                readings[index] = Reading(*greedy_decode(steps, self.charset))
+                readings[index] = Reading(*greedy_decode(steps, self.charset), steps)
         return [readings[index] for index in range(len(crops))]

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from edge.config.reading import RegionConfig
-from edge.recognition.words import WordReading, matches
+from edge.recognition.reader import Reading
+from edge.recognition.words import WordReading
+
+Keep = Callable[[Reading | None, Sequence[re.Pattern[str]]], WordReading]  # FrameReader.kept
 
 log = logging.getLogger(__name__)
 
@@ -94,25 +97,24 @@ class Regions:
         """The quads some detect-true region takes its words from: read before the rest past max_words."""
         return {i for region in self.regions if region.detect for i in self._members(region, quads)}
 
-    def read(self, frame_hw: tuple[int, int], quads: Sequence[np.ndarray], words: Sequence[WordReading],
-             fixed_words: Sequence[WordReading]) -> dict[str, RegionReading]:
-        """Each region's reading: the kept ``words`` of ``quads`` whose centre lies inside (detect: true) or the
-        reading of its whole rectangle (``fixed_words``, in ``fixed_quads``' order), filtered by its patterns."""
+    def read(self, frame_hw: tuple[int, int], quads: Sequence[np.ndarray], raws: Sequence[Reading | None],
+             fixed_raws: Sequence[Reading], keep: Keep) -> dict[str, RegionReading]:
+        """Each region's reading: the words of ``quads`` whose centre lies inside (detect: true) or the reading
+        of its whole rectangle (``fixed_raws``, in ``fixed_quads``' order), each kept (``keep``: the rules,
+        then the region's own patterns, which steer the reading as the rules' do)."""
         self.check_fit(frame_hw)
-        fixed = iter(fixed_words)
+        fixed = iter(fixed_raws)
         result = {}
         for region in self.regions:
             patterns = self._patterns[region.name]
-
-            def fits(word: WordReading, patterns: list[re.Pattern[str]] = patterns) -> bool:
-                return word.text is not None and matches(word.text, patterns)
-
             if not region.detect:
-                word = next(fixed) if self._clipped(region, frame_hw) is not None else None
-                kept = (word,) if word is not None and fits(word) else ()
+                raw = next(fixed) if self._clipped(region, frame_hw) is not None else None
+                word = keep(raw, patterns)
+                kept = (word,) if word.text is not None else ()
                 result[region.name] = RegionReading(" ".join(str(w.text) for w in kept), kept)
                 continue
-            inside = [i for i in self._members(region, quads) if fits(words[i])]
+            words = {i: keep(raws[i], patterns) for i in self._members(region, quads)}
+            inside = [i for i, word in words.items() if word.text is not None]
             text, kept = joined([quads[i] for i in inside], [words[i] for i in inside])
             result[region.name] = RegionReading(text, kept)
         return result

@@ -2,6 +2,8 @@
 
 ``FrameReader`` cuts each box out of the source frame and reads them together (``spotting.read_boxes``),
 and keeps a reading when it scores at least ``min_score`` and matches one of ``patterns`` (when any);
+patterns also steer: a reading that matches none is replaced by the likeliest that does, if the model
+had it among its likeliest readings (``ctc.likeliest_accepted``), which must then score ``min_score``.
 ``allow`` restricts the characters before decoding, as EasyOCR's allow-list does. Only the
 ``max_words`` largest boxes are read. With change gating the daemon says which rectangles of the
 frame changed: a box outside all of them, at the same place as a box of the last frame, keeps that
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.config.reading import PATTERN_MAX_CHARS, RecognitionConfig
+from edge.recognition.ctc import likeliest_accepted
 from edge.recognition.reader import Reader, Reading, SequenceModel
 from edge.recognition.spotting import cut, read_boxes
 
@@ -43,6 +46,7 @@ NOT_READ = WordReading(None, None)
 @dataclass(frozen=True)
 class FrameReading:
     words: list[WordReading]  # one per box, in the boxes' order
+    raw: list[Reading | None]  # the same boxes' readings before the rules (None: past max_words)
     read: int  # boxes (and whole regions) read afresh
     reused: int  # boxes that kept the last frame's reading
     ms: float  # time spent cutting out and reading
@@ -108,10 +112,24 @@ class FrameReader:
         self.max_words = settings.max_words
         self._last: list[tuple[np.ndarray, Reading]] = []
 
-    def kept(self, reading: Reading | None) -> WordReading:
-        """The payload's view of a raw reading under the rules (score, patterns)."""
-        if (reading is None or not reading.text or not math.isfinite(reading.score)  # NaN: a model gone wrong
-                or reading.score < self.min_score or not matches(reading.text, self.patterns)):
+    def fits(self, text: str, also: Sequence[re.Pattern[str]] = ()) -> bool:
+        """Whether ``text`` matches the patterns, and a region's own (``also``) when it has any."""
+        return matches(text, self.patterns) and matches(text, also)
+
+    def steered(self, reading: Reading, also: Sequence[re.Pattern[str]] = ()) -> Reading:
+        """``reading``, or when it does not fit the patterns the likeliest reading the model had that does."""
+        if reading.steps is None or self.fits(reading.text, also):
+            return reading
+        found = likeliest_accepted(reading.steps, self.reader.charset, lambda text: self.fits(text, also))
+        return reading if found is None else Reading(*found, reading.steps)
+
+    def kept(self, reading: Reading | None, also: Sequence[re.Pattern[str]] = ()) -> WordReading:
+        """The payload's view of a raw reading under the rules (score, patterns), steered by the patterns; a
+        region's view when ``also`` holds its patterns."""
+        if reading is None or not math.isfinite(reading.score):  # NaN: a model gone wrong
+            return NOT_READ
+        reading = self.steered(reading, also)
+        if not reading.text or reading.score < self.min_score or not self.fits(reading.text, also):
             return NOT_READ
         return WordReading(reading.text, round(reading.score, 3))
 
@@ -137,9 +155,11 @@ class FrameReader:
                 to_read.append(index)
             else:
                 raw[index] = previous
-        raw.update(zip(to_read, read_boxes(self.reader, rgb, [quads[i] for i in to_read]), strict=True))
+        fresh = read_boxes(self.reader, rgb, [quads[i] for i in to_read])
+        raw.update(zip(to_read, map(self.steered, fresh), strict=True))  # steered once, not on every reuse
         whole = self.reader.read(cut(rgb, extra, margin=0.0)) if extra else []  # a region's rectangle as it is
         self._last = [(quads[i], reading) for i, reading in raw.items()]
-        words = [self.kept(raw.get(i)) for i in range(len(quads))]
+        raws = [raw.get(i) for i in range(len(quads))]
+        words = [self.kept(r) for r in raws]
         ms = (time.perf_counter() - start) * 1e3
-        return FrameReading(words, len(to_read) + len(extra), len(largest) - len(to_read), ms), whole
+        return FrameReading(words, raws, len(to_read) + len(extra), len(largest) - len(to_read), ms), whole

@@ -130,8 +130,7 @@ def read_frame(reading: Reading, rgb: np.ndarray, detection: Detection, gated: b
         return None, {}
     reading.failures = 0
     text, _ = joined(quads, result.words)
-    fixed_words = [reading.frames.kept(raw) for raw in fixed_raw]
-    regions = reading.regions.read(frame_hw, quads, result.words, fixed_words)
+    regions = reading.regions.read(frame_hw, quads, result.raw, fixed_raw, reading.frames.kept)
     return TextReading(reading.frames.variant, result.words, text, result.read, result.reused, result.ms), regions
 
 
