@@ -170,6 +170,30 @@ def test_the_recognizer_folder_itself_is_a_model_and_a_broken_one_is_refused(con
         load_reader(folder)
 
 
+def test_a_damaged_recognizer_manifest_costs_reading_not_the_daemon(converted: Path, tmp_path: Path) -> None:
+    """A byte that is not UTF-8 (a damaged card) used to escape as UnicodeDecodeError: a traceback, exit 1,
+    and systemd restarting the daemon for ever."""
+    from edge.config.settings import parse_config
+    from edge.service.reading import build_reading
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for entry in converted.iterdir():
+        if entry.name != RECOGNIZER_FOLDER:
+            (bundle / entry.name).symlink_to(entry)
+    folder = bundle / RECOGNIZER_FOLDER
+    shutil.copytree(converted / RECOGNIZER_FOLDER, folder, ignore=shutil.ignore_patterns("*.onnx"))
+    damaged = bytearray((folder / "manifest.json").read_bytes())
+    damaged[100] = 0xFF
+    (folder / "manifest.json").write_bytes(bytes(damaged))
+    reading = build_reading(parse_config(f"model: {{dir: {bundle}}}\nrecognition: {{enabled: true}}", "c"))
+    assert reading.frames is None
+    assert reading.state == f"unavailable: {folder / 'manifest.json'}: not UTF-8 text (byte 100: 0xff)"
+    result = daemon_helpers.craft_edge("read", "word.png", "--model", str(bundle), timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith("not UTF-8 text (byte 100: 0xff)")
+
+
 def test_a_recognizer_file_that_does_not_match_its_manifest_is_refused(converted: Path, tmp_path: Path) -> None:
     from edge.models.selection import NoUsableModel
 

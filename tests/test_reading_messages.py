@@ -493,6 +493,15 @@ def test_an_allow_list_the_recognizer_cannot_read_is_refused() -> None:
         FrameReader(reader, parse_config("recognition: {enabled: true, allow: 'äöü'}", "c").recognition)
 
 
+def test_any_error_loading_the_recognizer_costs_reading_not_the_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    def damaged(*args: object) -> None:
+        raise ValueError("embedded null byte")
+
+    monkeypatch.setattr("edge.service.reading.load_reader", damaged)
+    reading = build_reading(parse_config("recognition: {enabled: true}", "c"))
+    assert reading.frames is None and reading.state == "unavailable: ValueError: embedded null byte"
+
+
 def test_a_failed_recognizer_is_loaded_again_on_reload(monkeypatch: pytest.MonkeyPatch) -> None:
     config = parse_config("recognition: {enabled: true}", "c")
     loads = []

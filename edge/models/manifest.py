@@ -140,6 +140,8 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:  # a damaged card: a restart cannot fix it either
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start]:#04x})") from exc
 
 
 def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:

@@ -56,15 +56,20 @@ class Choice:
 def file_matches(model_dir: Path, variant: Variant) -> bool:
     try:
         return file_sha256(model_dir / variant.file) == variant.sha256
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a name with a NUL byte
         return False
 
 
 def manifests_written(folder: Path) -> tuple:
     """When each manifest of a model folder (its index and its models') was last written: models converted
     again into the same folder change it, so a reload loads them instead of keeping the old ones."""
-    manifests = sorted([folder / MANIFEST_NAME, *folder.glob(f"*/{MANIFEST_NAME}")])
-    return tuple((str(path), path.stat().st_mtime_ns) for path in manifests if path.is_file())
+    written = []
+    for path in sorted([folder / MANIFEST_NAME, *folder.glob(f"*/{MANIFEST_NAME}")]):
+        try:
+            written.append((str(path), path.stat().st_mtime_ns))
+        except OSError:  # gone while a conversion rewrites the folder, or never there
+            continue
+    return tuple(written)
 
 
 def median_ms(run: Callable[[], object], runs: int = MEASURE_RUNS) -> float:

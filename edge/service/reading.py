@@ -89,6 +89,8 @@ def load(config: Config) -> tuple[Reader | None, str]:
         reader = load_reader(Path(config.model.dir), variant, config.model.num_threads or default_threads())
     except (ManifestError, NoUsableModel, ModelLoadError, OSError) as exc:
         reason = " ".join(str(exc).split())
+    except Exception as exc:  # anything else the files cause: still no reason to stop detecting
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
     else:
         if reader is not None:
             log.info("reading text with the recognizer's %s variant", reader.variant)
