@@ -487,6 +487,56 @@ def test_a_region_steers_its_words_by_its_own_patterns_and_a_gated_word_is_not_r
     assert model.calls == 3  # the box and the whole rectangle, then the rectangle again
 
 
+class Flaky(ReadsNineteenForty):
+    """Reads "19.40", or raises while ``failing``."""
+
+    failing = False
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        if self.failing:
+            raise RuntimeError("tensor allocation failed")
+        return super().__call__(pixels)
+
+
+def test_after_a_failed_frame_every_box_is_read_afresh_and_each_error_is_traced_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Before, the frame after a failed one reused the reading of the frame before it for every box the gate
+    saw unchanged (compared with the failed frame): a meter's new digits published as the old ones."""
+    config = parse_config("recognition: {enabled: true}", "c")
+    model = Flaky()
+    reader = Reader(model, CLOCK, "test")
+    reading = Reading(reader, FrameReader(reader, config.recognition), Regions([]), "reading")
+    rgb = np.full((60, 120, 3), 128, np.uint8)
+    boxes = [SimpleNamespace(points=quad(10, 10, 90, 30), score=0.9)]
+    changed = SimpleNamespace(boxes=boxes, tiles_run=1, tiles=((0, 0, 120, 60),))
+    unchanged = SimpleNamespace(boxes=boxes, tiles_run=1, tiles=((100, 40, 120, 60),))
+    words = []
+    for detection, failing in ((changed, False), (changed, True), (unchanged, False), (changed, True),
+                               (unchanged, False), (unchanged, False)):
+        model.failing = failing
+        text, _ = read_frame(reading, rgb, detection, gated=True)
+        words.append(None if text is None else (text.read, text.reused))
+    assert words == [(1, 0), None, (1, 0), None, (1, 0), (0, 1)]
+    failed = [r for r in caplog.records if "reading a frame failed" in r.getMessage()]
+    assert len(failed) == 2 and [bool(r.exc_info) for r in failed] == [True, False]
+
+
+def test_a_reused_word_that_no_pattern_matches_is_steered_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    searches = []
+    monkeypatch.setattr("edge.recognition.words.likeliest_accepted",
+                        lambda *args, **kwargs: searches.append(args) or None)
+    config = parse_config("recognition: {enabled: true, patterns: ['^[a-z]+$']}\n"
+                          "regions: [{name: clock, rect: [0, 0, 100, 40], patterns: ['^\\d\\d$']}]", "c")
+    frames = FrameReader(Reader(ReadsNineteenForty(), CLOCK, "test"), config.recognition)
+    regions = Regions(config.regions)
+    boxes = [quad(10, 10, 90, 30)]
+    for changed in (None, [], [], []):
+        result, whole = frames.read(np.full((60, 120, 3), 128, np.uint8), boxes, changed)
+        regions.read((60, 120), boxes, result.raw, whole, frames.kept)
+        assert result.words[0].text is None
+    assert len(searches) == 2  # the rules' patterns, then the region's with them: once each, not every frame
+
+
 def test_an_allow_list_the_recognizer_cannot_read_is_refused() -> None:
     reader = Reader(Failing(), "0123456789", "test")
     with pytest.raises(ValueError, match="holds none of the recognizer's characters"):

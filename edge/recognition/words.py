@@ -111,6 +111,8 @@ class FrameReader:
         self.patterns = [re.compile(pattern) for pattern in settings.patterns]
         self.max_words = settings.max_words
         self._last: list[tuple[np.ndarray, Reading]] = []
+        # (id of a reading, a region's patterns) -> (that reading, kept alive so the id stays its own; steered)
+        self._steered: dict[tuple[int, tuple[str, ...]], tuple[Reading, Reading]] = {}
 
     def fits(self, text: str, also: Sequence[re.Pattern[str]] = ()) -> bool:
         """Whether ``text`` matches the patterns, and a region's own (``also``) when it has any."""
@@ -120,8 +122,11 @@ class FrameReader:
         """``reading``, or when it does not fit the patterns the likeliest reading the model had that does."""
         if reading.steps is None or self.fits(reading.text, also):
             return reading
-        found = likeliest_accepted(reading.steps, self.reader.charset, lambda text: self.fits(text, also))
-        return reading if found is None else Reading(*found, reading.steps)
+        key = (id(reading), tuple(pattern.pattern for pattern in also))
+        if key not in self._steered:  # a reused reading is steered once, also when nothing matched
+            found = likeliest_accepted(reading.steps, self.reader.charset, lambda text: self.fits(text, also))
+            self._steered[key] = (reading, reading if found is None else Reading(*found, reading.steps))
+        return self._steered[key][1]
 
     def kept(self, reading: Reading | None, also: Sequence[re.Pattern[str]] = ()) -> WordReading:
         """The payload's view of a raw reading under the rules (score, patterns), steered by the patterns; a
@@ -133,8 +138,9 @@ class FrameReader:
             return NOT_READ
         return WordReading(reading.text, round(reading.score, 3))
 
-    def _remembered(self, quad: np.ndarray) -> Reading | None:
-        for points, reading in self._last:
+    @staticmethod
+    def _remembered(quad: np.ndarray, last: Sequence[tuple[np.ndarray, Reading]]) -> Reading | None:
+        for points, reading in last:
             if np.abs(points - quad).max() <= SAME_PLACE_PX:
                 return reading
         return None
@@ -145,12 +151,14 @@ class FrameReader:
         regions). ``changed``: the rectangles that changed since the last frame (None: all of it). Past
         ``max_words``, the boxes ``first`` names (those in named regions) go before the largest of the rest."""
         start = time.perf_counter()
+        last, self._last = self._last, []  # a frame that fails leaves nothing to reuse: the next reads afresh
         quads = [np.asarray(q, dtype=np.float64).reshape(4, 2) for q in quads]
         largest = sorted(range(len(quads)), key=lambda i: (i in first, area(quads[i])), reverse=True)[:self.max_words]
         raw: dict[int, Reading] = {}
         to_read: list[int] = []
         for index in largest:
-            previous = None if changed is None or overlaps(quads[index], changed) else self._remembered(quads[index])
+            unchanged = changed is not None and not overlaps(quads[index], changed)
+            previous = self._remembered(quads[index], last) if unchanged else None
             if previous is None:
                 to_read.append(index)
             else:
@@ -159,6 +167,8 @@ class FrameReader:
         raw.update(zip(to_read, map(self.steered, fresh), strict=True))  # steered once, not on every reuse
         whole = self.reader.read(cut(rgb, extra, margin=0.0)) if extra else []  # a region's rectangle as it is
         self._last = [(quads[i], reading) for i, reading in raw.items()]
+        alive = {id(reading) for _, reading in self._last}
+        self._steered = {key: value for key, value in self._steered.items() if key[0] in alive}
         raws = [raw.get(i) for i in range(len(quads))]
         words = [self.kept(r) for r in raws]
         ms = (time.perf_counter() - start) * 1e3

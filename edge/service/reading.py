@@ -48,6 +48,7 @@ class Reading:
     key: tuple = ()  # what loading the recognizer depended on
     published: dict[str, str | None] = field(default_factory=dict)  # each region's last text (None: unavailable)
     failures: int = 0  # frames in a row whose reading failed
+    traced: set[str] = field(default_factory=set)  # the errors logged with their traceback (once each)
 
     def status(self) -> dict:
         return {"state": self.state, "variant": self.reader.variant if self.reader else None}
@@ -122,17 +123,19 @@ def read_frame(reading: Reading, rgb: np.ndarray, detection: Detection, gated: b
         # past max_words, region boxes first (the regions' centre test again only then)
         first = reading.regions.boxes_inside(quads) if len(quads) > reading.frames.max_words else ()
         result, fixed_raw = reading.frames.read(rgb, quads, changed_rects(detection, gated), fixed, first=first)
+        regions = reading.regions.read(frame_hw, quads, result.raw, fixed_raw, reading.frames.kept)
     except Exception as exc:  # the frame is still published, without text; the daemon goes on
         reading.failures += 1
-        log.error("reading a frame failed (%s: %s); published without text", type(exc).__name__, exc,
-                  exc_info=reading.failures == 1)
+        kind = type(exc).__name__
+        log.error("reading a frame failed (%s: %s); published without text", kind, exc,
+                  exc_info=kind not in reading.traced)
+        reading.traced.add(kind)
         if reading.failures >= FAILURES_BEFORE_GIVING_UP:
             reading.frames, reading.state = None, f"unavailable: failed {reading.failures} frames in a row: {exc}"
             log.error("reading given up after %d failed frames in a row; SIGHUP tries again", reading.failures)
         return None, {}
     reading.failures = 0
     text, _ = joined(quads, result.words)
-    regions = reading.regions.read(frame_hw, quads, result.raw, fixed_raw, reading.frames.kept)
     return TextReading(reading.frames.variant, result.words, text, result.read, result.reused, result.ms), regions
 
 
