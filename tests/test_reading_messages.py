@@ -212,6 +212,20 @@ def test_regions_are_published_retained_and_only_when_their_reading_changes(brok
         subscriber.close()
 
 
+def test_regions_are_sent_again_on_a_new_connection() -> None:
+    """A broker restarted without persistence has lost the retained readings: before, a steady reading was
+    never sent again and its topic stayed empty."""
+    sent: list[tuple[str, dict]] = []
+    publisher = SimpleNamespace(connected=threading.Event(), connections=1,
+                                publish_region=lambda name, message: sent.append((name, message)))
+    publisher.connected.set()
+    reading = Reading(None, None, Regions([]), "reading")
+    for connections in (1, 1, 2, 2):
+        publisher.connections = connections
+        publish_regions(reading, {"meter": RegionReading("04711", ())}, publisher, connections, 0.0)  # type: ignore[arg-type]
+    assert [(name, message["seq"]) for name, message in sent] == [("meter", 1), ("meter", 2)]
+
+
 def test_a_region_removed_from_the_config_leaves_no_reading_or_sensor_behind(broker: Broker) -> None:
     """A region dropped from the config (then SIGHUP or a restart) had a retained reading and a Home Assistant
     sensor: the next publisher clears both, and keeps the regions still configured."""
@@ -636,7 +650,7 @@ def test_regions_say_once_that_they_cannot_be_read() -> None:
     that Home Assistant shows the sensor unavailable instead of the last text as current (before, nothing
     was published and the last reading stayed)."""
     sent: list[tuple[str, dict]] = []
-    publisher = SimpleNamespace(connected=threading.Event(),
+    publisher = SimpleNamespace(connected=threading.Event(), connections=0,
                                 publish_region=lambda name, payload: sent.append((name, payload)))
     publisher.connected.set()
     config = parse_config("recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 9, 9]}, "
@@ -657,7 +671,7 @@ def test_regions_say_they_are_stale_when_no_frame_comes_for_a_while() -> None:
     """A camera lost, or sending only bad frames, while reading works: before, each region's last retained
     reading stayed and looked current in Home Assistant for as long as no frame came."""
     sent: list[tuple[str, str | None]] = []
-    publisher = SimpleNamespace(connected=threading.Event(),
+    publisher = SimpleNamespace(connected=threading.Event(), connections=0,
                                 publish_region=lambda name, payload: sent.append((name, payload["text"])))
     publisher.connected.set()
     config = parse_config("recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 9, 9]}]", "c")
@@ -680,7 +694,7 @@ def test_regions_say_they_are_stale_when_no_frame_comes_for_a_while() -> None:
 
 def test_region_readings_are_not_queued_while_the_broker_is_away() -> None:
     sent: list[str] = []
-    publisher = SimpleNamespace(connected=threading.Event(),
+    publisher = SimpleNamespace(connected=threading.Event(), connections=0,
                                 publish_region=lambda name, payload: sent.append(payload["text"]))
     reading = Reading(None, None, Regions([]), "reading")
     for text in ("01234", "01235"):

@@ -47,6 +47,7 @@ class Reading:
     state: str  # "off", "reading", or "unavailable: why"
     key: tuple = ()  # what loading the recognizer depended on
     published: dict[str, str | None] = field(default_factory=dict)  # each region's last text (None: unavailable)
+    published_on: int = 0  # the publisher's connection count when ``published`` was last sent
     failures: int = 0  # frames in a row whose reading failed
     traced: set[str] = field(default_factory=set)  # the errors logged with their traceback (once each)
 
@@ -146,6 +147,7 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
     out once it is back."""
     if not publisher.connected.is_set():
         return
+    forget_after_reconnect(reading, publisher)
     for name, region in regions.items():
         if reading.published.get(name) == region.text:
             continue
@@ -153,6 +155,14 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
         publisher.publish_region(name, {"text": region.text, "words": words, "seq": seq,
                                         "timestamp": utc_iso(captured)})
         reading.published[name] = region.text
+
+
+def forget_after_reconnect(reading: Reading, publisher: Publisher) -> None:
+    """A new connection: every region is sent again. A broker that restarted without persistence (mosquitto's
+    default) has lost the retained readings, and a steady meter would otherwise leave its topic empty."""
+    if reading.published_on != publisher.connections:
+        reading.published.clear()
+        reading.published_on = publisher.connections
 
 
 def stale_because(reading: Reading, source: SourceState, no_frame_for: float, max_fps: float) -> str | None:
@@ -175,6 +185,7 @@ def publish_unavailable(reading: Reading, publisher: Publisher, seq: int, captur
     periodic step, so also while no frame comes; the next reading after it is published whatever its text."""
     if reason is None or not publisher.connected.is_set():
         return
+    forget_after_reconnect(reading, publisher)
     unavailable = {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured),
                    "unavailable": reason[:REASON_CHARS]}
     for config in reading.regions.regions:
