@@ -100,6 +100,21 @@ def test_ground_truth_formats(tmp_path: Path) -> None:
     (tmp_path / "bad.txt").write_text("1,2,3,EXIT\n")
     with pytest.raises(GroundTruthError, match=r"bad\.txt:1: expected x1,y1"):
         read_words(tmp_path / "bad.txt")
+    (tmp_path / "latin1.txt").write_bytes("1,1,9,1,9,5,1,5,CAFÉ\n".encode("latin-1"))
+    with pytest.raises(GroundTruthError, match=r"latin1\.txt: not UTF-8 text \(byte 19\)"):
+        read_words(tmp_path / "latin1.txt")  # was UnicodeDecodeError: a traceback
+    square = [[0, 0], [4, 0], [4, 4], [0, 4]]
+    (tmp_path / "null.json").write_text(json.dumps({"words": [{"poly": square, "text": None}]}))
+    assert read_words(tmp_path / "null.json")[0].text == ""  # untranscribed, not the word "None"
+
+
+def test_eval_json_that_cannot_be_written_is_one_line_before_the_work(tmp_path: Path) -> None:
+    for out, expected in ((tmp_path / "missing" / "out.json", "the folder"), (tmp_path, "cannot be written"),
+                          (Path("/dev/full"), "cannot write (No space left on device)")):
+        result = craft_edge("eval", "--detections", str(SAMPLES), "--images", str(SAMPLES), "--gt", str(SAMPLES),
+                            "--json", str(out))
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(f"craft-edge: error: --json {out}: {expected}")
 
 
 def test_eval_precomputed_detections(tmp_path: Path) -> None:

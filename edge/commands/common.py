@@ -7,6 +7,7 @@ Each subcommand is one module in this package with ``add_to(commands)`` (its opt
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,22 @@ class Fatal(Exception):
 
 
 MAX_THREADS = 64
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Fatal before long work when ``path`` could not be written at its end: no folder, or not ours to write."""
+    if not path.parent.is_dir():
+        raise Fatal(f"{option} {path}: the folder {path.parent} does not exist")
+    if path.is_dir() or not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise Fatal(f"{option} {path}: cannot be written")
+
+
+def write_output(path: Path, text: str, option: str) -> None:
+    """``text`` into ``path``, or one line why not (a full disk)."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise Fatal(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
 
 
 def thread_count(text: str) -> int:

@@ -8,7 +8,15 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.commands.common import Fatal, build_detector, load_runners, model_options, tiling_options
+from edge.commands.common import (
+    Fatal,
+    build_detector,
+    check_writable,
+    load_runners,
+    model_options,
+    tiling_options,
+    write_output,
+)
 from edge.config.paths import absolute
 
 
@@ -26,6 +34,8 @@ def execute(args: argparse.Namespace) -> int:
     from edge.models.manifest import load_manifest, model_folders
     from edge.sources.imageio import ImageError, list_images, read_rgb
 
+    if args.json:
+        check_writable(args.json, "--json")
     if args.images is None and args.gt is None:  # the benchmark, or the project's own labelled frames
         labelled = default_set(Path.cwd())
         if labelled is None:
@@ -92,7 +102,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.json:
         report = {"mode": "agreement" if args.against else "labelled", "against": args.against,
                   "variants": {name: summary.to_dict() for name, summary in results.items()}}
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_output(args.json, json.dumps(report, indent=2) + "\n", "--json")
     return 0
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge.commands.common import Fatal
+from edge.commands.common import Fatal, write_output
 from edge.detection.boxes import MatchCount
 from edge.detection.evaluation import GroundTruthError, Word, evaluate_image, find_ground_truth, read_words
 from edge.recognition.scoring import Tally, counts_end_to_end, read_right, same_text, word_accuracy
@@ -152,5 +152,5 @@ def execute(args: argparse.Namespace, images: list[Path], detector_names: list[s
                   "crops": None if crops is None else {"right": crops.right, "words": crops.total,
                                                        "accuracy": round(crops.accuracy, 4), "per_word": per_word},
                   "end_to_end": {name: result.to_dict() for name, result in results.items()}}
-        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        write_output(args.json, json.dumps(report, indent=2, ensure_ascii=False) + "\n", "--json")
     return 0

@@ -149,8 +149,12 @@ def format_table(label: str, results: dict[str, Summary]) -> str:
 
 
 def _words_from_text(path: Path) -> list[Word]:
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GroundTruthError(f"{path}: not UTF-8 text (byte {exc.start}); ICDAR's files are UTF-8") from None
     words = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.strip().split(",")
@@ -169,7 +173,7 @@ def _words_from_json(path: Path) -> list[Word]:
     try:
         data = json.loads(path.read_text())
         return [Word(np.asarray(w["poly"], dtype=np.float64).reshape(-1, 2), bool(w.get("ignore", False)),
-                     str(w.get("text", ""))) for w in data["words"]]
+                     str(w.get("text") or "")) for w in data["words"]]  # null: untranscribed
     except (ValueError, KeyError, TypeError) as exc:
         raise GroundTruthError(f"{path}: not a ground-truth JSON with words[].poly ({exc})") from None
 
