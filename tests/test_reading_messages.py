@@ -42,12 +42,14 @@ from edge.recognition.words import NOT_READ, FrameReader, WordReading, matches
 from edge.service.reading import (
     FAILURES_BEFORE_GIVING_UP,
     NO_FRAME_SECONDS,
+    RETRY_SECONDS,
     Reading,
     build_reading,
     loading_key,
     publish_regions,
     publish_unavailable,
     read_frame,
+    retry_given_up,
     stale_because,
 )
 from edge.sources.capture import SourceState
@@ -433,6 +435,29 @@ def test_a_recognizer_failing_mid_run_leaves_frames_published_without_text(caplo
     assert reading.state.startswith("unavailable: failed 3 frames in a row") and reading.frames is None
     assert read_frame(reading, rgb, detection, gated=False) == (None, {})  # not tried again until a reload
     assert sum("reading a frame failed" in r.getMessage() for r in caplog.records) == FAILURES_BEFORE_GIVING_UP
+
+
+def test_reading_given_up_is_tried_again_after_a_while() -> None:
+    """Before, reading given up after failed frames stayed off until someone sent SIGHUP."""
+    config = parse_config("recognition: {enabled: true}", "c")
+    model = Flaky()
+    reader = Reader(model, CLOCK, "test")
+    reading = Reading(reader, FrameReader(reader, config.recognition), Regions([]), "reading")
+    rgb = np.full((60, 120, 3), 128, np.uint8)
+    detection = SimpleNamespace(boxes=[SimpleNamespace(points=quad(10, 10, 90, 30), score=0.9)], tiles_run=1,
+                                tiles=())
+    model.failing = True
+    for _ in range(FAILURES_BEFORE_GIVING_UP):
+        assert read_frame(reading, rgb, detection, gated=False) == (None, {})
+    assert reading.state.startswith("unavailable: failed 3 frames") and reading.given_up_at is not None
+    given_up = reading.given_up_at
+    model.failing = False
+    retry_given_up(reading, config.recognition, given_up + RETRY_SECONDS - 1)
+    assert reading.frames is None and read_frame(reading, rgb, detection, gated=False) == (None, {})
+    retry_given_up(reading, config.recognition, given_up + RETRY_SECONDS)
+    assert reading.state == "reading"
+    text, _ = read_frame(reading, rgb, detection, gated=False)
+    assert text is not None and text.words[0].text == "19.40"
 
 
 def test_reading_rules_keep_no_empty_reading_and_no_pattern_run_on_a_long_one() -> None:

@@ -40,6 +40,7 @@ from edge.service.reading import (
     publish_regions,
     publish_unavailable,
     read_frame,
+    retry_given_up,
     stale_because,
 )
 from edge.service.sequence import Sequence
@@ -275,6 +276,7 @@ class Daemon:
                       parts.config.source.stuck_seconds)
             self.exit_code = 1
             self.stop_event.set()
+        retry_given_up(parts.reading, parts.config.recognition, time.monotonic())
         broker_up = publisher.connected.is_set()
         coarse, tile = parts.runners.coarse, parts.runners.tile
         self._stale = stale_because(parts.reading, parts.capture.status, time.monotonic() - self._frame_at,

@@ -8,11 +8,13 @@ detecting without reading, and the status says why (``state``).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edge.config.reading import RecognitionConfig
 from edge.config.settings import Config
 from edge.detection.detector import Detection, Rect
 from edge.messaging.payload import TextReading, utc_iso
@@ -29,6 +31,7 @@ from edge.sources.capture import SourceState
 log = logging.getLogger(__name__)
 
 FAILURES_BEFORE_GIVING_UP = 3  # frames in a row whose reading raised: then detect without reading
+RETRY_SECONDS = 600.0  # then reading is tried again this long after (a passing cause: memory short for a while)
 REASON_CHARS = 200  # of why reading is unavailable, in a region's message (an exception's text can be long)
 # no frame for this long leaves the regions' last readings stale: a lost camera, or one sending only bad
 # frames (for a source that is not lost, also three frame intervals of a lower source.max_fps). Shorter gaps
@@ -50,6 +53,7 @@ class Reading:
     published_on: int = 0  # the publisher's connection count when ``published`` was last sent
     failures: int = 0  # frames in a row whose reading failed
     traced: set[str] = field(default_factory=set)  # the errors logged with their traceback (once each)
+    given_up_at: float | None = None  # time.monotonic() when reading was given up after failed frames
 
     def status(self) -> dict:
         return {"state": self.state, "variant": self.reader.variant if self.reader else None}
@@ -133,11 +137,28 @@ def read_frame(reading: Reading, rgb: np.ndarray, detection: Detection, gated: b
         reading.traced.add(kind)
         if reading.failures >= FAILURES_BEFORE_GIVING_UP:
             reading.frames, reading.state = None, f"unavailable: failed {reading.failures} frames in a row: {exc}"
-            log.error("reading given up after %d failed frames in a row; SIGHUP tries again", reading.failures)
+            reading.given_up_at = time.monotonic()
+            log.error("reading given up after %d failed frames in a row; tried again in %.0f s or on SIGHUP",
+                      reading.failures, RETRY_SECONDS)
         return None, {}
     reading.failures = 0
     text, _ = joined(quads, result.words)
     return TextReading(reading.frames.variant, result.words, text, result.read, result.reused, result.ms), regions
+
+
+def retry_given_up(reading: Reading, settings: RecognitionConfig, now: float) -> None:
+    """Reading given up after failed frames is tried again, with the same recognizer, RETRY_SECONDS after
+    (``now``: time.monotonic()); failing again, it is given up again for as long."""
+    if reading.given_up_at is None or reading.reader is None or now - reading.given_up_at < RETRY_SECONDS:
+        return
+    reading.given_up_at = None
+    try:
+        reading.frames = FrameReader(reading.reader, settings)  # the rules it was built with before
+    except ValueError as exc:
+        log.error("%s; detecting without reading", exc)
+        return
+    reading.state, reading.failures = "reading", 0
+    log.info("reading text again, %.0f s after it was given up", RETRY_SECONDS)
 
 
 def publish_regions(reading: Reading, regions: dict[str, RegionReading], publisher: Publisher, seq: int,
