@@ -148,6 +148,26 @@ def test_regions_past_the_frame_are_warned_about_once_per_frame_size(caplog: pyt
     assert "door" not in warnings[0]
 
 
+def test_a_region_wholly_outside_the_frame_says_so_instead_of_reading_nothing() -> None:
+    """Before, a rect written for another resolution published "" (retained) for ever: to Home Assistant, a
+    region in view with nothing written in it."""
+    config = parse_config("recognition: {enabled: true}\nregions: [{name: far, rect: [1000, 700, 1200, 760]}, "
+                          "{name: shown, rect: [1000, 700, 1200, 760], detect: false}]", "c")
+    regions, keep = Regions(config.regions), FrameReader(Reader(ReadsA(), "ab", "test"), config.recognition).kept
+    sent: list[tuple[str, dict]] = []
+    publisher = SimpleNamespace(connected=threading.Event(), connections=1,
+                                publish_region=lambda name, message: sent.append((name, message)))
+    publisher.connected.set()
+    reading = Reading(None, None, regions, "reading")
+    for seq, frame_hw in enumerate(((480, 640), (480, 640), (720, 1280)), start=1):
+        fixed = [Reading_("a", 1.0)] * len(regions.fixed_quads(frame_hw))
+        read = regions.read(frame_hw, [quad(1010, 710, 1100, 750)], [Reading_("a", 1.0)], fixed, keep)
+        publish_regions(reading, read, publisher, seq, 0.0)  # type: ignore[arg-type]
+    outside = "rect [1000, 700, 1200, 760] lies outside the 640x480 frame"
+    assert [(name, message["seq"], message["text"], message.get("unavailable")) for name, message in sent] == [
+        ("far", 1, None, outside), ("shown", 1, None, outside), ("far", 3, "a", None), ("shown", 3, "a", None)]
+
+
 def test_home_assistant_text_sensors_are_what_it_expects_and_cut_at_its_state_limit() -> None:
     config = parse_config("device_id: 'Porch Cam'\nmqtt: {home_assistant: {enabled: true}}\n"
                           "recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 200, 50]}]", "c")

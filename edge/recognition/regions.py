@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 class RegionReading:
     text: str  # the region's words joined by spaces in reading order ("" when none)
     words: tuple[WordReading, ...]
+    unavailable: str | None = None  # why the region cannot be read in this frame at all
 
 
 def reading_order(quads: Sequence[np.ndarray]) -> list[int]:
@@ -107,9 +108,12 @@ class Regions:
         result = {}
         for region in self.regions:
             patterns = self._patterns[region.name]
+            if self._clipped(region, frame_hw) is None:  # "" would look like a region with nothing written in it
+                outside = f"rect {region.rect} lies outside the {frame_hw[1]}x{frame_hw[0]} frame"
+                result[region.name] = RegionReading("", (), outside)
+                continue
             if not region.detect:
-                raw = next(fixed) if self._clipped(region, frame_hw) is not None else None
-                word = keep(raw, patterns)
+                word = keep(next(fixed), patterns)
                 kept = (word,) if word.text is not None else ()
                 result[region.name] = RegionReading(" ".join(str(w.text) for w in kept), kept)
                 continue

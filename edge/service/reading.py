@@ -170,6 +170,12 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
         return
     forget_after_reconnect(reading, publisher)
     for name, region in regions.items():
+        if region.unavailable is not None:  # said once, as the stale regions are (publish_unavailable)
+            if name not in reading.published or reading.published[name] is not None:
+                publisher.publish_region(name, {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured),
+                                                "unavailable": region.unavailable[:REASON_CHARS]})
+                reading.published[name] = None
+            continue
         if reading.published.get(name) == region.text:
             continue
         words = [{"text": word.text, "score": word.score} for word in region.words]
