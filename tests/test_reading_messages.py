@@ -203,6 +203,10 @@ def test_home_assistant_text_sensors_are_what_it_expects_and_cut_at_its_state_li
     assert region["availability_mode"] == "all" and daemon["topic"] == "craft-edge/Porch Cam/availability"
     assert own["topic"] == region["state_topic"]
     assert [render(own["value_template"], state) for state in (region_state, cannot_read)] == ["online", "offline"]
+    daemon, own = sensor["availability"]  # before, the Text sensor showed "" (no words) while it could not read
+    assert sensor["availability_mode"] == "all" and daemon["topic"] == "craft-edge/Porch Cam/availability"
+    assert own["topic"] == sensor["state_topic"]
+    assert [render(own["value_template"], state) for state in (long, message(None))] == ["online", "offline"]
     off = copy.deepcopy(config)
     off.recognition.enabled, off.regions = False, []
     assert text_discovery_message(off, topics) == (topic, None)  # published empty: removes the entity

@@ -21,6 +21,8 @@ REGION_ENTITY = "region_"  # a region's sensor: this and its name
 # a region's reading says "unavailable" (edge.service.reading.publish_unavailable) while the daemon cannot read
 # or no frame comes
 REGION_AVAILABLE = f"{{{{ '{OFFLINE}' if value_json.unavailable is defined else '{ONLINE}' }}}}"
+# the detections message's recognition is null while the daemon cannot read: no text is not "no words in view"
+TEXT_AVAILABLE = f"{{{{ '{OFFLINE}' if value_json.recognition is none else '{ONLINE}' }}}}"
 
 
 def ha_object_id(device_id: str) -> str:
@@ -74,6 +76,15 @@ def availability(topics: Topics) -> dict:
     return {"availability_topic": topics.availability, "payload_available": ONLINE, "payload_not_available": OFFLINE}
 
 
+def availability_also(topics: Topics, state_topic: str, template: str) -> dict:
+    """Available while the daemon is online and ``template`` says the state on ``state_topic`` holds."""
+    return {"availability": [{"topic": topics.availability, "payload_available": ONLINE,
+                              "payload_not_available": OFFLINE},
+                             {"topic": state_topic, "payload_available": ONLINE, "payload_not_available": OFFLINE,
+                              "value_template": template}],
+            "availability_mode": "all"}
+
+
 def text_discovery_message(config: Config, topics: Topics) -> tuple[str, dict | None]:
     """The ``Text`` sensor: state the frame's words in reading order (the message's ``text``), attributes
     every read box (points, score, text, text_score) and the frame's seq; None when recognition is off."""
@@ -89,7 +100,7 @@ def text_discovery_message(config: Config, topics: Topics) -> tuple[str, dict | 
         "json_attributes_topic": topics.detections,
         "json_attributes_template": "{{ {'words': value_json.boxes | selectattr('text') | list, "
         "'seq': value_json.frame.seq} | tojson }}",
-        **availability(topics),
+        **availability_also(topics, topics.detections, TEXT_AVAILABLE),
         "icon": "mdi:text-recognition",
         "device": ha_device(config),
     }
@@ -132,11 +143,7 @@ def region_discovery_messages(config: Config, topics: Topics) -> list[tuple[str,
         "json_attributes_template": "{{ {'words': value_json.words, 'seq': value_json.seq} | tojson }}",
         # unavailable while the daemon is offline, and while it cannot read or no frame comes (its last reading
         # would look current)
-        "availability": [{"topic": topics.availability, "payload_available": ONLINE,
-                          "payload_not_available": OFFLINE},
-                         {"topic": topics.region(region.name), "payload_available": ONLINE,
-                          "payload_not_available": OFFLINE, "value_template": REGION_AVAILABLE}],
-        "availability_mode": "all",
+        **availability_also(topics, topics.region(region.name), REGION_AVAILABLE),
         "icon": "mdi:text-box-outline",
         "device": ha_device(config),
     }) for region in config.regions]
