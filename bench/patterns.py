@@ -1,16 +1,17 @@
-"""What a pattern that knows a word's format gains: the project's rendered words read with and without
-patterns steering the reading.
+"""What a pattern that knows a word's format, or a list of the words to expect, gains: the project's
+rendered words read with and without patterns steering the reading.
 
     python bench/patterns.py --model models [--variant dynamic] [--words data/words]
 
 Each labelled word of ``--words`` is cut out at its ground-truth box (``word_crop``, the daemon's margin)
 and read once with the bundle's recognizer. Then, for each word, the pattern a user who knows the format
 would write is its own shape: digits ``\\d``, letters ``[A-Za-z]``, anything else as written (``19:40``
-gives ``^\\d\\d:\\d\\d$``). Per kind of word (numbers, displays and plates apart from plain words) and per
-``min_score`` this prints how many are read exactly, how many keep a wrong reading and how many are
-left null, with the pattern only filtering (a reading that does not match is dropped) and with it
-steering (``FrameReader.kept``: the likeliest reading that matches). Words that the pattern steered
-and still missed are listed.
+gives ``^\\d\\d:\\d\\d$``). Then, as a known list does (plates allowed in, a building's room names), one
+pattern for all: every distinct word of the set, ``^(word|word|...)$``. Per kind of word (numbers,
+displays and plates apart from plain words) and per ``min_score`` this prints how many are read
+exactly, how many keep a wrong reading and how many are left null, with the pattern only filtering (a
+reading that does not match is dropped) and with it steering (``FrameReader.kept``: the likeliest
+reading that matches). Words that the shape patterns steered and still missed are listed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -46,11 +48,12 @@ def shape(text: str) -> str:
     return "^" + "".join(parts) + "$"
 
 
-def tally(reader, rows: list[tuple[str, Reading]], min_score: float, steer: bool) -> tuple[int, int, list[str]]:
-    """(right, wrong kept, missed lines) for ``rows`` of (truth, reading) under each word's shape pattern."""
+def tally(reader, rows: list[tuple[str, Reading]], pattern_of: Callable[[str], str], min_score: float,
+          steer: bool) -> tuple[int, int, list[str]]:
+    """(right, wrong kept, missed lines) for ``rows`` of (truth, reading), each under ``pattern_of(truth)``."""
     right, wrong, missed = 0, 0, []
     for truth, reading in rows:
-        rules = FrameReader(reader, RecognitionConfig(min_score=min_score, patterns=[shape(truth)]))
+        rules = FrameReader(reader, RecognitionConfig(min_score=min_score, patterns=[pattern_of(truth)]))
         kept = rules.kept(reading if steer else Reading(reading.text, reading.score))  # no steps: no steering
         right += kept.text == truth
         wrong += kept.text is not None and kept.text != truth
@@ -77,19 +80,24 @@ def main() -> int:
         for word, reading in zip(words, readings, strict=True):
             group = next(g for g, kinds in GROUPS.items() if word["kind"] in kinds)
             rows[group].append((word["text"], reading))
-    print(f"recognizer {reader.variant}; each word's shape as its pattern; right / wrong kept / null")
+    known = sorted({truth for group_rows in rows.values() for truth, _ in group_rows})
+    known_list = "^(" + "|".join(map(re.escape, known)) + ")$"
+    kinds = {"each word's shape": shape, f"a known list of the set's {len(known)} words": lambda truth: known_list}
+    print(f"recognizer {reader.variant}; right / wrong kept / null")
     for group, group_rows in rows.items():
         print(f"\n{group}: {len(group_rows)} words, "
               f"{sum(r.text == t for t, r in group_rows)} read exactly without a pattern")
-        for min_score in MIN_SCORES:
-            cells = []
-            for steer in (False, True):
-                right, wrong, _ = tally(reader, group_rows, min_score, steer)
-                null = len(group_rows) - right - wrong
-                cells.append(f"{'steering' if steer else 'filtering'} {right} / {wrong} / {null}")
-            print(f"  min_score {min_score}: " + ";  ".join(cells))
-        for line in tally(reader, group_rows, 0.0, True)[2]:
-            print(f"    missed at min_score 0, steering: {line}")
+        for kind, pattern_of in kinds.items():
+            print(f"  pattern: {kind}")
+            for min_score in MIN_SCORES:
+                cells = []
+                for steer in (False, True):
+                    right, wrong, _ = tally(reader, group_rows, pattern_of, min_score, steer)
+                    null = len(group_rows) - right - wrong
+                    cells.append(f"{'steering' if steer else 'filtering'} {right} / {wrong} / {null}")
+                print(f"    min_score {min_score}: " + ";  ".join(cells))
+        for line in tally(reader, group_rows, shape, 0.0, True)[2]:
+            print(f"    missed with its shape at min_score 0, steering: {line}")
     return 0
 
 
