@@ -34,7 +34,7 @@ from edge.messaging.homeassistant import (
 from edge.messaging.payload import TextReading, TilingSettings, detection_message, fit_to_size, load_schema
 from edge.messaging.publisher import Publisher
 from edge.messaging.topics import Topics
-from edge.recognition.ctc import greedy_decode
+from edge.recognition.ctc import greedy_decode, likeliest_accepted
 from edge.recognition.reader import Reader
 from edge.recognition.reader import Reading as Reading_
 from edge.recognition.regions import RegionReading, Regions, joined, reading_order
@@ -535,6 +535,38 @@ def test_patterns_steer_a_reading_to_the_likeliest_that_matches(patterns: list[s
         assert result.words[0].score < greedy_decode(model.probs, CLOCK)[1]
 
 
+def test_a_steered_reading_never_scores_above_the_reading_it_replaced_nor_steers_a_nan() -> None:
+    """Found in review: steering "19.40" to "1940" dropped the uncertain point's step from the score, which
+    rose from 0.45 to 0.82 and passed a min_score greedy's reading did not; and a NaN step was stepped around."""
+    config = parse_config("recognition: {enabled: true, min_score: 0.7, patterns: ['^\\d{4}$']}", "c")
+    frames = FrameReader(Reader(Failing(), CLOCK, "test"), config.recognition)
+    steps = ReadsNineteenForty().probs
+    steps[2, 0], steps[2, CLOCK.index(".") + 1] = 0.47, 0.5  # the point, or a blank
+    text, score = greedy_decode(steps, CLOCK)
+    assert text == "19.40" and score < 0.7
+    assert likeliest_accepted(steps, CLOCK, lambda t: t == "1940")[1] > 0.7  # its own score
+    assert frames.kept(Reading_(text, score, steps)) == NOT_READ
+    assert frames.steered(Reading_(text, score, steps)) == Reading_("1940", score)
+    broken = steps.copy()
+    broken[2, CLOCK.index(".") + 1] = np.nan
+    nan_text, nan_score = greedy_decode(broken, CLOCK)
+    lenient = FrameReader(Reader(Failing(), CLOCK, "test"), parse_config(
+        "recognition: {enabled: true, min_score: 0, patterns: ['^\\d{4}$']}", "c").recognition)
+    assert lenient.kept(Reading_(nan_text, nan_score, broken)) == NOT_READ
+
+
+def test_steering_stops_for_the_frame_past_its_time_budget(monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("edge.recognition.words.STEER_SECONDS_PER_FRAME", 0.0)  # one search, then the budget is out
+    config = parse_config("recognition: {enabled: true, min_score: 0, patterns: ['^\\d\\d:\\d\\d$']}", "c")
+    frames = FrameReader(Reader(ReadsNineteenForty(), CLOCK, "test"), config.recognition)
+    rgb, boxes = np.full((60, 200, 3), 128, np.uint8), [quad(10, 10, 90, 30), quad(100, 10, 180, 30)]
+    first, _ = frames.read(rgb, boxes, None)
+    again, _ = frames.read(rgb, boxes, [])  # unchanged: both reused; the budget anew
+    assert [w.text for w in first.words] == ["19:40", None] and [w.text for w in again.words] == ["19:40"] * 2
+    assert caplog.text.count("steering readings by the patterns took over") == 1
+
+
 def test_a_region_steers_its_words_by_its_own_patterns_and_a_gated_word_is_not_read_again() -> None:
     config = parse_config("recognition: {enabled: true}\nregions: [{name: clock, rect: [0, 0, 100, 40], "
                           "patterns: ['^\\d\\d:\\d\\d$']}, {name: shown, rect: [0, 0, 100, 40], detect: false, "
@@ -582,6 +614,12 @@ def test_after_a_failed_frame_every_box_is_read_afresh_and_each_error_is_traced_
     assert words == [(1, 0), None, (1, 0), None, (1, 0), (0, 1)]
     failed = [r for r in caplog.records if "reading a frame failed" in r.getMessage()]
     assert len(failed) == 2 and [bool(r.exc_info) for r in failed] == [True, False]
+    regions_read = reading.regions.read
+    reading.regions.read = lambda *args: (_ for _ in ()).throw(RuntimeError("region failed"))  # type: ignore[method-assign]
+    assert read_frame(reading, rgb, changed, gated=True) == (None, {})  # its boxes were read, then regions failed
+    reading.regions.read = regions_read  # type: ignore[method-assign]
+    text, _ = read_frame(reading, rgb, unchanged, gated=True)
+    assert text is not None and (text.read, text.reused) == (1, 0)
 
 
 def test_a_reused_word_that_no_pattern_matches_is_steered_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,7 +36,10 @@ def execute(args: argparse.Namespace) -> int:
         except ImageError as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
             failures += 1
-    readings = [rules.steered(reading) for reading in reader.read(crops)]
+    readings = []
+    for reading in reader.read(crops):
+        rules.new_frame()  # each image its own steering budget
+        readings.append(rules.steered(reading))
     width = max((len(str(name)) for name in names), default=0)
     if not args.json and names:
         print(f"{'image':<{width}}  {'score':>5}  text ({reader.variant})")

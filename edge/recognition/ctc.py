@@ -49,15 +49,17 @@ def likeliest_accepted(probs: np.ndarray, charset: str, accept: Callable[[str], 
     A beam search over alignments in which each reading counts by its likeliest alignment, the one greedy
     decoding takes for its own reading: so the first reading is greedy's, and each scores as greedy would
     score it (``confidence`` of its kept steps). A display's "19:40" read "19.40" is found here when the
-    colon was second at its step, and scores lower than "19.40" did. At most T x beam x STEER_CLASSES
-    extensions: about 1 ms for a word, 10 ms for a 1024 px crop of noise (x86).
+    colon was second at its step. Only each step's STEER_CLASSES likeliest classes are tried: at most
+    T x beam x STEER_CLASSES extensions, about 1 ms for a word, 10 ms for a 1024 px crop of noise (x86).
     """
+    if not np.isfinite(probs).all():  # a model gone wrong: nothing to steer towards
+        return None
     # (text, last class) -> (log probability of the alignment, log probability of its kept steps, kept steps)
     hypotheses: dict[tuple[str, int], tuple[float, float, int]] = {("", BLANK): (0.0, 0.0, 0)}
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log(probs.astype(np.float64))
     for step, row in enumerate(probs):
-        likeliest = np.argsort(row)[::-1][:STEER_CLASSES]
+        likeliest = np.argsort(-row, kind="stable")[:STEER_CLASSES]  # ties: the lowest class first, as argmax
         tried = [int(index) for index in likeliest if row[index] >= STEER_FLOOR]
         extended: dict[tuple[str, int], tuple[float, float, int]] = {}
         for (text, last), (log_prob, kept_log, kept) in hypotheses.items():
@@ -72,7 +74,11 @@ def likeliest_accepted(probs: np.ndarray, charset: str, accept: Callable[[str], 
                 if key not in extended or extended[key][0] < now[0]:
                     extended[key] = now
         hypotheses = dict(sorted(extended.items(), key=lambda item: -item[1][0])[:beam])
+    tried_texts = set()  # a text reached by two alignments is tried once (a pattern can be slow)
     for (text, _), (_, kept_log, kept) in sorted(hypotheses.items(), key=lambda item: -item[1][0]):
+        if text in tried_texts:
+            continue
+        tried_texts.add(text)
         if accept(text):
             return text, float(np.exp(kept_log * 2.0 / np.sqrt(kept))) if kept else 0.0
     return None

@@ -63,5 +63,6 @@ class Reader:
         readings = {}
         for part, probs in zip(parts, outputs, strict=True):
             for (index, _), steps in zip(part, probs, strict=True):
-                readings[index] = Reading(*greedy_decode(steps, self.charset), steps)
+                # a copy: a view would keep the whole batch's probabilities alive with one reused reading
+                readings[index] = Reading(*greedy_decode(steps, self.charset), steps.copy())
         return [readings[index] for index in range(len(crops))]

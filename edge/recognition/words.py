@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 Rect = tuple[int, int, int, int]  # left, top, right, bottom in source-frame pixels
 SAME_PLACE_PX = 0.5  # corners this close: the same box as in the last frame
+# steering a frame's readings stops after this long (each word may try STEER_BEAM readings against patterns
+# that the load check lets take up to PROBE_LIMIT_SECONDS a search): the rest are left unsteered this frame
+STEER_SECONDS_PER_FRAME = 0.5
 
 
 @dataclass(frozen=True)
@@ -113,19 +116,33 @@ class FrameReader:
         self._last: list[tuple[np.ndarray, Reading]] = []
         # (id of a reading, a region's patterns) -> (that reading, kept alive so the id stays its own; steered)
         self._steered: dict[tuple[int, tuple[str, ...]], tuple[Reading, Reading]] = {}
+        self._steering_seconds = 0.0  # spent steering since the frame's read began
+        self._steering_cut = False  # said once in the log
 
     def fits(self, text: str, also: Sequence[re.Pattern[str]] = ()) -> bool:
         """Whether ``text`` matches the patterns, and a region's own (``also``) when it has any."""
         return matches(text, self.patterns) and matches(text, also)
 
     def steered(self, reading: Reading, also: Sequence[re.Pattern[str]] = ()) -> Reading:
-        """``reading``, or when it does not fit the patterns the likeliest reading the model had that does."""
-        if reading.steps is None or self.fits(reading.text, also):
+        """``reading``, or when it does not fit the patterns the likeliest reading the model had that does,
+        scored at most as ``reading`` was: the model preferred that one (a steered reading that drops an
+        uncertain character would otherwise score higher, and pass a ``min_score`` the original did not)."""
+        if reading.steps is None or not math.isfinite(reading.score) or self.fits(reading.text, also):
             return reading
         key = (id(reading), tuple(pattern.pattern for pattern in also))
+        if key not in self._steered and self._steering_seconds > STEER_SECONDS_PER_FRAME:
+            if not self._steering_cut:
+                self._steering_cut = True
+                log.warning("steering readings by the patterns took over %.1f s in a frame: the rest of that frame's "
+                            "readings were left as read (tried again next frame); is a pattern slow?",
+                            STEER_SECONDS_PER_FRAME)
+            return reading  # not remembered: tried again in the next frame
         if key not in self._steered:  # a reused reading is steered once, also when nothing matched
+            started = time.perf_counter()
             found = likeliest_accepted(reading.steps, self.reader.charset, lambda text: self.fits(text, also))
-            self._steered[key] = (reading, reading if found is None else Reading(*found, reading.steps))
+            self._steering_seconds += time.perf_counter() - started
+            steered = reading if found is None else Reading(found[0], min(found[1], reading.score), reading.steps)
+            self._steered[key] = (reading, steered)
         return self._steered[key][1]
 
     def kept(self, reading: Reading | None, also: Sequence[re.Pattern[str]] = ()) -> WordReading:
@@ -137,6 +154,15 @@ class FrameReader:
         if not reading.text or reading.score < self.min_score or not self.fits(reading.text, also):
             return NOT_READ
         return WordReading(reading.text, round(reading.score, 3))
+
+    def new_frame(self) -> None:
+        """The steering budget (STEER_SECONDS_PER_FRAME) anew: ``read`` calls it, and so does a caller that
+        steers readings of its own."""
+        self._steering_seconds = 0.0
+
+    def forget(self) -> None:
+        """Nothing of the last frame is reused: the next frame reads every box afresh (after a failed frame)."""
+        self._last = []
 
     @staticmethod
     def _remembered(quad: np.ndarray, last: Sequence[tuple[np.ndarray, Reading]]) -> Reading | None:
@@ -151,7 +177,9 @@ class FrameReader:
         regions). ``changed``: the rectangles that changed since the last frame (None: all of it). Past
         ``max_words``, the boxes ``first`` names (those in named regions) go before the largest of the rest."""
         start = time.perf_counter()
-        last, self._last = self._last, []  # a frame that fails leaves nothing to reuse: the next reads afresh
+        last = self._last
+        self.forget()  # a frame that fails leaves nothing to reuse: the next reads afresh
+        self.new_frame()
         quads = [np.asarray(q, dtype=np.float64).reshape(4, 2) for q in quads]
         largest = sorted(range(len(quads)), key=lambda i: (i in first, area(quads[i])), reverse=True)[:self.max_words]
         raw: dict[int, Reading] = {}

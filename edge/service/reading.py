@@ -130,6 +130,7 @@ def read_frame(reading: Reading, rgb: np.ndarray, detection: Detection, gated: b
         result, fixed_raw = reading.frames.read(rgb, quads, changed_rects(detection, gated), fixed, first=first)
         regions = reading.regions.read(frame_hw, quads, result.raw, fixed_raw, reading.frames.kept)
     except Exception as exc:  # the frame is still published, without text; the daemon goes on
+        reading.frames.forget()  # also when its regions failed after its boxes were read
         reading.failures += 1
         kind = type(exc).__name__
         log.error("reading a frame failed (%s: %s); published without text", kind, exc,
