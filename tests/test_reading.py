@@ -384,6 +384,7 @@ class RecordingPublisher:
 
         self.connected = threading.Event()
         self.connected.set()
+        self.connections = 1  # connected once
         self.regions: list[tuple[str, dict]] = []
         self.statuses: list[dict] = []
 
