@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -60,19 +61,24 @@ class NotifySocket:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
-        self.sock.settimeout(0.1)
-        self.received: list[str] = []
-        self.arrived: list[float] = []
+        self.log: list[tuple[float, str]] = []  # (when it arrived, the message), in order
+        # read all the time, as systemd does: a queue left full makes the daemon's sends wait
+        threading.Thread(target=self._read, name="notify-socket", daemon=True).start()
 
-    def collect(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+    @property
+    def received(self) -> list[str]:
+        return [message for _, message in list(self.log)]
+
+    def _read(self) -> None:
+        while True:
             try:
                 message = self.sock.recv(4096).decode()
-            except TimeoutError:
-                continue
-            self.received.append(message)
-            self.arrived.append(time.monotonic())
+            except OSError:  # closed
+                return
+            self.log.append((time.monotonic(), message))
+
+    def collect(self, seconds: float) -> None:
+        time.sleep(seconds)
 
     def wait_for(self, text: str, timeout: float = 120) -> bool:
         deadline = time.monotonic() + timeout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,24 @@ from edge.messaging.publisher import Publisher
 from edge.messaging.topics import Topics
 from edge.service.notify import Watchdog, notify
 from tests.mqtt_helpers import Broker, Subscriber
+
+
+def test_a_notify_socket_nobody_reads_drops_messages_instead_of_hanging_the_daemon(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, once the socket's queue was full every send waited for ever: a test's socket read only now and
+    then hung the daemon's SIGTERM shutdown (found as a flaky lifecycle test), as a stuck manager would."""
+    monkeypatch.setattr("edge.service.notify.SEND_TIMEOUT_SECONDS", 0.05)
+    path = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(path))  # and never read
+    sent: list[bool] = []
+    sender = threading.Thread(target=lambda: sent.extend(notify("WATCHDOG=1", {"NOTIFY_SOCKET": str(path)})
+                                                         for _ in range(100)), daemon=True)
+    sender.start()
+    sender.join(30)
+    assert not sender.is_alive(), "a send waits for ever"
+    assert sent[0] and not sent[-1]  # the queue filled, then the rest were dropped
+    server.close()
 
 
 def test_notify_and_watchdog_on_a_unix_socket(tmp_path: Path) -> None:

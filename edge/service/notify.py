@@ -14,15 +14,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+# a socket whose reader has stopped reading fills its queue, and a send would then wait for ever: with the
+# watchdog's pings, a stuck service manager (or a test's socket) hung the daemon, even its SIGTERM shutdown
+SEND_TIMEOUT_SECONDS = 1.0
 
 def notify(message: str, environ: dict[str, str] | None = None) -> bool:
-    """Send one notification; False when not running under systemd (no NOTIFY_SOCKET)."""
+    """Send one notification; False when not running under systemd (no NOTIFY_SOCKET), or when the socket
+    took no message within SEND_TIMEOUT_SECONDS (it is dropped)."""
     address = (environ if environ is not None else os.environ).get("NOTIFY_SOCKET", "")
     if not address:
         return False
     if address.startswith("@"):
         address = "\0" + address[1:]  # abstract namespace
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(SEND_TIMEOUT_SECONDS)
         try:
             sock.sendto(message.encode(), address)
         except OSError:
