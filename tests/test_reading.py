@@ -432,6 +432,23 @@ def test_the_daemon_says_its_regions_are_stale_when_no_frame_comes(converted: Pa
     assert len(statuses) == 2 and statuses[1]["recognition"]["regions_stale"] == sent[0][1]["unavailable"]
 
 
+def test_the_daemon_tries_reading_again_after_it_gave_up(converted: Path, tmp_path: Path) -> None:
+    """Before, reading given up after failed frames stayed off until SIGHUP; the periodic step retries it."""
+    import time
+
+    from edge.service.reading import RETRY_SECONDS
+
+    daemon, parts = daemon_reading_a_region(converted, tmp_path)
+    publisher = RecordingPublisher()
+    parts.reading.frames, parts.reading.state = None, "unavailable: failed 3 frames in a row: boom"
+    parts.reading.given_up_at = time.monotonic() - RETRY_SECONDS + 60  # not yet
+    daemon._periodic(parts, publisher)  # type: ignore[arg-type]
+    assert parts.reading.frames is None and publisher.statuses[-1]["recognition"]["state"].startswith("unavailable")
+    parts.reading.given_up_at -= 61
+    daemon._periodic(parts, publisher)  # type: ignore[arg-type]
+    assert parts.reading.frames is not None and publisher.statuses[-1]["recognition"]["state"] == "reading"
+
+
 def test_a_frame_slower_than_the_stale_limit_does_not_make_the_regions_stale(
         converted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The clock counted from when a frame was taken: one that took longer to process than the limit (a slow

@@ -42,6 +42,7 @@ from edge.recognition.words import NOT_READ, FrameReader, WordReading, matches
 from edge.service.reading import (
     FAILURES_BEFORE_GIVING_UP,
     NO_FRAME_SECONDS,
+    RETRY_MAX_SECONDS,
     RETRY_SECONDS,
     Reading,
     build_reading,
@@ -50,6 +51,7 @@ from edge.service.reading import (
     publish_unavailable,
     read_frame,
     retry_given_up,
+    retry_wait,
     stale_because,
 )
 from edge.sources.capture import SourceState
@@ -166,6 +168,13 @@ def test_a_region_wholly_outside_the_frame_says_so_instead_of_reading_nothing() 
     outside = "rect [1000, 700, 1200, 760] lies outside the 640x480 frame"
     assert [(name, message["seq"], message["text"], message.get("unavailable")) for name, message in sent] == [
         ("far", 1, None, outside), ("shown", 1, None, outside), ("far", 3, "a", None), ("shown", 3, "a", None)]
+    sent.clear()  # stale first (no frame for a while), then frames again in which the regions lie outside
+    publish_unavailable(reading, publisher, 4, 0.0, "unavailable: no frame for over 30 s (source lost)")  # type: ignore[arg-type]
+    read = regions.read((480, 640), [], [], [], keep)
+    publish_regions(reading, read, publisher, 5, 0.0)  # type: ignore[arg-type]
+    assert [(name, message["seq"], message["unavailable"]) for name, message in sent] == [
+        ("far", 4, "unavailable: no frame for over 30 s (source lost)"),
+        ("shown", 4, "unavailable: no frame for over 30 s (source lost)"), ("far", 5, outside), ("shown", 5, outside)]
 
 
 def test_home_assistant_text_sensors_are_what_it_expects_and_cut_at_its_state_limit() -> None:
@@ -205,8 +214,10 @@ def test_home_assistant_text_sensors_are_what_it_expects_and_cut_at_its_state_li
     assert [render(own["value_template"], state) for state in (region_state, cannot_read)] == ["online", "offline"]
     daemon, own = sensor["availability"]  # before, the Text sensor showed "" (no words) while it could not read
     assert sensor["availability_mode"] == "all" and daemon["topic"] == "craft-edge/Porch Cam/availability"
-    assert own["topic"] == sensor["state_topic"]
-    assert [render(own["value_template"], state) for state in (long, message(None))] == ["online", "offline"]
+    assert own["topic"] == "craft-edge/Porch Cam/status"  # retained: known at once after Home Assistant restarts
+    statuses = [{"recognition": {"state": state, "variant": "dynamic"}} for state in ("reading", "unavailable: x")]
+    assert [render(own["value_template"], status) for status in statuses] == ["online", "offline"]
+    assert render(own["value_template"], {"recognition": None}) == "offline"
     off = copy.deepcopy(config)
     off.recognition.enabled, off.regions = False, []
     assert text_discovery_message(off, topics) == (topic, None)  # published empty: removes the entity
@@ -480,8 +491,17 @@ def test_reading_given_up_is_tried_again_after_a_while() -> None:
     assert reading.frames is None and read_frame(reading, rgb, detection, gated=False) == (None, {})
     retry_given_up(reading, config.recognition, given_up + RETRY_SECONDS)
     assert reading.state == "reading"
+    model.failing = True  # still broken: given up again, and the next retry waits twice as long
+    for _ in range(FAILURES_BEFORE_GIVING_UP):
+        read_frame(reading, rgb, detection, gated=False)
+    given_up = reading.given_up_at
+    retry_given_up(reading, config.recognition, given_up + 2 * RETRY_SECONDS - 1)
+    assert reading.frames is None
+    retry_given_up(reading, config.recognition, given_up + 2 * RETRY_SECONDS)
+    model.failing = False
     text, _ = read_frame(reading, rgb, detection, gated=False)
-    assert text is not None and text.words[0].text == "19.40"
+    assert text is not None and text.words[0].text == "19.40" and reading.retries == 0  # worked: back to 10 min
+    assert retry_wait(10_000) == RETRY_MAX_SECONDS  # months of retries: no overflow
 
 
 def test_reading_rules_keep_no_empty_reading_and_no_pattern_run_on_a_long_one() -> None:
@@ -553,6 +573,8 @@ def test_a_steered_reading_never_scores_above_the_reading_it_replaced_nor_steers
     lenient = FrameReader(Reader(Failing(), CLOCK, "test"), parse_config(
         "recognition: {enabled: true, min_score: 0, patterns: ['^\\d{4}$']}", "c").recognition)
     assert lenient.kept(Reading_(nan_text, nan_score, broken)) == NOT_READ
+    assert lenient.steered(Reading_("1940", 0.9, broken)).text == "1940"  # a NaN step: not stepped around
+    assert lenient.steered(Reading_("19.40", 0.9, broken)).text == "19.40"
 
 
 def test_steering_stops_for_the_frame_past_its_time_budget(monkeypatch: pytest.MonkeyPatch,
@@ -560,10 +582,14 @@ def test_steering_stops_for_the_frame_past_its_time_budget(monkeypatch: pytest.M
     monkeypatch.setattr("edge.recognition.words.STEER_SECONDS_PER_FRAME", 0.0)  # one search, then the budget is out
     config = parse_config("recognition: {enabled: true, min_score: 0, patterns: ['^\\d\\d:\\d\\d$']}", "c")
     frames = FrameReader(Reader(ReadsNineteenForty(), CLOCK, "test"), config.recognition)
+    regions = Regions(parse_config("recognition: {enabled: true}\nregions: [{name: shown, rect: [0, 0, 100, 40], "
+                                   "detect: false, patterns: ['^\\d\\d:\\d\\d$']}]", "c").regions)
     rgb, boxes = np.full((60, 200, 3), 128, np.uint8), [quad(10, 10, 90, 30), quad(100, 10, 180, 30)]
-    first, _ = frames.read(rgb, boxes, None)
+    first, whole = frames.read(rgb, boxes, None, regions.fixed_quads((60, 200)))
+    shown = regions.read((60, 200), boxes, first.raw, whole, frames.kept)["shown"]
     again, _ = frames.read(rgb, boxes, [])  # unchanged: both reused; the budget anew
     assert [w.text for w in first.words] == ["19:40", None] and [w.text for w in again.words] == ["19:40"] * 2
+    assert shown.text == "19:40"  # the regions' own budget: boxes that used theirs up do not starve them
     assert caplog.text.count("steering readings by the patterns took over") == 1
 
 

@@ -59,6 +59,16 @@ def test_a_pattern_finds_the_likeliest_reading_it_accepts_scored_as_greedy_would
     assert likeliest_accepted(probs, CHARSET, lambda text: True, beam=1)[0] == "abc"
 
 
+def test_steering_tries_ties_as_argmax_does_and_each_text_once() -> None:
+    tied = np.full((1, 7), 1 / 7, dtype=np.float32)  # blank and six characters, all alike
+    assert greedy_decode(tied, "abcdef")[0] == ""  # argmax: the lowest class, the blank
+    assert likeliest_accepted(tied, "abcdef", lambda text: True)[0] == ""
+    probs = np.array([[0.1, 0.9, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]], dtype=np.float32)  # "a" by three alignments
+    tried: list[str] = []
+    assert likeliest_accepted(probs, CHARSET, lambda text: tried.append(text) or False) is None
+    assert sorted(tried) == ["", "a"]  # "a" ends in "a" or in a blank: two beam entries, tried once
+
+
 def test_a_steered_repeat_needs_its_blank() -> None:
     # "a a" with a weak blank between them: greedy reads "a"; "aa" is the likeliest reading of two a's
     probs = one_hot([1, 1, 1], p=0.9)
@@ -157,6 +167,8 @@ def test_reader_batches_by_width_and_keeps_the_crops_order() -> None:
     readings = Reader(model, "ab?", "test").read([short, long, short])
     assert [r.text for r in readings] == ["a", "ab", "a"]
     assert sorted(model.batches) == [(1, 16, 64), (2, 16, 32)]
+    # each keeps its own probabilities for steering: a copy, not a view that keeps its whole batch alive
+    assert all(r.steps is not None and r.steps.base is None and r.steps.ndim == 2 for r in readings)
 
 
 def test_reader_reads_a_faint_word_at_once_with_its_contrast_stretched() -> None:

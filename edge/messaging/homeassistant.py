@@ -21,8 +21,10 @@ REGION_ENTITY = "region_"  # a region's sensor: this and its name
 # a region's reading says "unavailable" (edge.service.reading.publish_unavailable) while the daemon cannot read
 # or no frame comes
 REGION_AVAILABLE = f"{{{{ '{OFFLINE}' if value_json.unavailable is defined else '{ONLINE}' }}}}"
-# the detections message's recognition is null while the daemon cannot read: no text is not "no words in view"
-TEXT_AVAILABLE = f"{{{{ '{OFFLINE}' if value_json.recognition is none else '{ONLINE}' }}}}"
+# the status (retained, sent when it changes) says whether the daemon reads: no text while it cannot is not
+# "no words in view"
+TEXT_AVAILABLE = (f"{{{{ '{ONLINE}' if value_json.recognition and value_json.recognition.state == 'reading' "
+                  f"else '{OFFLINE}' }}}}")
 
 
 def ha_object_id(device_id: str) -> str:
@@ -100,7 +102,7 @@ def text_discovery_message(config: Config, topics: Topics) -> tuple[str, dict | 
         "json_attributes_topic": topics.detections,
         "json_attributes_template": "{{ {'words': value_json.boxes | selectattr('text') | list, "
         "'seq': value_json.frame.seq} | tojson }}",
-        **availability_also(topics, topics.detections, TEXT_AVAILABLE),
+        **availability_also(topics, topics.status, TEXT_AVAILABLE),
         "icon": "mdi:text-recognition",
         "device": ha_device(config),
     }

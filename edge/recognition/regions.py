@@ -72,7 +72,8 @@ class Regions:
         outside = [f"{r.name} {r.rect}" for r in self.regions if r.rect[2] > width or r.rect[3] > height]
         if outside:
             log.warning("regions reaching past the %dx%d frame (rect in its pixels: [left, top, right, bottom]), "
-                        "read only where they overlap it: %s", width, height, "; ".join(outside))
+                        "read only where they overlap it (none: published as unavailable): %s", width, height,
+                        "; ".join(outside))
 
     def fixed_quads(self, frame_hw: tuple[int, int]) -> list[np.ndarray]:
         """The ``detect: false`` rectangles as quads, clipped to the frame (those outside it left out)."""

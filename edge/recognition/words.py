@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 
 Rect = tuple[int, int, int, int]  # left, top, right, bottom in source-frame pixels
 SAME_PLACE_PX = 0.5  # corners this close: the same box as in the last frame
-# steering a frame's readings stops after this long (each word may try STEER_BEAM readings against patterns
-# that the load check lets take up to PROBE_LIMIT_SECONDS a search): the rest are left unsteered this frame
+# steering a frame's readings stops once it has taken this long (each word may try STEER_BEAM readings against
+# patterns that the load check lets take up to PROBE_LIMIT_SECONDS a search): the rest are left unsteered
+# this frame. The boxes (the rules' patterns) and the regions (their own) each have this much, so that many
+# boxes do not leave a region, which is what patterns are most for, unsteered.
 STEER_SECONDS_PER_FRAME = 0.5
 
 
@@ -116,7 +118,7 @@ class FrameReader:
         self._last: list[tuple[np.ndarray, Reading]] = []
         # (id of a reading, a region's patterns) -> (that reading, kept alive so the id stays its own; steered)
         self._steered: dict[tuple[int, tuple[str, ...]], tuple[Reading, Reading]] = {}
-        self._steering_seconds = 0.0  # spent steering since the frame's read began
+        self._steering_seconds = {False: 0.0, True: 0.0}  # spent this frame steering boxes / regions' words
         self._steering_cut = False  # said once in the log
 
     def fits(self, text: str, also: Sequence[re.Pattern[str]] = ()) -> bool:
@@ -130,7 +132,7 @@ class FrameReader:
         if reading.steps is None or not math.isfinite(reading.score) or self.fits(reading.text, also):
             return reading
         key = (id(reading), tuple(pattern.pattern for pattern in also))
-        if key not in self._steered and self._steering_seconds > STEER_SECONDS_PER_FRAME:
+        if key not in self._steered and self._steering_seconds[bool(also)] > STEER_SECONDS_PER_FRAME:
             if not self._steering_cut:
                 self._steering_cut = True
                 log.warning("steering readings by the patterns took over %.1f s in a frame: the rest of that frame's "
@@ -140,7 +142,7 @@ class FrameReader:
         if key not in self._steered:  # a reused reading is steered once, also when nothing matched
             started = time.perf_counter()
             found = likeliest_accepted(reading.steps, self.reader.charset, lambda text: self.fits(text, also))
-            self._steering_seconds += time.perf_counter() - started
+            self._steering_seconds[bool(also)] += time.perf_counter() - started
             steered = reading if found is None else Reading(found[0], min(found[1], reading.score), reading.steps)
             self._steered[key] = (reading, steered)
         return self._steered[key][1]
@@ -158,7 +160,7 @@ class FrameReader:
     def new_frame(self) -> None:
         """The steering budget (STEER_SECONDS_PER_FRAME) anew: ``read`` calls it, and so does a caller that
         steers readings of its own."""
-        self._steering_seconds = 0.0
+        self._steering_seconds = {False: 0.0, True: 0.0}
 
     def forget(self) -> None:
         """Nothing of the last frame is reused: the next frame reads every box afresh (after a failed frame)."""

@@ -31,13 +31,21 @@ from edge.sources.capture import SourceState
 log = logging.getLogger(__name__)
 
 FAILURES_BEFORE_GIVING_UP = 3  # frames in a row whose reading raised: then detect without reading
-RETRY_SECONDS = 600.0  # then reading is tried again this long after (a passing cause: memory short for a while)
+RETRY_SECONDS = 600.0  # then reading is tried again this long after (a passing cause: memory short for a while),
+RETRY_MAX_SECONDS = 4 * 3600.0  # twice as long after each retry that failed again, up to this
 REASON_CHARS = 200  # of why reading is unavailable, in a region's message (an exception's text can be long)
 # no frame for this long leaves the regions' last readings stale: a lost camera, or one sending only bad
 # frames (for a source that is not lost, also three frame intervals of a lower source.max_fps). Shorter gaps
 # (a flaky stream's) do not flip every region's sensor to unavailable and back.
 NO_FRAME_SECONDS = 30.0
 DETAIL_CHARS = 120  # of the source's reason, in the stale reason
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """What a region's retained topic last said when it said the region cannot be read."""
+
+    reason: str
 
 
 @dataclass
@@ -49,11 +57,12 @@ class Reading:
     regions: Regions
     state: str  # "off", "reading", or "unavailable: why"
     key: tuple = ()  # what loading the recognizer depended on
-    published: dict[str, str | None] = field(default_factory=dict)  # each region's last text (None: unavailable)
+    published: dict[str, str | Unavailable] = field(default_factory=dict)  # each region's last text, or why not
     published_on: int = 0  # the publisher's connection count when ``published`` was last sent
     failures: int = 0  # frames in a row whose reading failed
     traced: set[str] = field(default_factory=set)  # the errors logged with their traceback (once each)
     given_up_at: float | None = None  # time.monotonic() when reading was given up after failed frames
+    retries: int = 0  # retries since reading last worked
 
     def status(self) -> dict:
         return {"state": self.state, "variant": self.reader.variant if self.reader else None}
@@ -140,17 +149,24 @@ def read_frame(reading: Reading, rgb: np.ndarray, detection: Detection, gated: b
             reading.frames, reading.state = None, f"unavailable: failed {reading.failures} frames in a row: {exc}"
             reading.given_up_at = time.monotonic()
             log.error("reading given up after %d failed frames in a row; tried again in %.0f s or on SIGHUP",
-                      reading.failures, RETRY_SECONDS)
+                      reading.failures, retry_wait(reading.retries))
         return None, {}
-    reading.failures = 0
+    reading.failures = reading.retries = 0
     text, _ = joined(quads, result.words)
     return TextReading(reading.frames.variant, result.words, text, result.read, result.reused, result.ms), regions
 
 
+def retry_wait(retries: int) -> float:
+    """Seconds from giving up to the next retry, after ``retries`` retries that failed again."""
+    return min(RETRY_SECONDS * 2 ** min(retries, 16), RETRY_MAX_SECONDS)
+
+
 def retry_given_up(reading: Reading, settings: RecognitionConfig, now: float) -> None:
     """Reading given up after failed frames is tried again, with the same recognizer, RETRY_SECONDS after
-    (``now``: time.monotonic()); failing again, it is given up again for as long."""
-    if reading.given_up_at is None or reading.reader is None or now - reading.given_up_at < RETRY_SECONDS:
+    (``now``: time.monotonic()); failing again, it waits twice as long each time (up to RETRY_MAX_SECONDS),
+    so a recognizer that cannot work fills the log a few times a day, not six times an hour."""
+    wait = retry_wait(reading.retries)
+    if reading.given_up_at is None or reading.reader is None or now - reading.given_up_at < wait:
         return
     reading.given_up_at = None
     try:
@@ -158,8 +174,8 @@ def retry_given_up(reading: Reading, settings: RecognitionConfig, now: float) ->
     except ValueError as exc:
         log.error("%s; detecting without reading", exc)
         return
-    reading.state, reading.failures = "reading", 0
-    log.info("reading text again, %.0f s after it was given up", RETRY_SECONDS)
+    reading.state, reading.failures, reading.retries = "reading", 0, reading.retries + 1
+    log.info("reading text again, %.0f s after it was given up", wait)
 
 
 def publish_regions(reading: Reading, regions: dict[str, RegionReading], publisher: Publisher, seq: int,
@@ -171,11 +187,12 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
         return
     forget_after_reconnect(reading, publisher)
     for name, region in regions.items():
-        if region.unavailable is not None:  # said once, as the stale regions are (publish_unavailable)
-            if name not in reading.published or reading.published[name] is not None:
+        if region.unavailable is not None:  # said again only when the reason changes (a stale one, another size)
+            said = Unavailable(region.unavailable[:REASON_CHARS])
+            if reading.published.get(name) != said:
                 publisher.publish_region(name, {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured),
-                                                "unavailable": region.unavailable[:REASON_CHARS]})
-                reading.published[name] = None
+                                                "unavailable": said.reason})
+                reading.published[name] = said
             continue
         if reading.published.get(name) == region.text:
             continue
@@ -217,6 +234,7 @@ def publish_unavailable(reading: Reading, publisher: Publisher, seq: int, captur
     unavailable = {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured),
                    "unavailable": reason[:REASON_CHARS]}
     for config in reading.regions.regions:
-        if config.name not in reading.published or reading.published[config.name] is not None:
+        # once while the cause lasts: a lost source's detail may change from one call to the next
+        if not isinstance(reading.published.get(config.name), Unavailable):
             publisher.publish_region(config.name, unavailable)
-            reading.published[config.name] = None
+            reading.published[config.name] = Unavailable(unavailable["unavailable"])
