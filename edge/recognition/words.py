@@ -132,20 +132,21 @@ class FrameReader:
         if reading.steps is None or not math.isfinite(reading.score) or self.fits(reading.text, also):
             return reading
         key = (id(reading), tuple(pattern.pattern for pattern in also))
-        if key not in self._steered and self._steering_seconds[bool(also)] > STEER_SECONDS_PER_FRAME:
+        if key in self._steered:  # a reused reading is steered once, also when nothing matched
+            return self._steered[key][1]
+        if self._steering_seconds[bool(also)] > STEER_SECONDS_PER_FRAME:
             if not self._steering_cut:
                 self._steering_cut = True
                 log.warning("steering readings by the patterns took over %.1f s in a frame: the rest of that frame's "
                             "readings were left as read (tried again next frame); is a pattern slow?",
                             STEER_SECONDS_PER_FRAME)
             return reading  # not remembered: tried again in the next frame
-        if key not in self._steered:  # a reused reading is steered once, also when nothing matched
-            started = time.perf_counter()
-            found = likeliest_accepted(reading.steps, self.reader.charset, lambda text: self.fits(text, also))
-            self._steering_seconds[bool(also)] += time.perf_counter() - started
-            steered = reading if found is None else Reading(found[0], min(found[1], reading.score), reading.steps)
-            self._steered[key] = (reading, steered)
-        return self._steered[key][1]
+        started = time.perf_counter()
+        found = likeliest_accepted(reading.steps, self.reader.charset, lambda text: self.fits(text, also))
+        self._steering_seconds[bool(also)] += time.perf_counter() - started
+        steered = reading if found is None else Reading(found[0], min(found[1], reading.score), reading.steps)
+        self._steered[key] = (reading, steered)
+        return steered
 
     def kept(self, reading: Reading | None, also: Sequence[re.Pattern[str]] = ()) -> WordReading:
         """The payload's view of a raw reading under the rules (score, patterns), steered by the patterns; a

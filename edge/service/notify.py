@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 # watchdog's pings, a stuck service manager (or a test's socket) hung the daemon, even its SIGTERM shutdown
 SEND_TIMEOUT_SECONDS = 1.0
 
+
 def notify(message: str, environ: dict[str, str] | None = None) -> bool:
     """Send one notification; False when not running under systemd (no NOTIFY_SOCKET), or when the socket
     took no message within SEND_TIMEOUT_SECONDS (it is dropped)."""

@@ -31,7 +31,7 @@ from edge.sources.capture import SourceState
 log = logging.getLogger(__name__)
 
 FAILURES_BEFORE_GIVING_UP = 3  # frames in a row whose reading raised: then detect without reading
-RETRY_SECONDS = 600.0  # then reading is tried again this long after (a passing cause: memory short for a while),
+RETRY_SECONDS = 600.0  # then reading is tried again this long after (a passing cause: memory short for a while)
 RETRY_MAX_SECONDS = 4 * 3600.0  # twice as long after each retry that failed again, up to this
 REASON_CHARS = 200  # of why reading is unavailable, in a region's message (an exception's text can be long)
 # no frame for this long leaves the regions' last readings stale: a lost camera, or one sending only bad
@@ -190,8 +190,7 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
         if region.unavailable is not None:  # said again only when the reason changes (a stale one, another size)
             said = Unavailable(region.unavailable[:REASON_CHARS])
             if reading.published.get(name) != said:
-                publisher.publish_region(name, {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured),
-                                                "unavailable": said.reason})
+                publisher.publish_region(name, unavailable_message(said, seq, captured))
                 reading.published[name] = said
             continue
         if reading.published.get(name) == region.text:
@@ -200,6 +199,11 @@ def publish_regions(reading: Reading, regions: dict[str, RegionReading], publish
         publisher.publish_region(name, {"text": region.text, "words": words, "seq": seq,
                                         "timestamp": utc_iso(captured)})
         reading.published[name] = region.text
+
+
+def unavailable_message(said: Unavailable, seq: int, captured: float) -> dict:
+    """A region's message saying it cannot be read: text null, no words, and why."""
+    return {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured), "unavailable": said.reason}
 
 
 def forget_after_reconnect(reading: Reading, publisher: Publisher) -> None:
@@ -231,10 +235,9 @@ def publish_unavailable(reading: Reading, publisher: Publisher, seq: int, captur
     if reason is None or not publisher.connected.is_set():
         return
     forget_after_reconnect(reading, publisher)
-    unavailable = {"text": None, "words": [], "seq": seq, "timestamp": utc_iso(captured),
-                   "unavailable": reason[:REASON_CHARS]}
+    said = Unavailable(reason[:REASON_CHARS])
     for config in reading.regions.regions:
         # once while the cause lasts: a lost source's detail may change from one call to the next
         if not isinstance(reading.published.get(config.name), Unavailable):
-            publisher.publish_region(config.name, unavailable)
-            reading.published[config.name] = Unavailable(unavailable["unavailable"])
+            publisher.publish_region(config.name, unavailable_message(said, seq, captured))
+            reading.published[config.name] = said
