@@ -12,7 +12,8 @@ train words), each reader behind the device's ``Reader``, strings compared with 
 - **Cascade**: dynamic first, then fp32 again on each word whose closest call (the smallest gap between a
   step's two likeliest classes) is under a margin: measured end to end, not estimated.
 
-Milliseconds per word and the speed-up against PyTorch's fastest reader of ``bench/recognition.py``
+The share of each set read as PyTorch reads it, word accuracy on all crops (case-insensitive, letters and
+digits), milliseconds per word and the speed-up against PyTorch's fastest reader of ``bench/recognition.py``
 (batches of 8) in this run. Research only: nothing here is shipped; the weight swap is a flatbuffer edit.
 x86 figures for the machine it runs on.
 """
@@ -30,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.recognition import CropSet, TorchModel, eval_rec_sets, ic15_set, project_set
+from bench.recognition import CropSet, TorchModel, accuracy, alnum, eval_rec_sets, ic15_set, project_set
 from edge.commands.common import thread_count
 from edge.config.paths import absolute
 from edge.models.manifest import load_recognizer_manifest, recognizer_folder
@@ -105,13 +106,15 @@ def main() -> int:
 
     sets: list[CropSet] = [project_set(MARGIN), *eval_rec_sets(args.eval_rec), ic15_set(args.ic15, MARGIN)]
     crops = [crop for crop_set in sets for crop in crop_set.crops]
+    labels = [label for crop_set in sets for label in crop_set.labels]
     bounds = np.cumsum([0] + [len(crop_set.crops) for crop_set in sets])
 
     def report(name: str, texts: list[str], ms: float) -> None:
         same = np.array([a == b for a, b in zip(texts, reference, strict=True)])
         shares = "  ".join(f"{crop_set.name} {same[lo:hi].mean():6.1%}"
                            for crop_set, lo, hi in zip(sets, bounds[:-1], bounds[1:], strict=True))
-        print(f"  {name:<44} {ms:5.2f} ms  x{baseline / ms:4.2f}   {shares}", flush=True)
+        print(f"  {name:<44} {ms:5.2f} ms  x{baseline / ms:4.2f}   {shares}   accuracy "
+              f"{accuracy(texts, labels, alnum):.3f}", flush=True)
 
     def texts_of(chosen: Reader) -> Callable[[list[np.ndarray]], list[str]]:
         return lambda batch: [r.text for r in chosen.read(batch)]
