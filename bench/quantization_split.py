@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.recognition import CropSet, TorchModel, accuracy, alnum, eval_rec_sets, ic15_set, project_set
 from edge.commands.common import thread_count
 from edge.config.paths import absolute
-from edge.models.manifest import load_recognizer_manifest, recognizer_folder
+from edge.models.manifest import recognizer_folder
 from edge.models.recognizer import SequenceRunner, lanes_for
+from edge.models.recognizer_manifest import load_recognizer_manifest
 from edge.models.runtime import default_threads, find_runtime
 from edge.recognition.crops import MARGIN
 from edge.recognition.reader import Reader, Reading

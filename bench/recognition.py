@@ -44,8 +44,9 @@ from converter.recognizer_model import HEIGHT, default_recognizer_weights, load_
 from converter.word_crops import labelled_words
 from edge.commands.common import thread_count
 from edge.config.paths import absolute
-from edge.models.manifest import load_recognizer_manifest, recognizer_folder
+from edge.models.manifest import recognizer_folder
 from edge.models.recognizer import load_variant
+from edge.models.recognizer_manifest import load_recognizer_manifest
 from edge.models.runtime import default_threads, find_runtime
 from edge.recognition.crops import MARGIN
 from edge.recognition.reader import Reader

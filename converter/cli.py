@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Iterator
@@ -191,7 +192,10 @@ def _convert(args: argparse.Namespace, sizes: list[tuple[int, int]], weights: Pa
                 bar.update(1 if advance else 0)
 
             folder = args.out / size_name(size)
-            folder.mkdir(exist_ok=True)
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError as exc:  # a file of that name, a full or read-only disk
+                raise CliError(f"cannot make the model folder {folder} ({exc.strerror or exc})") from exc
             request = Request(weights=weights, input_hw=size, variants=args.variants, calibration=calibration,
                               validation=validation, threads=args.threads, ranges=ranges)
             try:
@@ -205,6 +209,25 @@ def _convert(args: argparse.Namespace, sizes: list[tuple[int, int]], weights: Pa
                 raise CliError(f"{size_name(size)}: {type(exc).__name__}: {first_line} (details in {log})") from exc
             ranges = ranges if ranges is not None else converter.ranges
     return [results[size] for size in sizes]
+
+
+def _remove_unindexed_recognizer(out: Path) -> str | None:
+    """``OUT/recognizer`` when this run's index names none (``--no-recognizer``, or its step failed): an earlier
+    run's files or this run's unfinished ones, which the device would never read but a copy to it would carry.
+    Removed; what was done, to print."""
+    from converter.recognizer import FOLDER
+
+    folder = out / FOLDER
+    if not folder.exists() and not folder.is_symlink():
+        return None
+    try:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+        else:
+            folder.unlink()
+    except OSError as exc:
+        return f"could not remove {folder}, which the index does not name ({exc.strerror or exc}): delete it"
+    return f"removed {folder}: the index names no recognizer"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -223,7 +246,10 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, FramesError, RecognizerStepError) as exc:
         raise CliError(str(exc)) from exc
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot make the output folder {args.out} ({exc.strerror or exc})") from exc
     log = args.out / "convert.log"
     with native_stderr_to(log) as terminal:
         results = _convert(args, sizes, weights, calibration, validation, log, terminal)
@@ -232,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
             recognizer = convert_recognizer(args, inputs, log, terminal) if inputs else None
         except RecognizerStepError as exc:  # the detector's work is kept: indexed, without a recognizer
             failed = exc
+    removed = None if recognizer else _remove_unindexed_recognizer(args.out)
 
     from converter.pipeline import size_name, utc_now
     from converter.report import terminal_table, tile_compile_note, write_report
@@ -257,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
     if note is not None:
         print(f"Edge TPU, tile model: {note}")
     print(f"report: {report}")
+    if removed:
+        print(removed)
     if failed is not None:
         raise CliError(f"{failed}; the detector models are written and indexed without a recognizer (no reading)")
     return 0
@@ -272,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted: {args.out} is unfinished; run again with --force", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def check_parity(model: RawPixelCRAFT, onnx_path: Path, inputs: list[np.ndarray]
         feed = {INPUT_NAME: pixels.transpose(2, 0, 1)[None].astype(np.float32)}
         got = session.run([OUTPUT_NAME], feed)[0][0].transpose(1, 2, 0)
         try:
-            np.testing.assert_allclose(got, expected, rtol=PARITY_RTOL, atol=PARITY_ATOL)
+            np.testing.assert_allclose(got, expected, rtol=PARITY_RTOL, atol=PARITY_ATOL, equal_nan=False)
         except AssertionError as exc:
             raise ParityError(f"ONNX output differs from PyTorch beyond rtol {PARITY_RTOL}/atol {PARITY_ATOL}") from exc
         worst = max(worst, float(np.abs(got - expected).max()))

@@ -14,6 +14,7 @@ crashed (segmentation fault), and it was not tried again.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -30,8 +31,9 @@ from converter.tflite_graph import read_graph
 from converter.word_crops import Word
 from edge import __version__
 from edge.models import variants as registry
-from edge.models.manifest import FORMAT_VERSION, ReadingAgreement, RecognizerManifest, RecognizerVariant, file_sha256
+from edge.models.manifest import FORMAT_VERSION, file_sha256
 from edge.models.recognizer import MIN_SAME_TEXT, SequenceRunner
+from edge.models.recognizer_manifest import ReadingAgreement, RecognizerManifest, RecognizerVariant
 from edge.models.runtime import find_runtime
 from edge.recognition.ctc import greedy_decode
 from edge.recognition.preprocess import fit
@@ -85,11 +87,9 @@ def export_onnx(model: PixelRecognizer, path: Path, inputs: list[np.ndarray]) ->
                           opset_version=17, dynamo=False)
     onnx.checker.check_model(str(path), full_check=True)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst = 0.0
-    for pixels in inputs:
-        got = session.run(None, {"pixels": pixels[None, None].astype(np.float32)})[0]
-        worst = max(worst, float(np.abs(got - torch_probs(model, pixels[None])).max()))
-    if worst > ONNX_PARITY_ATOL:
+    worst = float(np.max([np.abs(session.run(None, {"pixels": pixels[None, None].astype(np.float32)})[0]
+                                 - torch_probs(model, pixels[None])).max() for pixels in inputs]))
+    if not worst <= ONNX_PARITY_ATOL:  # NaN (damaged weights) fails too
         raise RecognizerError(f"recognizer ONNX differs from PyTorch by {worst:.2e} (limit {ONNX_PARITY_ATOL:.0e})")
     return worst
 
@@ -144,6 +144,9 @@ class RecognizerConverter:
         self.progress("recognizer: building the TensorFlow graph")
         graph = build_graph(model)
         variants = [v for name in request.variants if (v := self._variant(graph, name, reference))]
+        if not variants:  # a recognizer the device could not use: no folder rather than an empty one
+            raise RecognizerError("recognizer: no variant kept (" + "; ".join(
+                f"{name} {why}" for name, why in self.rejected.items()) + ")")
         manifest = RecognizerManifest(
             format_version=FORMAT_VERSION, created=utc_now(), converter_version=__version__,
             source_weights=request.weights.name, source_sha256=file_sha256(request.weights), charset=CHARSET,
@@ -163,6 +166,9 @@ class RecognizerConverter:
         self.progress(f"recognizer: reading the validation crops with {name}")
         runner = SequenceRunner([self.runtime.interpreter(path, self.request.threads)], HEIGHT, self.request.widths)
         measured = agreement(reference, read_all(runner, self.validation))
+        if not math.isfinite(measured.max_prob_diff):  # NaN compares as neither over nor under any limit
+            raise RecognizerError(f"recognizer {name}: probabilities that are not numbers (NaN or infinite) on the "
+                                  "validation crops: damaged weights?")
         if name == "fp32" and (measured.max_prob_diff > FP32_MAX_PROB_DIFF or measured.same_text < 1):
             raise RecognizerError(f"recognizer fp32 TFLite reads {measured.same_text:.1%} of the crops as PyTorch "
                                   f"does, probabilities up to {measured.max_prob_diff:.2e} apart (limit: all, "

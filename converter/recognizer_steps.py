@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 from edge.models.variants import RECOGNIZER_VARIANTS as RECOGNIZER_VARIANTS
 
 if TYPE_CHECKING:
-    from edge.models.manifest import RecognizerManifest
+    from edge.models.recognizer_manifest import RecognizerManifest
 
 
 class RecognizerStepError(RuntimeError):
@@ -79,7 +79,10 @@ def convert_recognizer(args: argparse.Namespace, inputs: RecognizerInputs, log: 
 
     started = time.monotonic()
     folder = args.out / FOLDER
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:  # a file of that name, a full or read-only disk
+        raise RecognizerStepError(f"cannot make the recognizer's folder {folder} ({exc.strerror or exc})") from exc
     variants = args.recognizer_variants
     with tqdm(total=step_count(variants), unit="step", file=terminal, dynamic_ncols=True) as bar:
         def progress(step: str) -> None:

@@ -82,7 +82,8 @@ def test_an_older_output_folder_is_one_line_naming_what_it_holds(model_dir: Path
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"craft-edge: error: {parent} has no manifest.json but holds the model folders {size_name(TEST_SIZE)} (an "
-        f"older convert-for-device's output): give one of them, e.g. {parent / size_name(TEST_SIZE)}, or convert again"]
+        f"older convert-for-device's output, or a conversion that did not finish): give one of them, e.g. "
+        f"{parent / size_name(TEST_SIZE)}, or convert again"]
 
 
 def test_a_bad_index_is_one_line_naming_the_key(converted: Path, model_dir: Path, tile_dir: Path,

@@ -113,3 +113,48 @@ def test_broken_ground_truth_for_the_recognizer_is_one_line(tmp_path: Path, caps
     (frames / "coffee_01.json").write_text('{"words": [{"poly": [[10, 10], [60, 10], [60, 30], [10, 30]]}]')
     assert main(["--calibration", str(frames), "--validation", str(frames), "--out", str(tmp_path / "out")]) == 1
     assert "recognizer check words:" in one_line(capsys.readouterr().err)
+
+
+def test_an_interrupted_conversion_is_one_line_saying_the_output_is_unfinished(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C printed a 20-line KeyboardInterrupt traceback and left no hint that OUT was half written."""
+    import converter.cli
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(converter.cli, "run", interrupted)
+    assert main(["--out", str(tmp_path / "out")]) == 130
+    assert one_line(capsys.readouterr().err) == (f"convert-for-device: interrupted: {tmp_path / 'out'} is "
+                                                 "unfinished; run again with --force")
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_a_recognizer_the_index_does_not_name_is_removed(tmp_path: Path, kind: str) -> None:
+    """``--no-recognizer --force`` over an earlier bundle, or a failed recognizer step, left OUT/recognizer
+    beside an index naming none: tens of MB a copy to the device carried, read by nothing."""
+    from converter.cli import _remove_unindexed_recognizer
+
+    stale = tmp_path / "recognizer"
+    if kind == "folder":
+        stale.mkdir()
+        (stale / "english_g2_fp32.tflite").write_bytes(b"old")
+    else:
+        stale.write_text("junk")
+    assert _remove_unindexed_recognizer(tmp_path) == f"removed {stale}: the index names no recognizer"
+    assert not stale.exists()
+    assert _remove_unindexed_recognizer(tmp_path) is None
+
+
+def test_a_recognizer_folder_that_cannot_be_made_is_a_step_error(tmp_path: Path) -> None:
+    """A file named ``recognizer`` in OUT escaped as FileExistsError after minutes of detector work, and the
+    detector models were left without an index."""
+    import argparse
+    import io
+
+    from converter.recognizer_steps import RecognizerStepError, convert_recognizer
+
+    (tmp_path / "recognizer").write_text("junk")
+    args = argparse.Namespace(out=tmp_path, recognizer_variants=("fp32",), threads=1)
+    with pytest.raises(RecognizerStepError, match=f"cannot make the recognizer's folder {tmp_path / 'recognizer'}"):
+        convert_recognizer(args, None, tmp_path / "convert.log", io.StringIO())  # type: ignore[arg-type]

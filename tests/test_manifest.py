@@ -122,7 +122,8 @@ def test_an_older_output_folder_is_one_line_naming_its_model_folders(tmp_path: P
         model_folders(tmp_path)
     message = str(caught.value)
     assert message == (f"{tmp_path} has no manifest.json but holds the model folders 192x256, 480x640 (an older "
-                       f"convert-for-device's output): give one of them, e.g. {tmp_path / '192x256'}, or convert again")
+                       f"convert-for-device's output, or a conversion that did not finish): give one of them, e.g. "
+                       f"{tmp_path / '192x256'}, or convert again")
 
 
 @pytest.mark.parametrize(("change", "expected"), [

@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.models.manifest import ManifestError, load_recognizer_manifest, model_folders, recognizer_folder
+from edge.models.manifest import ManifestError, model_folders, recognizer_folder
 from edge.models.recognizer import MIN_SAME_TEXT, load_reader
+from edge.models.recognizer_manifest import load_recognizer_manifest
 from edge.recognition.crops import word_crop
 from edge.recognition.reader import Reader
 from tests import daemon_helpers

@@ -14,8 +14,8 @@ from converter.recognizer_graph import torch_probs
 from converter.recognizer_model import CHARSET, HEIGHT, PixelRecognizer, default_recognizer_weights, load_recognizer
 from converter.tflite_graph import every_op_name
 from converter.word_crops import labelled_words
-from edge.models.manifest import load_recognizer_manifest
 from edge.models.recognizer import load_variant
+from edge.models.recognizer_manifest import load_recognizer_manifest
 from edge.models.runtime import find_runtime
 from edge.recognition.ctc import greedy_decode
 from tests.conftest import RECOGNIZER_FOLDER, SAMPLES, TEST_RECOGNIZER_VARIANTS
@@ -102,3 +102,36 @@ def test_the_manifest_records_what_the_device_needs(converted: Path) -> None:
         assert variant.op_counts.get("WHILE") == every_op["WHILE"] == 2
         assert every_op["DYNAMIC_UPDATE_SLICE"] == 2 and "CUSTOM" not in every_op
         assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in every_op
+
+
+def test_weights_that_give_nan_fail_the_onnx_check(tmp_path: Path, crops: list[np.ndarray]) -> None:
+    """NaN compares as neither over nor under a limit: ``max(0.0, nan)`` kept 0.0, and a recognizer of NaN
+    weights passed every check, then read every word as nothing."""
+    import torch
+
+    from converter.recognizer import RecognizerError, export_onnx
+
+    model = load_recognizer(default_recognizer_weights())
+    with torch.no_grad():
+        model.recognizer.Prediction.weight.fill_(float("nan"))
+    with pytest.raises(RecognizerError, match="recognizer ONNX differs from PyTorch by nan"):
+        export_onnx(model, tmp_path / "english_g2.onnx", crops[:2])
+
+
+def test_a_recognizer_whose_every_variant_is_left_out_is_an_error(tmp_path: Path, crops: list[np.ndarray],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """It wrote a manifest with no variant, the index named it, and the converter exited 0."""
+    import converter.recognizer as recognizer
+    from converter.word_crops import labelled_words
+
+    def left_out(self: recognizer.RecognizerConverter, graph: object, name: str, reference: list) -> None:
+        self.rejected[name] = "reads like PyTorch on 93.5% of 434 crops (under 98%)"
+
+    monkeypatch.setattr(recognizer, "export_onnx", lambda *args: 0.0)
+    monkeypatch.setattr(recognizer, "build_graph", lambda model: None)
+    monkeypatch.setattr(recognizer.RecognizerConverter, "_variant", left_out)
+    request = recognizer.RecognizerRequest(weights=default_recognizer_weights(), variants=("dynamic",),
+                                           validation=labelled_words(SAMPLES)[:2], threads=1)
+    with pytest.raises(recognizer.RecognizerError, match=r"no variant kept \(dynamic reads like PyTorch on 93.5%"):
+        recognizer.RecognizerConverter(request, tmp_path, lambda step: None).run()
+    assert not (tmp_path / "manifest.json").exists()

@@ -8,7 +8,8 @@ tiles). A model folder from before bundles (format 1, same fields) is still a va
 plays both roles. Format 3 added the text recognizer: its folder (``OUT/recognizer``, its own manifest,
 ``RecognizerManifest``) named by the index's ``models.recognizer``; a bundle of format 2 (or a single
 folder) has none, and loads for detection without reading. The format is documented in the README
-("Manifest format"); bump ``FORMAT_VERSION`` on any incompatible change. Loading is strict: a missing
+("Manifest format"); bump ``FORMAT_VERSION`` on any incompatible change. The recognizer's manifest is
+``edge.models.recognizer_manifest``. Loading is strict: a missing
 or mistyped field is refused with its path in the file.
 """
 
@@ -17,12 +18,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config.typed import SchemaError, from_dict
 from edge.models import variants as registry
+
+if TYPE_CHECKING:
+    from edge.models.recognizer_manifest import RecognizerVariant
 
 FORMAT_VERSION = 3  # the bundle index and the recognizer's manifest (3 added the recognizer)
 # A detector folder's manifest has had the same fields since 1 (2 added the bundle index beside it):
@@ -123,11 +128,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _json(text: str, where: str) -> Any:
+def parse_json(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    except (ValueError, RecursionError) as exc:  # a number past Python's digit limit, nesting past its depth
+        raise ManifestError(f"{where}: not JSON this craft-edge reads ({' '.join(str(exc).split())})") from exc
 
 
 def _is_index(data: Any) -> bool:
@@ -135,7 +142,7 @@ def _is_index(data: Any) -> bool:
     return isinstance(data, dict) and "models" in data and "variants" not in data
 
 
-def _read(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         return path.read_text()
     except OSError as exc:
@@ -145,7 +152,7 @@ def _read(path: Path) -> str:
 
 
 def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
-    data = _json(text, where)
+    data = parse_json(text, where)
     if isinstance(data, dict) and "charset" in data:
         raise ManifestError(f"{where}: the text recognizer's manifest, not a detector's; give the bundle or a "
                             "detector folder")
@@ -162,20 +169,24 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
         manifest = from_dict(Manifest, data, where)
     except SchemaError as exc:
         raise ManifestError(str(exc)) from exc
-    _check_targets(manifest.variants, where)
+    check_variants(manifest.variants, where)
     return manifest
 
 
-def _check_targets(variants: list[Variant] | list[RecognizerVariant], where: str) -> None:
+def check_variants(variants: Sequence[Variant | RecognizerVariant], where: str) -> None:
+    """Each variant's target is known and its file is a name in the manifest's folder (not a path out of it)."""
     for index, variant in enumerate(variants):
         if variant.target not in registry.TARGETS:
             raise ManifestError(
                 f"{where}.variants[{index}].target: {variant.target!r} is not one of {registry.TARGETS}")
+        if variant.file in ("", ".", "..") or Path(variant.file).name != variant.file:
+            raise ManifestError(f"{where}.variants[{index}].file: {variant.file!r} is not the name of a file "
+                                "beside the manifest")
 
 
 def load_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST_NAME
-    return parse_manifest(_read(path), str(path))
+    return parse_manifest(read_text(path), str(path))
 
 
 # -- bundles ----------------------------------------------------------------------------------------
@@ -189,9 +200,6 @@ class Roles:
 
 
 ROLES = ("coarse", "tile")  # the detector's roles
-# the recognizer's narrowest input: its convolutions take a width to W/4 - 1 steps, and a loop over none
-# crashes the TFLite runtime (a segmentation fault, measured at 4 px)
-MIN_RECOGNIZER_WIDTH = 8
 
 
 @dataclass
@@ -245,8 +253,9 @@ def model_folders(path: Path) -> ModelFolders:
         if found:  # what convert-for-device wrote before bundles
             raise ManifestError(
                 f"{path} has no {MANIFEST_NAME} but holds the model folders {', '.join(found)} (an older "
-                f"convert-for-device's output): give one of them, e.g. {path / found[0]}, or convert again")
-    data = _json(_read(index_path), str(index_path))
+                f"convert-for-device's output, or a conversion that did not finish): give one of them, e.g. "
+                f"{path / found[0]}, or convert again")
+    data = parse_json(read_text(index_path), str(index_path))
     if not _is_index(data):
         return ModelFolders(path, path)
     index = _index(data, str(index_path))
@@ -268,81 +277,10 @@ def recognizer_folder(path: Path) -> Path | None:
     """The text recognizer's folder of ``path``: the one a bundle's index names, ``path`` itself when it is
     a recognizer's folder, None when there is none (a format 2 bundle, a detector folder: no reading)."""
     index_path = path / MANIFEST_NAME
-    data = _json(_read(index_path), str(index_path))
+    data = parse_json(read_text(index_path), str(index_path))
     if isinstance(data, dict) and "charset" in data:
         return path
     if not _is_index(data):
         return None
     name = _index(data, str(index_path)).models.recognizer
     return None if name is None else _named_folder(path, name, f"{index_path}.models.recognizer")
-
-
-# -- the text recognizer ----------------------------------------------------------------------------
-@dataclass
-class ReadingAgreement:
-    """How closely a recognizer variant reads like the PyTorch fp32 model, on word crops."""
-
-    reference: str  # "pytorch-fp32"
-    crops: int
-    same_text: float  # fraction of crops read as exactly the same string
-    max_prob_diff: float  # the largest difference of any softmax probability
-
-
-@dataclass
-class RecognizerVariant:
-    """One TFLite file: any input width (the width dimension is resized to the crop's bucket)."""
-
-    name: str  # one of edge.models.variants.NAMES
-    file: str  # relative to the manifest's folder
-    sha256: str
-    bytes: int
-    target: str  # one of edge.models.variants.TARGETS
-    input: TensorInfo  # (1, height, -1, 1) grey pixels 0..255, width dynamic
-    output: TensorInfo  # (1, -1, classes) softmax probabilities, class 0 the CTC blank; T = width/4 - 1
-    op_counts: dict[str, int]
-    agreement: ReadingAgreement | None = None
-
-
-@dataclass
-class RecognizerManifest:
-    """``OUT/recognizer/manifest.json``: the word recognizer's variants and how to feed them."""
-
-    format_version: int
-    created: str  # UTC ISO-8601
-    converter_version: str
-    source_weights: str
-    source_sha256: str
-    charset: str  # class i > 0 is charset[i - 1]; class 0 is the CTC blank
-    input_height: int
-    widths: list[int]  # ascending: the widths a crop is padded to (the widest: wider crops are squeezed into it)
-    input_normalization: str  # done inside the model: it takes grey pixels 0..255
-    toolchain: dict[str, str]
-    validation_crops: list[str]
-    variants: list[RecognizerVariant] = field(default_factory=list)
-    onnx_max_abs_diff: float | None = None  # ONNX Runtime against PyTorch on the validation crops
-    rejected: dict[str, str] = field(default_factory=dict)  # variants tried and left out, and why
-    conversion_seconds: float | None = None
-
-    def write(self, folder: Path) -> Path:
-        path = folder / MANIFEST_NAME
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False) + "\n")
-        return path
-
-
-def load_recognizer_manifest(folder: Path) -> RecognizerManifest:
-    path = folder / MANIFEST_NAME
-    where = str(path)
-    data = _json(_read(path), where)
-    if isinstance(data, dict) and data.get("format_version") != FORMAT_VERSION:
-        raise ManifestError(f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads "
-                            f"recognizer manifests of format {FORMAT_VERSION}")
-    try:
-        manifest = from_dict(RecognizerManifest, data, where)
-    except SchemaError as exc:
-        raise ManifestError(str(exc)) from exc
-    _check_targets(manifest.variants, where)
-    if (not manifest.widths or manifest.widths != sorted(set(manifest.widths))
-            or manifest.widths[0] < MIN_RECOGNIZER_WIDTH):
-        raise ManifestError(f"{where}.widths: {manifest.widths} is not an ascending list of widths of "
-                            f"{MIN_RECOGNIZER_WIDTH} px or more")
-    return manifest

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge.models.manifest import (
+from edge.models.manifest import recognizer_folder
+from edge.models.recognizer_manifest import (
     MIN_RECOGNIZER_WIDTH,
     RecognizerManifest,
     RecognizerVariant,
     load_recognizer_manifest,
-    recognizer_folder,
 )
 from edge.models.runtime import (
     ModelLoadError,
@@ -152,7 +152,7 @@ def load_variant(folder: Path, manifest: RecognizerManifest, variant: Recognizer
         runner = SequenceRunner([runtime.interpreter(folder / variant.file, each) for each in layout],
                                 manifest.input_height, tuple(manifest.widths))
     except (ValueError, RuntimeError) as exc:
-        raise ModelLoadError(f"{folder / variant.file}: cannot load ({exc})") from exc
+        raise ModelLoadError(f"{folder / variant.file}: cannot load ({' '.join(str(exc).split())})") from exc
     for kind, recorded, actual in (("input", variant.input.shape, runner.specs()[0].shape),
                                    ("output", variant.output.shape, runner.specs()[1].shape)):
         if not shapes_fit(recorded, actual):
@@ -190,8 +190,9 @@ def choose(folder: Path, manifest: RecognizerManifest, runtime: Runtime, threads
             raise NoUsableModel(f"the recognizer has no CPU variant {variant!r} (has: {known})")
         return named, load_variant(folder, manifest, named, runtime, threads)
     measured: dict[str, float] = {}
-    skipped = {v.name: f"reads unlike PyTorch on more than {1 - MIN_SAME_TEXT:.0%} of its crops"
-               for v in cpu if not agrees(v)}
+    skipped = {v.name: "no agreement with PyTorch recorded" if v.agreement is None else
+               f"reads unlike PyTorch on {1 - v.agreement.same_text:.1%} of its crops (at most "
+               f"{1 - MIN_SAME_TEXT:.0%})" for v in cpu if not agrees(v)}
     for candidate in (v for v in cpu if agrees(v)):
         try:
             runner = load_variant(folder, manifest, candidate, runtime, threads, one_lane=True)  # as a lane reads
@@ -207,8 +208,12 @@ def choose(folder: Path, manifest: RecognizerManifest, runtime: Runtime, threads
         del runner  # one variant in memory at a time
     if not measured:
         # each reason, so that a runtime too old for the files reads as that, not as damaged files
-        reasons = "; ".join(f"{name}: {why}" for name, why in skipped.items()) or "it has no CPU variant"
-        raise NoUsableModel(f"no usable recognizer variant in {folder} with {runtime.describe()} ({reasons})")
+        reasons = [f"{name}: {why}" for name, why in skipped.items()]
+        if not cpu:  # and why the converter kept none
+            reasons = ["it has no CPU variant", *(f"the converter left out {name}: {why}"
+                                                  for name, why in manifest.rejected.items())]
+        raise NoUsableModel(f"no usable recognizer variant in {folder} with {runtime.describe()} "
+                            f"({'; '.join(reasons)})")
     best = min(measured, key=measured.__getitem__)
     log.info("recognizer: %s, the fastest here (%s)", best,
              ", ".join(f"{name} {ms:.1f} ms" for name, ms in sorted(measured.items(), key=lambda kv: kv[1])))
