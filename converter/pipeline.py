@@ -21,6 +21,7 @@ from converter.shared_ranges import calibrate, quantize, with_ranges_of
 from converter.tflite_graph import GraphFacts, read_graph
 from converter.tflite_variants import QUANTIZED_VARIANTS, STANDARD_VARIANTS, TPU_VARIANT, onnx_to_tf, to_tflite
 from edge import __version__
+from edge.config.paths import write_replacing
 from edge.detection.postprocess import Thresholds
 from edge.models.manifest import MODEL_FORMAT_VERSION, Manifest, Quantization, TensorInfo, Variant, file_sha256
 from edge.models.runtime import CraftModel, TensorSpec, find_runtime, load_model
@@ -160,7 +161,7 @@ class SizeConverter:
     def _variant(self, graph: object, name: str, references: list[Reference]) -> Variant:
         self.progress(f"converting {name}")
         path = self.folder / f"{self.stem}_{name}.tflite"
-        path.write_bytes(self._flatbuffer(graph, name))
+        write_replacing(path, self._flatbuffer(graph, name))  # a running daemon may have the old one mapped
         self.progress(f"measuring {name} against PyTorch")
         model = load_model(path, self.runtime, self.request.threads)
         graph_facts = read_graph(path)

@@ -30,6 +30,7 @@ from converter.recognizer_steps import RECOGNIZER_VARIANTS
 from converter.tflite_graph import read_graph
 from converter.word_crops import Word
 from edge import __version__
+from edge.config.paths import write_replacing
 from edge.models import variants as registry
 from edge.models.manifest import FORMAT_VERSION, file_sha256
 from edge.models.recognizer import MIN_SAME_TEXT, SequenceRunner
@@ -162,7 +163,7 @@ class RecognizerConverter:
     def _variant(self, graph: object, name: str, reference: list[np.ndarray]) -> RecognizerVariant | None:
         self.progress(f"recognizer: converting {name}")
         path = self.folder / f"{STEM}_{name}.tflite"
-        path.write_bytes(to_tflite(graph, name))
+        write_replacing(path, to_tflite(graph, name))  # a running daemon may have the old one mapped
         self.progress(f"recognizer: reading the validation crops with {name}")
         runner = SequenceRunner([self.runtime.interpreter(path, self.request.threads)], HEIGHT, self.request.widths)
         measured = agreement(reference, read_all(runner, self.validation))

@@ -169,3 +169,54 @@ def test_compare_with_pytorch(model_dir: Path, tmp_path: Path) -> None:
     assert result["against"] == "pytorch-fp32"
     assert result["variants"]["int8"]["hmean"] >= 0.9 and result["variants"]["int8"]["words"] > 20
     assert main(["--model", str(tmp_path / "none"), "--images", str(SAMPLES)]) == 2
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ('{"words": [{"poly": [[0, 0], [1e308, 0], [1e308, 10], [0, 10]], "text": "far"}]}',
+     r"word 1 has a corner that is not a pixel"),
+    ('{"words": [{"poly": [[0, 0], [NaN, 0], [5, 10], [0, 10]], "text": "nan"}]}', r"word 1 has a corner"),
+])
+def test_ground_truth_corners_that_are_not_pixels_are_one_line(tmp_path: Path, content: str, expected: str) -> None:
+    """1e308 passed, then overflowed cutting the word's crop (``eval --read``): a traceback."""
+    path = tmp_path / "img.json"
+    path.write_text(content)
+    with pytest.raises(GroundTruthError, match=f"{path}: {expected}"):
+        read_words(path)
+
+
+def test_ground_truth_that_cannot_be_read_and_images_that_cannot_be_read_are_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file not ours to read escaped as PermissionError from ``read``, ``detect`` and ``eval``: a traceback."""
+    from edge.sources.imageio import ImageError, read_rgb
+
+    (tmp_path / "img.json").mkdir()
+    with pytest.raises(GroundTruthError, match=r"img\.json: cannot read \(Is a directory\)"):
+        read_words(tmp_path / "img.json")
+    with pytest.raises(ImageError, match=r"img\.json: a folder, not an image"):
+        read_rgb(tmp_path / "img.json")
+
+    def denied(path: Path, dtype: type) -> np.ndarray:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(np, "fromfile", denied)
+    with pytest.raises(ImageError, match=r"x\.png: cannot read \(Permission denied\)"):
+        read_rgb(tmp_path / "x.png")
+
+
+def test_eval_json_that_fails_to_write_keeps_the_last_results_whole(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk left the last run's file cut to 4,096 bytes: not JSON, and the old results gone."""
+    from edge.commands.common import Fatal, write_output
+
+    out = tmp_path / "out.json"
+    out.write_text('{"last": "run"}')
+    real_write = Path.write_bytes
+
+    def full(self: Path, data: bytes) -> int:
+        real_write(self, data[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(Fatal, match="cannot write \\(No space left on device\\)"):
+        write_output(out, json.dumps({"new": "x" * 5000}), "--json")
+    assert out.read_text() == '{"last": "run"}' and [p.name for p in tmp_path.iterdir()] == ["out.json"]

@@ -169,6 +169,31 @@ def test_file_source_skips_a_broken_image(tmp_path: Path) -> None:
     assert source.read().name == "b.png"
 
 
+def test_file_source_skips_a_file_it_cannot_read_or_that_is_gone_and_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreadable file was a lost source: reopened, the folder listed again from its first file, so the
+    files after it were never read (and, without loop, the run never ended)."""
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((20, 20, 3), np.uint8))
+    real_fromfile = np.fromfile
+
+    def fromfile(path: Path, dtype: type) -> np.ndarray:
+        if Path(path).name == "b.png":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_fromfile(path, dtype=dtype)
+
+    monkeypatch.setattr(np, "fromfile", fromfile)
+    source = FileSource(str(tmp_path))
+    source.open()
+    (tmp_path / "c.png").unlink()  # gone since the listing
+    assert source.read().name == "a.png"
+    with pytest.raises(BadFrame, match=r"b\.png: cannot read \(Permission denied\)"):
+        source.read()
+    with pytest.raises(BadFrame, match=r"c\.png: file not found"):
+        source.read()
+    assert source.read().name == "d.png" and source.read() is None
+
+
 def test_opencv_targets_and_a_video_file(tmp_path: Path) -> None:
     assert capture_target("0") == 0 and capture_target("/dev/video2") == "/dev/video2"
     assert capture_target("rtsp://cam/stream") == "rtsp://cam/stream"

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge.config.paths import absolute
+from edge.config.paths import absolute, write_replacing
 from edge.detection.tiling import CONTEXT, TILING_MODES
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def check_writable(path: Path, option: str) -> None:
 def write_output(path: Path, text: str, option: str) -> None:
     """``text`` into ``path``, or one line why not (a full disk)."""
     try:
-        path.write_text(text)
+        write_replacing(path, text.encode())  # a failed write leaves the last results whole
     except OSError as exc:
         raise Fatal(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
 

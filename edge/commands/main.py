@@ -3,7 +3,9 @@ parser from them, sets up logging and turns the errors people can fix into one l
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
 
 from edge import __version__
@@ -23,6 +25,9 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command stopped by SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -32,7 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     from edge.service.statelock import StateDirBusy
 
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, not at exit: a full disk under `> out.json` is then one line
+        return code
+    except BrokenPipeError:  # `craft-edge detect ... --json | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"{PROG}: error: cannot write {exc.filename or 'the output'} ({exc.strerror})", file=sys.stderr)
+        return 1  # a disk that may be freed: not EXIT_BAD_INPUT, which tells systemd a restart cannot help
     except Fatal as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.code

@@ -33,3 +33,20 @@ def video_file(device: str, base: Path | None = None) -> Path | None:
         return None
     candidate = absolute(device, base)
     return candidate if candidate.is_file() else None
+
+
+def write_replacing(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` by a new file renamed over it: whoever has the old one open or memory-mapped (a
+    running daemon's TFLite model) keeps reading it whole, and a full disk leaves the old file, not half of
+    the new one. No fsync: the files written so are outputs a crash lets you write again. A path that is not
+    a regular file (``/dev/stdout``, a device, a symlink someone placed) is written in place, not replaced."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        path.write_bytes(data)
+        return
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -30,6 +30,9 @@ class GroundTruthError(ValueError):
     """A ground-truth file that cannot be read; the message names the file and line."""
 
 
+MAX_COORDINATE = 1e6  # a ground-truth corner past this is a damaged file (and would overflow a crop's pixels)
+
+
 @dataclass(frozen=True)
 class Word:
     poly: np.ndarray  # (N, 2)
@@ -187,4 +190,12 @@ def find_ground_truth(folder: Path, image: str) -> Path | None:
 
 
 def read_words(path: Path) -> list[Word]:
-    return _words_from_json(path) if path.suffix == ".json" else _words_from_text(path)
+    try:
+        words = _words_from_json(path) if path.suffix == ".json" else _words_from_text(path)
+    except OSError as exc:
+        raise GroundTruthError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    for index, word in enumerate(words, start=1):
+        if not (np.isfinite(word.poly).all() and np.abs(word.poly).max(initial=0) <= MAX_COORDINATE):
+            raise GroundTruthError(f"{path}: word {index} has a corner that is not a pixel (coordinates up to "
+                                   f"±{MAX_COORDINATE:.0e}): {word.poly.ravel().tolist()}")
+    return words

@@ -43,16 +43,14 @@ class FileSource:
             self.open()  # the folder may have changed; re-list it
         path = self._files[self._next]
         self._next += 1
-        if not path.exists():
-            raise SourceLost(f"{path}: the file is gone")
+        # a file gone since the listing, or not ours to read, is skipped like a broken one: losing the source
+        # would list the folder again from its first file, and never reach the files after this one
         try:
             rgb = as_rgb_frame(read_rgb(path), "RGB")  # decoded exactly as `craft-edge detect` decodes it
         except ImageError as exc:
             raise BadFrame(str(exc)) from exc
         except BadFrame as exc:
             raise BadFrame(f"{path}: {exc}") from exc
-        except OSError as exc:  # unreadable (permissions, I/O error): reopened with backoff like a lost camera
-            raise SourceLost(f"{path}: {exc.strerror or exc}") from exc
         return Frame(rgb=rgb, name=path.name, captured=time.time())
 
     def close(self) -> None:

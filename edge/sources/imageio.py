@@ -23,9 +23,14 @@ def list_images(folder: Path) -> list[Path]:
 
 def read_rgb(path: Path) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB; grayscale and alpha are converted."""
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    if data is None:
-        raise ImageError(f"{path}: file not found")
+    if path.is_dir():
+        raise ImageError(f"{path}: a folder, not an image")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found") from None
+    except OSError as exc:  # not ours to read, a damaged card
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise ImageError(f"{path}: not a readable image")
