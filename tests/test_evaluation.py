@@ -220,3 +220,16 @@ def test_eval_json_that_fails_to_write_keeps_the_last_results_whole(tmp_path: Pa
     with pytest.raises(Fatal, match="cannot write \\(No space left on device\\)"):
         write_output(out, json.dumps({"new": "x" * 5000}), "--json")
     assert out.read_text() == '{"last": "run"}' and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_a_table_printed_into_a_full_disk_is_one_line(tmp_path: Path) -> None:
+    """``craft-edge ... > out`` on a full disk ended in a traceback at the interpreter's last flush."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "edge.commands", "eval", "--detections", str(SAMPLES),
+                                 "--images", str(SAMPLES), "--gt", str(SAMPLES)], stdout=full, stderr=subprocess.PIPE,
+                                text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "craft-edge: error: cannot write the output (No space left on device)"

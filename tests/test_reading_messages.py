@@ -758,6 +758,31 @@ def test_a_reload_loads_the_recognizer_again_only_when_its_folder_was_converted_
     assert build_reading(config, first).reader is loads[-1] and len(loads) == 2
 
 
+def test_a_reload_whose_new_recognizer_files_do_not_load_reads_on_with_the_loaded_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """SIGHUP while a new bundle was half copied threw the working recognizer away ("reloaded"), and reading
+    stayed off until another SIGHUP. A change of the recognizer's settings still loads what they ask for."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text("{}")
+    config = parse_config(f"model: {{dir: '{tmp_path}'}}\nrecognition: {{enabled: true}}", "c")
+    loaded = Reader(ReadsA(), "ab", "test")
+    results = iter([(loaded, "reading"), (None, "unavailable: manifest.json: not valid JSON"),
+                    (None, "unavailable: manifest.json: not valid JSON"), (None, "unavailable: no fp16")])
+    monkeypatch.setattr("edge.service.reading.load", lambda c: next(results))
+    first = build_reading(config)
+    written = manifest.stat().st_mtime_ns
+    os.utime(manifest, ns=(written + 10**9, written + 10**9))  # being copied again
+    with caplog.at_level("ERROR", logger="edge.service.reading"):
+        kept = build_reading(config, first)
+    assert kept.reader is loaded and kept.frames is not None and kept.state == "reading"
+    assert "changed but cannot be loaded (manifest.json: not valid JSON); reading on with the one loaded" in caplog.text
+    again = build_reading(config, kept)  # the files are tried again on the next reload
+    assert again.reader is loaded and again.state == "reading"
+    other = parse_config(f"model: {{dir: '{tmp_path}'}}\nrecognition: {{enabled: true, variant: fp16}}", "c")
+    asked = build_reading(other, again)
+    assert asked.reader is None and asked.state == "unavailable: no fp16"
+
+
 def test_regions_say_once_that_they_cannot_be_read() -> None:
     """Reading unavailable (no recognizer, or given up): each region's retained reading says so once, so
     that Home Assistant shows the sensor unavailable instead of the last text as current (before, nothing

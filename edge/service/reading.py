@@ -68,10 +68,11 @@ class Reading:
         return {"state": self.state, "variant": self.reader.variant if self.reader else None}
 
 
-def loading_key(config: Config) -> tuple:
-    """What loading the recognizer depends on: a reload that changes only the detector's settings keeps it
-    (one recognizer in memory, with its interpreters); models converted again into the folder do not."""
-    return (config.recognition.enabled, config.recognition.variant, config.model.dir, config.model.num_threads,
+def loading_key(config: Config) -> tuple[tuple, object]:
+    """What loading the recognizer depends on, (settings, files): a reload that changes only the detector's
+    settings keeps it (one recognizer in memory, with its interpreters); models converted again into the
+    folder do not."""
+    return ((config.recognition.enabled, config.recognition.variant, config.model.dir, config.model.num_threads),
             manifests_written(Path(config.model.dir)))
 
 
@@ -86,6 +87,15 @@ def build_reading(config: Config, running: Reading | None = None) -> Reading:
         reader, state = running.reader, "reading"  # it loaded before; given up or refused, it is tried again
     else:  # loaded afresh, also when it could not be before: a reload is the way to try again
         reader, state = load(config)
+        if reader is None and running is not None and running.reader is not None and running.key[0] == key[0]:
+            # only the files changed, and they do not load (half copied, moved away): reading goes on with
+            # the recognizer in memory, and the next reload tries the files again
+            log.error("the recognizer's files changed but cannot be loaded (%s); reading on with the one loaded "
+                      "before", state.removeprefix("unavailable: "))
+            reader, state, key = running.reader, "reading", running.key
+        elif reader is None:
+            log.error("recognition.enabled, but the daemon cannot read: %s; detecting without reading",
+                      state.removeprefix("unavailable: "))
     frames = None
     if reader is not None:
         try:
@@ -98,7 +108,7 @@ def build_reading(config: Config, running: Reading | None = None) -> Reading:
 
 
 def load(config: Config) -> tuple[Reader | None, str]:
-    """The bundle's recognizer and ``reading``; or None and why it cannot read (logged once, here)."""
+    """The bundle's recognizer and ``reading``; or None and ``unavailable: why`` (for the caller to log)."""
     variant = None if config.recognition.variant == "auto" else config.recognition.variant
     try:
         reader = load_reader(Path(config.model.dir), variant, config.model.num_threads or default_threads())
@@ -111,7 +121,6 @@ def load(config: Config) -> tuple[Reader | None, str]:
             log.info("reading text with the recognizer's %s variant", reader.variant)
             return reader, "reading"
         reason = f"{config.model.dir} has no text recognizer (convert-for-device without --no-recognizer makes one)"
-    log.error("recognition.enabled, but the daemon cannot read: %s; detecting without reading", reason)
     return None, f"unavailable: {reason}"
 
 
