@@ -96,6 +96,9 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
     ("recognition: {enabled: true}\nregions: [{name: 'a/b', rect: [0, 0, 9, 9]}]", "regions[0].name 'a/b' must be"),
     ("recognition: {enabled: true}\nregions: [{name: a, rect: [9, 0, 5, 9]}]", "regions[0].rect [9, 0, 5, 9] must be"),
     ("recognition: {enabled: true}\nregions: [{name: a, rect: [0, 0, 9]}]", "regions[0].rect [0, 0, 9] must be"),
+    # 1 px was accepted, then published as lying outside the frame
+    ("recognition: {enabled: true}\nregions: [{name: a, rect: [0, 100, 1280, 101]}]",
+     "regions[0].rect [0, 100, 1280, 101] must be [left, top, right, bottom] in frame pixels, 0 or more, at least 2"),
     ("recognition: {enabled: true}\nregions: [{name: a, rect: [0, 0, 9, 9]}, {name: a, rect: [1, 1, 5, 5]}]",
      "regions[1].name 'a' is used twice"),
     ("recognition: {enabled: true}\nregions: [{name: Meter, rect: [0, 0, 9, 9]}, {name: meter, rect: [1, 1, 5, 5]}]",

@@ -233,3 +233,18 @@ def test_a_table_printed_into_a_full_disk_is_one_line(tmp_path: Path) -> None:
                                 text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip() == "craft-edge: error: cannot write the output (No space left on device)"
+
+
+def test_eval_with_a_mistyped_folder_is_one_line_not_a_score_of_nothing(tmp_path: Path) -> None:
+    """``eval --read --gt MISTYPED`` scored 0 images, H 0.000, and exited 0."""
+    (tmp_path / "empty").mkdir()
+    for args, expected in (
+            (["--gt", str(tmp_path / "nope"), "--read"], f"--gt {tmp_path / 'nope'}: not a folder"),
+            (["--gt", str(SAMPLES), "--images", str(tmp_path / "empty")],
+             f"--images {tmp_path / 'empty'}: no images in it (.jpg, "),
+            (["--gt", str(SAMPLES), "--detections", str(tmp_path / "nope")],
+             f"--detections {tmp_path / 'nope'}: not a folder")):
+        args = ["--images", str(SAMPLES), "--detections", str(SAMPLES), *args]
+        result = craft_edge("eval", *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(f"craft-edge: error: {expected}"), result.stderr

@@ -32,7 +32,7 @@ def execute(args: argparse.Namespace) -> int:
         read_words,
     )
     from edge.models.manifest import load_manifest, model_folders
-    from edge.sources.imageio import ImageError, list_images, read_rgb
+    from edge.sources.imageio import IMAGE_SUFFIXES, ImageError, list_images, read_rgb
 
     if args.json:
         check_writable(args.json, "--json")
@@ -52,6 +52,11 @@ def execute(args: argparse.Namespace) -> int:
         images = list_images(args.images)
     except ImageError as exc:
         raise Fatal(str(exc)) from exc
+    if not images:  # a mistyped folder scored 0 images and exited 0
+        raise Fatal(f"--images {args.images}: no images in it ({', '.join(IMAGE_SUFFIXES)})")
+    for option, folder in (("--gt", args.gt), ("--detections", args.detections)):
+        if folder is not None and not folder.is_dir():
+            raise Fatal(f"{option} {folder}: not a folder")
     if args.detections is not None:
         names = ["detections"]
     elif args.all:

@@ -147,6 +147,8 @@ def execute(args: argparse.Namespace, images: list[Path], detector_names: list[s
     crops, per_word, results = evaluate(images, args.gt, spotters, reader)
     counted = sum(1 for image in images if find_ground_truth(args.gt, image.name))
     print(format_report(counted, reader.variant if reader else None, crops, results))
+    if counted < len(images):
+        print(f"({len(images) - counted} images without ground truth in {args.gt} skipped)")
     if args.json:
         report = {"mode": "read", "recognizer": reader.variant if reader else None,
                   "crops": None if crops is None else {"right": crops.right, "words": crops.total,

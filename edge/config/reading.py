@@ -102,9 +102,10 @@ def check_reading(recognition: RecognitionConfig, regions: list[RegionConfig]) -
                              "Assistant would tell their sensors apart only by a _2)")
         seen[region.name.lower()] = region.name
         rect = region.rect
-        if len(rect) != 4 or min(rect) < 0 or rect[0] >= rect[2] or rect[1] >= rect[3]:
+        # 2 px at least: a crop narrower has no inside to read (1 px was accepted, then said to be outside)
+        if len(rect) != 4 or min(rect) < 0 or rect[0] + 2 > rect[2] or rect[1] + 2 > rect[3]:
             raise ValueError(f"{key}.rect {rect} must be [left, top, right, bottom] in frame pixels, "
-                             "0 or more, left < right and top < bottom")
+                             "0 or more, at least 2 px wide and high")
         check_patterns(region.patterns, f"{key}.patterns")
     if regions and not recognition.enabled:
         raise ValueError("regions need recognition.enabled: true")
