@@ -184,3 +184,21 @@ def test_watch_uses_the_daemons_config_for_topic_and_broker(broker, tmp_path: Pa
     assert "watching site/north/cam1/detections on 127.0.0.1" in err
     assert out.splitlines()[0].startswith("cam1 #7 ")
     assert len(out.splitlines()) == 1, out
+
+
+def test_a_draw_folder_that_cannot_be_made_is_one_line_before_any_model_loads(tmp_path: Path) -> None:
+    """A file where the folder should be escaped as FileExistsError once the models had loaded."""
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"mine")
+    result = daemon_helpers.craft_edge("detect", str(SAMPLES / "chelsea_02.jpg"), "--model", str(tmp_path / "none"),
+                                       "--draw", str(taken))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"craft-edge: error: --draw {taken}: cannot make the folder (File exists)"
+
+
+def test_drawn_images_of_the_same_stem_do_not_overwrite_each_other() -> None:
+    from edge.commands.detect import drawn_name
+
+    taken: set[str] = set()
+    names = [drawn_name(Path(p), taken) for p in ("a.jpg", "b/a.png", "a.jpg", "c.jpg")]
+    assert names == ["a_boxes.png", "a_2_boxes.png", "a_3_boxes.png", "c_boxes.png"]

@@ -18,6 +18,7 @@ from edge.commands.common import (
     write_output,
 )
 from edge.config.paths import absolute
+from edge.models.variants import RECOGNIZER_VARIANTS
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -136,7 +137,7 @@ def add_to(commands: argparse._SubParsersAction) -> None:
              "surrounding whitespace, then leading and trailing ASCII punctuation "
              "(!\"#$%%&'()*+,-./:;<=>?@[\\]^_`{|}~), then lower-casing. With --detections DIR, the boxes "
              "and their 'text' come from NAME.json files")
-    evaluate.add_argument("--read-variant", metavar="V",
+    evaluate.add_argument("--read-variant", choices=RECOGNIZER_VARIANTS,
                           help="with --read: the recognizer variant (default: automatic, as the daemon chooses)")
     tiling_options(evaluate)
     evaluate.set_defaults(func=execute)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from edge.commands.common import EXIT_BAD_INPUT, PROG, Fatal, thread_count
 from edge.config.paths import absolute
+from edge.models.variants import RECOGNIZER_VARIANTS
+
+READ_BATCH = 32  # images decoded and read at a time
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -28,28 +31,32 @@ def execute(args: argparse.Namespace) -> int:
     if reader is None:
         raise Fatal(f"{args.model} has no text recognizer (convert-for-device without --no-recognizer makes one)")
     rules = FrameReader(reader, RecognitionConfig(min_score=0.0, patterns=args.pattern))
-    crops, names, failures = [], [], 0
-    for image in args.images:
-        try:
-            crops.append(cv2.cvtColor(read_rgb(image), cv2.COLOR_RGB2GRAY))
-            names.append(image)
-        except ImageError as exc:
-            print(f"{PROG}: {exc}", file=sys.stderr)
-            failures += 1
-    readings = []
-    for reading in reader.read(crops):
-        rules.new_frame()  # each image its own steering budget
-        readings.append(rules.steered(reading))
-    width = max((len(str(name)) for name in names), default=0)
-    if not args.json and names:
-        print(f"{'image':<{width}}  {'score':>5}  text ({reader.variant})")
-    for name, reading in zip(names, readings, strict=True):
-        text = reading.text if rules.fits(reading.text) else None  # no likely reading matches --pattern
-        if args.json:
-            print(json.dumps({"image": str(name), "text": text, "score": round(reading.score, 4)}), flush=True)
-        else:
+    width = max(len(str(image)) for image in args.images)
+    header = not args.json
+    failures = 0
+    # a batch at a time, printed as it is read: every decoded photo of `read photos/*.jpg` held at once
+    # could take a Pi's memory before the first line
+    for start in range(0, len(args.images), READ_BATCH):
+        crops, names = [], []
+        for image in args.images[start:start + READ_BATCH]:
+            try:
+                crops.append(cv2.cvtColor(read_rgb(image), cv2.COLOR_RGB2GRAY))
+                names.append(image)
+            except ImageError as exc:
+                print(f"{PROG}: {exc}", file=sys.stderr)
+                failures += 1
+        for name, reading in zip(names, reader.read(crops), strict=True):
+            rules.new_frame()  # each image its own steering budget
+            reading = rules.steered(reading)
+            text = reading.text if rules.fits(reading.text) else None  # no likely reading matches --pattern
+            if args.json:
+                print(json.dumps({"image": str(name), "text": text, "score": round(reading.score, 4)}), flush=True)
+                continue
+            if header:
+                print(f"{'image':<{width}}  {'score':>5}  text ({reader.variant})")
+                header = False
             shown = "(no reading matches --pattern)" if text is None else text
-            print(f"{name!s:<{width}}  {reading.score:5.2f}  {shown}")
+            print(f"{name!s:<{width}}  {reading.score:5.2f}  {shown}", flush=True)
     return EXIT_BAD_INPUT if failures else 0
 
 
@@ -58,11 +65,13 @@ def add_to(commands: argparse._SubParsersAction) -> None:
         "read", help="the text of word images (each image one word, already cut out; no detection)",
         description="Read the text of word images with the bundle's recognizer: each image is one word crop "
                     "(any size; it is scaled to the recognizer's height). Prints image, score (0..1) and text.")
-    read.add_argument("images", type=Path, nargs="+")
+    read.add_argument("images", type=Path, nargs="+", metavar="IMAGE",
+                      help="word images (.jpg, .png, ...), each one word already cut out")
     read.add_argument("--model", type=absolute, required=True,
                       help="convert-for-device's output folder (a bundle with a recognizer) or its recognizer folder")
-    read.add_argument("--variant", help="force a recognizer variant (default: the fastest here that reads like "
-                                        "PyTorch on its manifest's crops)")
+    read.add_argument("--variant", choices=RECOGNIZER_VARIANTS,
+                      help="force a recognizer variant (default: the fastest here that reads like PyTorch on its "
+                           "manifest's crops)")
     read.add_argument("--threads", type=thread_count, default=0, help="CPU threads (default 0: one per core)")
     read.add_argument("--pattern", action="append", default=[], metavar="REGEX",
                       help="a regular expression the reading must match (re.search; repeat for several, any one "
