@@ -284,7 +284,7 @@ def frame_config(path: Path, model_dir: Path, image: Path, **sections: dict) -> 
                                        **sections)
 
 
-def test_frame_writes_the_picture_and_judges_the_text_size(model_dir: Path, tmp_path: Path) -> None:
+def test_frame_writes_the_picture_and_judges_the_text_size(model_dir: Path, converted: Path, tmp_path: Path) -> None:
     frame = SMALLTEXT / "astronaut_1280x720_00.jpg"  # 8-32 px words: 1.6-6.4 px in the 192x256 test model
     out = tmp_path / "frame.png"
     result = daemon_helpers.craft_edge("frame", "--config", str(frame_config(tmp_path / "c.yaml", model_dir, frame)),
@@ -303,12 +303,18 @@ def test_frame_writes_the_picture_and_judges_the_text_size(model_dir: Path, tmp_
 
     zoomed = tmp_path / "zoomed.png"  # the same frame's 25 px "Pharmacy" at the model's own scale
     cv2.imwrite(str(zoomed), cv2.imread(str(frame))[500:692, 150:406])
-    reading_on = frame_config(tmp_path / "z.yaml", model_dir, zoomed, recognition={"enabled": True})
+    reading_on = frame_config(tmp_path / "z.yaml", converted, zoomed, recognition={"enabled": True})
     result = daemon_helpers.craft_edge("frame", "--config", str(reading_on), "--out", str(out))
     assert result.returncode == 0, result.stderr
     described, judged, reading, *_ = result.stdout.splitlines()
     assert judged.startswith(("text size: good: ", "text size: mostly good: ")), judged
     assert reading.startswith(("reading: readable: ", "reading: mostly readable: ")), reading  # source pixels
+    # a folder without a recognizer: the sizes were said to be readable when the daemon could not read at all
+    no_recognizer = frame_config(tmp_path / "n.yaml", model_dir, zoomed, recognition={"enabled": True})
+    result = daemon_helpers.craft_edge("frame", "--config", str(no_recognizer), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2] == (f"reading: the daemon would not read: {model_dir} has no text "
+                                             "recognizer (convert-for-device without --no-recognizer makes one)")
     picture = cv2.imread(str(out))
     assert picture.shape == (192, 256, 3) and is_box_colour(picture[130:170, 50:190]).any()
 

@@ -23,6 +23,7 @@ from edge.detection.tiling import TILING_MODES
 from edge.messaging.snapshot import annotate
 from edge.models.inference import Runners, build_runners
 from edge.recognition.readable import reading_verdict
+from edge.service.reading import build_reading
 from edge.sources import BadFrame, Frame, SourceLost, make_source
 
 WARMUP_SECONDS = 1.0
@@ -97,8 +98,11 @@ def check(config: Config, out: Path) -> Checked:
     assert choice is not None
     description = (f"{frame.name} {width}x{height}, {len(detection.boxes)} boxes "
                    f"({choice.variant} on {choice.backend})")
-    reading = (reading_verdict([box_height(box.points) for box in detection.boxes])
-               if config.recognition.enabled else None)
+    reading = None
+    if config.recognition.enabled:  # loaded as the daemon loads it: a verdict on sizes alone hid "cannot read"
+        loaded = build_reading(config)
+        reading = (reading_verdict([box_height(box.points) for box in detection.boxes]) if loaded.frames is not None
+                   else f"the daemon would not read: {loaded.state.removeprefix('unavailable: ')}")
     return Checked(description, verdict(heights, input_hw), reading, compare_modes(config, runners, frame.rgb))
 
 
