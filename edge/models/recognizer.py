@@ -146,6 +146,8 @@ def load_variant(folder: Path, manifest: RecognizerManifest, variant: Recognizer
     layout = lanes_for(threads, default_threads())
     if one_lane:
         layout = [max(layout)]
+    if not (folder / variant.file).is_file():
+        raise NoUsableModel(f"recognizer {variant.name}: {folder / variant.file} is missing")
     if not file_matches(folder, variant):
         raise NoUsableModel(f"recognizer {variant.name}: {variant.file} does not match its manifest sha256")
     try:
