@@ -49,7 +49,8 @@ as well.
 The text recognizer (EasyOCR's english_g2) is converted too, unless --no-recognizer: PyTorch -> ONNX
 (checked) and a TensorFlow rewrite with its weights -> TFLite fp32, fp16 and dynamic, each taking any word
 width, each read against PyTorch on the ground-truth words of the validation and calibration images
-(OUT/recognizer/manifest.json records how many read the same). A bundle without it detects but cannot read.
+(OUT/recognizer/manifest.json records how many read the same). A bundle without it detects but cannot read;
+an OUT/recognizer/ the new index does not name (--no-recognizer, a failed step) is removed.
 
 Output: OUT/manifest.json (which folder is the coarse and which the tile model, and the recognizer's),
 OUT/HxW/ (models + manifest.json, one folder per size), OUT/recognizer/, OUT/report.md and
