@@ -259,7 +259,6 @@ def run(args: argparse.Namespace) -> int:
             recognizer = convert_recognizer(args, inputs, log, terminal) if inputs else None
         except RecognizerStepError as exc:  # the detector's work is kept: indexed, without a recognizer
             failed = exc
-    removed = None if recognizer else _remove_unindexed_recognizer(args.out)
 
     from converter.pipeline import size_name, utc_now
     from converter.report import terminal_table, tile_compile_note, write_report
@@ -270,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
     roles = Roles(coarse=size_name(coarse), tile=size_name(args.tile_size),
                   recognizer=recognizer.folder.name if recognizer else None)
     index = BundleIndex(FORMAT_VERSION, utc_now(), __version__, roles).write(args.out)
+    removed = None if recognizer else _remove_unindexed_recognizer(args.out)  # once no index names it
     report = write_report(results, args.out, roles)
     for result in results:
         size = size_name(tuple(result.manifest.input_size))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -199,24 +200,39 @@ def test_ground_truth_that_cannot_be_read_and_images_that_cannot_be_read_are_one
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(np, "fromfile", denied)
+    (tmp_path / "x.png").write_bytes(b"")
     with pytest.raises(ImageError, match=r"x\.png: cannot read \(Permission denied\)"):
         read_rgb(tmp_path / "x.png")
+    os.mkfifo(tmp_path / "pipe.png")  # np.fromfile on it blocked for ever (a files source's capture thread too)
+    with pytest.raises(ImageError, match=r"pipe\.png: not a regular file"):
+        read_rgb(tmp_path / "pipe.png")
 
 
 def test_eval_json_that_fails_to_write_keeps_the_last_results_whole(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk left the last run's file cut to 4,096 bytes: not JSON, and the old results gone."""
+    import builtins
+
     from edge.commands.common import Fatal, write_output
 
     out = tmp_path / "out.json"
     out.write_text('{"last": "run"}')
-    real_write = Path.write_bytes
 
-    def full(self: Path, data: bytes) -> int:
-        real_write(self, data[:10])
-        raise OSError(28, "No space left on device")
+    class FullDisk:  # takes 10 bytes, then the disk is full
+        def __init__(self, path: Path, mode: str) -> None:
+            self.handle = builtins.open(path, mode)  # noqa: SIM115 (closed by __exit__, as open's own)
 
-    monkeypatch.setattr(Path, "write_bytes", full)
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+        def write(self, data: bytes) -> int:
+            self.handle.write(data[:10])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("edge.config.paths.open", FullDisk, raising=False)
     with pytest.raises(Fatal, match="cannot write \\(No space left on device\\)"):
         write_output(out, json.dumps({"new": "x" * 5000}), "--json")
     assert out.read_text() == '{"last": "run"}' and [p.name for p in tmp_path.iterdir()] == ["out.json"]
@@ -243,8 +259,22 @@ def test_eval_with_a_mistyped_folder_is_one_line_not_a_score_of_nothing(tmp_path
             (["--gt", str(SAMPLES), "--images", str(tmp_path / "empty")],
              f"--images {tmp_path / 'empty'}: no images in it (.jpg, "),
             (["--gt", str(SAMPLES), "--detections", str(tmp_path / "nope")],
-             f"--detections {tmp_path / 'nope'}: not a folder")):
+             f"--detections {tmp_path / 'nope'}: not a folder"),
+            (["--gt", str(tmp_path / "empty"), "--read"],
+             f"--gt {tmp_path / 'empty'}: no ground truth for any of the")):
         args = ["--images", str(SAMPLES), "--detections", str(SAMPLES), *args]
         result = craft_edge("eval", *args)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith(f"craft-edge: error: {expected}"), result.stderr
+
+
+def test_a_command_started_with_stdout_closed_does_not_fail_on_it() -> None:
+    """``sys.stdout`` is None then: the flush added for full disks raised AttributeError."""
+    import subprocess
+    import sys
+
+    from tests.daemon_helpers import REPO
+
+    result = subprocess.run(["sh", "-c", f"'{sys.executable}' -m edge.commands probe >&-"], capture_output=True,
+                            text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr

@@ -783,6 +783,23 @@ def test_a_reload_whose_new_recognizer_files_do_not_load_reads_on_with_the_loade
     assert asked.reader is None and asked.state == "unavailable: no fp16"
 
 
+def test_a_reload_after_the_bundle_was_converted_without_a_recognizer_stops_reading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files that fail to load keep the recognizer in memory; a bundle that names none any more is meant."""
+    from edge.models.recognizer import NO_RECOGNIZER
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text("{}")
+    config = parse_config(f"model: {{dir: '{tmp_path}'}}\nrecognition: {{enabled: true}}", "c")
+    results = iter([(Reader(ReadsA(), "ab", "test"), "reading"), (None, f"unavailable: {tmp_path}{NO_RECOGNIZER}")])
+    monkeypatch.setattr("edge.service.reading.load", lambda c: next(results))
+    first = build_reading(config)
+    written = manifest.stat().st_mtime_ns
+    os.utime(manifest, ns=(written + 10**9, written + 10**9))  # converted again with --no-recognizer
+    stopped = build_reading(config, first)
+    assert stopped.reader is None and stopped.state == f"unavailable: {tmp_path}{NO_RECOGNIZER}"
+
+
 def test_regions_say_once_that_they_cannot_be_read() -> None:
     """Reading unavailable (no recognizer, or given up): each region's retained reading says so once, so
     that Home Assistant shows the sensor unavailable instead of the last text as current (before, nothing

@@ -135,3 +135,13 @@ def test_a_recognizer_whose_every_variant_is_left_out_is_an_error(tmp_path: Path
     with pytest.raises(recognizer.RecognizerError, match=r"no variant kept \(dynamic reads like PyTorch on 93.5%"):
         recognizer.RecognizerConverter(request, tmp_path, lambda step: None).run()
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_a_nan_on_any_crop_shows_in_the_agreement(crops: list[np.ndarray], pytorch: PixelRecognizer) -> None:
+    """Python's max() kept a NaN only from the first crop: a variant with NaN on a later one recorded 0.0."""
+    from converter.recognizer import agreement
+
+    reference = [torch_probs(pytorch, pixels[None])[0] for pixels in crops[:3]]
+    damaged = [probs.copy() for probs in reference]
+    damaged[2][0, 0] = np.nan
+    assert np.isnan(agreement(reference, damaged).max_prob_diff)

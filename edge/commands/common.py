@@ -42,7 +42,8 @@ def check_writable(path: Path, option: str) -> None:
     """Fatal before long work when ``path`` could not be written at its end: no folder, or not ours to write."""
     if not path.parent.is_dir():
         raise Fatal(f"{option} {path}: the folder {path.parent} does not exist")
-    if path.is_dir() or not os.access(path if path.exists() else path.parent, os.W_OK):
+    # the folder too: the file is written beside itself and renamed over (write_output)
+    if path.is_dir() or not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise Fatal(f"{option} {path}: cannot be written")
 
 

@@ -58,6 +58,9 @@ def execute(args: argparse.Namespace) -> int:
     for option, folder in (("--gt", args.gt), ("--detections", args.detections)):
         if folder is not None and not folder.is_dir():
             raise Fatal(f"{option} {folder}: not a folder")
+    if args.gt is not None and not any(find_ground_truth(args.gt, image.name) for image in images):
+        raise Fatal(f"--gt {args.gt}: no ground truth for any of the {len(images)} images of {args.images} "
+                    "(NAME.json, NAME.txt or gt_NAME.txt)")
     if args.detections is not None:
         names = ["detections"]
     elif args.all:

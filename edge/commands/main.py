@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         code = args.func(args)
-        sys.stdout.flush()  # here, not at exit: a full disk under `> out.json` is then one line
+        if sys.stdout is not None:  # None when started with stdout closed (`>&-`)
+            sys.stdout.flush()  # here, not at exit: a full disk under `> out.json` is then one line
         return code
     except BrokenPipeError:  # `craft-edge detect ... --json | head -1`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit

@@ -8,6 +8,8 @@ that changes it cannot move a path the program holds.
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 from pathlib import Path
 
 
@@ -43,9 +45,13 @@ def write_replacing(path: Path, data: bytes) -> None:
     if path.is_symlink() or (path.exists() and not path.is_file()):
         path.write_bytes(data)
         return
-    temporary = path.with_name(f".{path.name}.partial")
+    # a name of its own: two writers of one path (parallel `detect --draw`) each rename a whole file
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
     try:
-        temporary.write_bytes(data)
+        with open(temporary, "xb") as handle:  # created as any new file is (the umask applies)
+            handle.write(data)
+        if path.exists():  # the replaced file's permissions, not the umask's (a results file kept 600)
+            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

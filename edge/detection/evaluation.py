@@ -177,8 +177,9 @@ def _words_from_json(path: Path) -> list[Word]:
         data = json.loads(path.read_text())
         return [Word(np.asarray(w["poly"], dtype=np.float64).reshape(-1, 2), bool(w.get("ignore", False)),
                      str(w.get("text") or "")) for w in data["words"]]  # null: untranscribed
-    except (ValueError, KeyError, TypeError) as exc:
-        raise GroundTruthError(f"{path}: not a ground-truth JSON with words[].poly ({exc})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise GroundTruthError(f"{path}: not a ground-truth JSON with words[].poly "
+                               f"({' '.join(str(exc).split())})") from None
 
 
 def find_ground_truth(folder: Path, image: str) -> Path | None:

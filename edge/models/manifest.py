@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge.config.paths import write_replacing
 from edge.config.typed import SchemaError, from_dict
 from edge.models import variants as registry
 
@@ -115,7 +116,7 @@ class Manifest:
 
     def write(self, folder: Path) -> Path:
         path = folder / MANIFEST_NAME
-        path.write_text(self.to_json())
+        write_replacing(path, self.to_json().encode())  # a reload reading it meanwhile sees the old or the new
         return path
 
 
@@ -216,7 +217,7 @@ class BundleIndex:
         if self.models.recognizer is None:  # no recognizer: the key is left out, not null
             del data["models"]["recognizer"]
         path = folder / MANIFEST_NAME
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        write_replacing(path, (json.dumps(data, indent=2) + "\n").encode())
         return path
 
 

@@ -47,6 +47,7 @@ MIN_SAME_TEXT = 0.98
 MEASURE_RUNS = 5
 # interpreters a recognizer runs on at most (one per thread asked for): each holds its own packed weights
 MAX_LANES = 8
+NO_RECOGNIZER = " has no text recognizer (convert-for-device without --no-recognizer makes one)"  # after the path
 LANE_WAIT_SECONDS = 60.0  # a read waits this long for a free interpreter (each is held for a word or two)
 
 

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.config.paths import write_replacing
 from edge.config.typed import SchemaError, from_dict
 from edge.models.manifest import (
     FORMAT_VERSION,
@@ -80,7 +81,7 @@ class RecognizerManifest:
 
     def write(self, folder: Path) -> Path:
         path = folder / MANIFEST_NAME
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False) + "\n")
+        write_replacing(path, (json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False) + "\n").encode())
         return path
 
 

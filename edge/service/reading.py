@@ -20,7 +20,7 @@ from edge.detection.detector import Detection, Rect
 from edge.messaging.payload import TextReading, utc_iso
 from edge.messaging.publisher import Publisher
 from edge.models.manifest import ManifestError
-from edge.models.recognizer import load_reader
+from edge.models.recognizer import NO_RECOGNIZER, load_reader
 from edge.models.runtime import ModelLoadError, default_threads
 from edge.models.selection import NoUsableModel, manifests_written
 from edge.recognition.reader import Reader
@@ -87,9 +87,11 @@ def build_reading(config: Config, running: Reading | None = None) -> Reading:
         reader, state = running.reader, "reading"  # it loaded before; given up or refused, it is tried again
     else:  # loaded afresh, also when it could not be before: a reload is the way to try again
         reader, state = load(config)
-        if reader is None and running is not None and running.reader is not None and running.key[0] == key[0]:
-            # only the files changed, and they do not load (half copied, moved away): reading goes on with
-            # the recognizer in memory, and the next reload tries the files again
+        if (reader is None and running is not None and running.reader is not None and running.key[0] == key[0]
+                and not state.endswith(NO_RECOGNIZER)):
+            # only the files changed, and they do not load (half copied): reading goes on with the recognizer
+            # in memory, and the next reload tries the files again. A bundle that names no recognizer any more
+            # (converted again with --no-recognizer) is meant: reading stops, as a restart would stop it
             log.error("the recognizer's files changed but cannot be loaded (%s); reading on with the one loaded "
                       "before", state.removeprefix("unavailable: "))
             reader, state, key = running.reader, "reading", running.key
@@ -120,7 +122,7 @@ def load(config: Config) -> tuple[Reader | None, str]:
         if reader is not None:
             log.info("reading text with the recognizer's %s variant", reader.variant)
             return reader, "reading"
-        reason = f"{config.model.dir} has no text recognizer (convert-for-device without --no-recognizer makes one)"
+        reason = f"{config.model.dir}{NO_RECOGNIZER}"
     return None, f"unavailable: {reason}"
 
 

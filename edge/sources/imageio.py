@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import cv2
@@ -23,9 +24,12 @@ def list_images(folder: Path) -> list[Path]:
 
 def read_rgb(path: Path) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB; grayscale and alpha are converted."""
-    if path.is_dir():
-        raise ImageError(f"{path}: a folder, not an image")
     try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise ImageError(f"{path}: a folder, not an image")
+        if not stat.S_ISREG(mode):  # a FIFO would block the read for ever (a capture thread's too)
+            raise ImageError(f"{path}: not a regular file")
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
         raise ImageError(f"{path}: file not found") from None
