@@ -119,3 +119,10 @@ def test_a_recognizer_with_no_variant_says_why_the_converter_left_each_out(tmp_p
     with pytest.raises(NoUsableModel, match=r"\(it has no CPU variant; the converter left out dynamic: reads like "
                                             r"PyTorch on 93.5% of 434 crops\)"):
         choose(tmp_path, manifest, find_runtime(), 1, None)
+
+
+def test_a_variant_whose_file_is_missing_is_said_to_be_missing(tmp_path: Path) -> None:
+    """It said the file "does not match its manifest sha256"."""
+    manifest = load_recognizer_manifest(write(tmp_path, recognizer_manifest()))
+    with pytest.raises(NoUsableModel, match=f"recognizer fp32: {tmp_path / 'english_g2_fp32.tflite'} is missing"):
+        choose(tmp_path, manifest, find_runtime(), 1, "fp32")
