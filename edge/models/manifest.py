@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edge.config.paths import write_replacing
 from edge.config.typed import SchemaError, from_dict
@@ -37,6 +37,7 @@ MODEL_FORMAT_VERSION = 2
 MODEL_VERSIONS = (1, 2, 3)
 INDEX_VERSIONS = (2, FORMAT_VERSION)  # a format 2 index names no recognizer
 MANIFEST_NAME = "manifest.json"
+T = TypeVar("T")
 
 
 class ManifestError(ValueError):
@@ -163,15 +164,21 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
                  if isinstance(models, dict) else "?")
         raise ManifestError(f"{where}: the index of a model bundle ({named}), not a model folder's manifest; "
                             "give one of the folders it names")
-    if isinstance(data, dict) and data.get("format_version") not in MODEL_VERSIONS:
-        raise ManifestError(f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads "
-                            f"{', '.join(map(str, MODEL_VERSIONS))}")
-    try:
-        manifest = from_dict(Manifest, data, where)
-    except SchemaError as exc:
-        raise ManifestError(str(exc)) from exc
+    manifest = typed(Manifest, data, where, MODEL_VERSIONS, "")
     check_variants(manifest.variants, where)
     return manifest
+
+
+def typed(kind: type[T], data: Any, where: str, versions: tuple[int, ...], what: str) -> T:
+    """``data`` as a ``kind``: refused in one line when its format_version is none of ``versions`` (``what``
+    names the kind of file in that line) or it does not fit the dataclass."""
+    if isinstance(data, dict) and data.get("format_version") not in versions:
+        raise ManifestError(f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads "
+                            f"{what}{', '.join(map(str, versions))}")
+    try:
+        return from_dict(kind, data, where)
+    except SchemaError as exc:
+        raise ManifestError(str(exc)) from exc
 
 
 def check_variants(variants: Sequence[Variant | RecognizerVariant], where: str) -> None:
@@ -235,13 +242,7 @@ class ModelFolders:
 
 
 def _index(data: Any, where: str) -> BundleIndex:
-    if isinstance(data, dict) and data.get("format_version") not in INDEX_VERSIONS:
-        raise ManifestError(f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads "
-                            f"bundle indexes of format {', '.join(map(str, INDEX_VERSIONS))}")
-    try:
-        return from_dict(BundleIndex, data, where)
-    except SchemaError as exc:
-        raise ManifestError(str(exc)) from exc
+    return typed(BundleIndex, data, where, INDEX_VERSIONS, "bundle indexes of format ")
 
 
 def model_folders(path: Path) -> ModelFolders:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.config.paths import write_replacing
-from edge.config.typed import SchemaError, from_dict
 from edge.models.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -23,6 +22,7 @@ from edge.models.manifest import (
     check_variants,
     parse_json,
     read_text,
+    typed,
 )
 from edge.models.variants import RECOGNIZER_VARIANTS
 
@@ -91,13 +91,7 @@ def load_recognizer_manifest(folder: Path) -> RecognizerManifest:
     data = parse_json(read_text(path), where)
     if isinstance(data, dict) and "charset" not in data and "variants" in data:
         raise ManifestError(f"{where}: a detector folder's manifest, not the text recognizer's")
-    if isinstance(data, dict) and data.get("format_version") != FORMAT_VERSION:
-        raise ManifestError(f"{where}: format_version {data.get('format_version')!r}, this craft-edge reads "
-                            f"recognizer manifests of format {FORMAT_VERSION}")
-    try:
-        manifest = from_dict(RecognizerManifest, data, where)
-    except SchemaError as exc:
-        raise ManifestError(str(exc)) from exc
+    manifest = typed(RecognizerManifest, data, where, (FORMAT_VERSION,), "recognizer manifests of format ")
     check_variants(manifest.variants, where)
     _check_reading(manifest, where)
     return manifest
