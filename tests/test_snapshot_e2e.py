@@ -202,8 +202,9 @@ def test_a_slow_link_drops_snapshots_instead_of_delaying_detections(broker: Brok
     """Snapshots worth about 200 KB/s into a 60 KB/s link: the detections behind them stay on time."""
     link = SlowLink(broker, rate=60_000)
     config = snapshot_config(tmp_path / "config.yaml", broker, model_dir, SAMPLES, source={"max_fps": 5},
-                             mqtt={"port": link.port, "snapshot": {"enabled": True, "interval_seconds": 1,
-                                                                   "min_interval_seconds": 0.2, "max_width": 640}})
+                             mqtt={"port": link.port, "keepalive": 5,
+                                   "snapshot": {"enabled": True, "interval_seconds": 1, "min_interval_seconds": 0.2,
+                                                "max_width": 640}})
     subscriber = Subscriber(broker, f"{PREFIX}/#")
     arrived: dict[int, float] = {}
     keep = subscriber.client.on_message
@@ -224,16 +225,25 @@ def test_a_slow_link_drops_snapshots_instead_of_delaying_detections(broker: Brok
         daemon.kill()
         link.close()
     messages = detections_by_seq(subscriber)
-    late = {seq: round(arrived[seq] - datetime.datetime.fromisoformat(m["frame"]["timestamp"]).timestamp(), 2)
-            for seq, m in messages.items()}
+    captured = {seq: datetime.datetime.fromisoformat(message["frame"]["timestamp"]).timestamp()
+                for seq, message in messages.items()}
+    late = {seq: round(arrived[seq] - captured[seq], 2) for seq in messages}
     received = snapshots(subscriber)
     # the daemon's own count, from its exit line: the stats topic is QoS 0 and need not get through this link
     summary = re.search(r"snapshots (\d+) published, (\d+) dropped", stderr)
     assert summary, stderr
     published, dropped = map(int, summary.groups())
+    # Judged from the first frame captured once the link carried detections: a first connection that
+    # got no CONNACK (seen once in CI) costs a keepalive before paho reconnects, and what was captured
+    # meanwhile arrives in one burst; that is the reconnect's business, not the snapshots'.
+    link_up = min(arrived.values())
+    judged = [seq for seq in sorted(late) if captured[seq] >= link_up]
+    connecting = [line for line in stderr.splitlines() if "connect" in line.lower()]
     print(f"\n[slow link] detections late by median {statistics.median(late.values())} s, max {max(late.values())} s;"
-          f" snapshots received {len(received)}, published {published}, dropped {dropped}")
-    assert max(late[seq] for seq in range(frames // 2, frames + 1)) < 4.0, (late, stderr)  # no growing backlog
+          f" snapshots received {len(received)}, published {published}, dropped {dropped}; first detection arrived"
+          f" {link_up - captured[1]:.1f} s after frame 1 was captured; {len(judged)} frames judged; {connecting}")
+    assert len(judged) >= frames // 2, "the link came up too late to judge"
+    assert max(late[seq] for seq in judged[len(judged) // 2:]) < 4.0, (late, stderr)  # no growing backlog
     assert len(received) >= 3 and dropped >= 10, (len(received), published, dropped)
 
 
