@@ -44,6 +44,7 @@ from edge.service.reading import (
     NO_FRAME_SECONDS,
     RETRY_MAX_SECONDS,
     RETRY_SECONDS,
+    Loaded,
     Reading,
     build_reading,
     loading_key,
@@ -682,7 +683,7 @@ def test_any_error_loading_the_recognizer_costs_reading_not_the_daemon(monkeypat
 def test_a_failed_recognizer_is_loaded_again_on_reload(monkeypatch: pytest.MonkeyPatch) -> None:
     config = parse_config("recognition: {enabled: true}", "c")
     loads = []
-    monkeypatch.setattr("edge.service.reading.load", lambda c: loads.append(c) or (None, "unavailable: no file"))
+    monkeypatch.setattr("edge.service.reading.load", lambda c: loads.append(c) or Loaded(None, "unavailable: no file"))
     first = build_reading(config)
     build_reading(config, first)
     assert len(loads) == 2
@@ -746,9 +747,9 @@ def test_a_reload_loads_the_recognizer_again_only_when_its_folder_was_converted_
     config = parse_config(f"model: {{dir: '{tmp_path}'}}\nrecognition: {{enabled: true}}", "c")
     loads: list[Reader] = []
 
-    def load(c: object) -> tuple[Reader, str]:
+    def load(c: object) -> Loaded:
         loads.append(Reader(ReadsA(), "ab", "test"))
-        return loads[-1], "reading"
+        return Loaded(loads[-1], "reading")
 
     monkeypatch.setattr("edge.service.reading.load", load)
     first = build_reading(config)
@@ -758,6 +759,12 @@ def test_a_reload_loads_the_recognizer_again_only_when_its_folder_was_converted_
     assert build_reading(config, first).reader is loads[-1] and len(loads) == 2
 
 
+def raise_or_return(result: object) -> object:
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
 def test_a_reload_whose_new_recognizer_files_do_not_load_reads_on_with_the_loaded_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """SIGHUP while a new bundle was half copied threw the working recognizer away ("reloaded"), and reading
@@ -765,10 +772,13 @@ def test_a_reload_whose_new_recognizer_files_do_not_load_reads_on_with_the_loade
     manifest = tmp_path / "manifest.json"
     manifest.write_text("{}")
     config = parse_config(f"model: {{dir: '{tmp_path}'}}\nrecognition: {{enabled: true}}", "c")
+    from edge.models.manifest import ManifestError
+    from edge.models.selection import NoUsableModel
+
     loaded = Reader(ReadsA(), "ab", "test")
-    results = iter([(loaded, "reading"), (None, "unavailable: manifest.json: not valid JSON"),
-                    (None, "unavailable: manifest.json: not valid JSON"), (None, "unavailable: no fp16")])
-    monkeypatch.setattr("edge.service.reading.load", lambda c: next(results))
+    half_copied = ManifestError("manifest.json: not valid JSON")
+    results = iter([loaded, half_copied, half_copied, NoUsableModel("no fp16")])
+    monkeypatch.setattr("edge.service.reading.load_reader", lambda *a: raise_or_return(next(results)))
     first = build_reading(config)
     written = manifest.stat().st_mtime_ns
     os.utime(manifest, ns=(written + 10**9, written + 10**9))  # being copied again
@@ -791,8 +801,8 @@ def test_a_reload_after_the_bundle_was_converted_without_a_recognizer_stops_read
     manifest = tmp_path / "manifest.json"
     manifest.write_text("{}")
     config = parse_config(f"model: {{dir: '{tmp_path}'}}\nrecognition: {{enabled: true}}", "c")
-    results = iter([(Reader(ReadsA(), "ab", "test"), "reading"), (None, f"unavailable: {tmp_path}{NO_RECOGNIZER}")])
-    monkeypatch.setattr("edge.service.reading.load", lambda c: next(results))
+    results = iter([Reader(ReadsA(), "ab", "test"), None])  # None: the bundle names no recognizer
+    monkeypatch.setattr("edge.service.reading.load_reader", lambda *a: next(results))
     first = build_reading(config)
     written = manifest.stat().st_mtime_ns
     os.utime(manifest, ns=(written + 10**9, written + 10**9))  # converted again with --no-recognizer

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -86,9 +87,9 @@ def build_reading(config: Config, running: Reading | None = None) -> Reading:
     if running is not None and running.key == key and running.reader is not None:
         reader, state = running.reader, "reading"  # it loaded before; given up or refused, it is tried again
     else:  # loaded afresh, also when it could not be before: a reload is the way to try again
-        reader, state = load(config)
+        reader, state, absent = load(config)
         if (reader is None and running is not None and running.reader is not None and running.key[0] == key[0]
-                and not state.endswith(NO_RECOGNIZER)):
+                and not absent):
             # only the files changed, and they do not load (half copied): reading goes on with the recognizer
             # in memory, and the next reload tries the files again. A bundle that names no recognizer any more
             # (converted again with --no-recognizer) is meant: reading stops, as a restart would stop it
@@ -109,8 +110,16 @@ def build_reading(config: Config, running: Reading | None = None) -> Reading:
     return Reading(reader, frames, regions, state, key)
 
 
-def load(config: Config) -> tuple[Reader | None, str]:
-    """The bundle's recognizer and ``reading``; or None and ``unavailable: why`` (for the caller to log)."""
+class Loaded(NamedTuple):
+    """What loading the bundle's recognizer gave: it and ``reading``, or None and ``unavailable: why``."""
+
+    reader: Reader | None
+    state: str
+    absent: bool = False  # the bundle names no recognizer (not: it names one that cannot be loaded)
+
+
+def load(config: Config) -> Loaded:
+    """The bundle's recognizer, or why not (for the caller to log)."""
     variant = None if config.recognition.variant == "auto" else config.recognition.variant
     try:
         reader = load_reader(Path(config.model.dir), variant, config.model.num_threads or default_threads())
@@ -121,9 +130,9 @@ def load(config: Config) -> tuple[Reader | None, str]:
     else:
         if reader is not None:
             log.info("reading text with the recognizer's %s variant", reader.variant)
-            return reader, "reading"
-        reason = f"{config.model.dir}{NO_RECOGNIZER}"
-    return None, f"unavailable: {reason}"
+            return Loaded(reader, "reading")
+        return Loaded(None, f"unavailable: {config.model.dir}{NO_RECOGNIZER}", absent=True)
+    return Loaded(None, f"unavailable: {reason}")
 
 
 def changed_rects(detection: Detection, gated: bool) -> list[Rect] | None:
