@@ -145,14 +145,15 @@ class Daemon:
         parts = self._build(config)
         try:
             outbox = self.outbox = Outbox(config, state_dir(config), boxes_changed)
+            earlier = outbox.spool.count()  # before delivery starts taking them away
             outbox.start()
         except (OSError, ValueError) as exc:  # e.g. a readable file that is no certificate: one line, exit 2
             raise ConfigError(f"mqtt: cannot use the settings ({' '.join(str(exc).split())})") from exc
         spool = outbox.spool
         self.sequence = Sequence(state_dir(config), spool.last_seq(), spool_lost=bool(spool.kept_aside))
         self.seq = self.sequence.last
-        if spool.count():
-            log.info("spool holds %d detections from an earlier run; sending them first", spool.count())
+        if earlier:
+            log.info("spool holds %d detections from an earlier run; sending them first", earlier)
         publisher = outbox.publisher
         parts.capture.start()
         self._frame_at = time.monotonic()
