@@ -145,7 +145,7 @@ def test_patterns_that_cannot_backtrack_for_long_are_accepted_and_quick() -> Non
     config = parse_config(f"recognition: {{patterns: {json.dumps(accepted)}}}", "c.yaml")
     started = time.monotonic()
     assert not any(re.search(pattern, "1" * 19 + "!") for pattern in config.recognition.patterns)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.0  # microseconds each; the refused form takes seconds
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -43,22 +43,23 @@ def test_notify_and_watchdog_on_a_unix_socket(tmp_path: Path) -> None:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     server.bind(str(path))
     server.settimeout(2)
-    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "200000"}
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
     assert notify("READY=1", env)
     assert server.recv(100) == b"READY=1"
     watchdog = Watchdog(env)
-    watchdog.start()  # pings every 0.1 s while the loop beats
+    watchdog.start()  # pings every 0.5 s while the loop beats
     try:
         for _ in range(3):
             watchdog.beat()
             assert server.recv(100) == b"WATCHDOG=1"
-        time.sleep(0.3)  # no beat for longer than WATCHDOG_USEC: the loop is stuck, the pings stop
-        server.settimeout(0.3)
+        time.sleep(1.5)  # no beat for longer than WATCHDOG_USEC: the loop is stuck, the pings stop
+        server.settimeout(0.75)
         with contextlib.suppress(TimeoutError):
             while True:
                 server.recv(100)  # what was sent before it stopped
         with pytest.raises(TimeoutError):
             server.recv(100)
+        server.settimeout(2)
         with watchdog.long_work(5.0):  # announced long work: systemd's timeout is extended, the pings go on
             assert server.recv(100) == b"EXTEND_TIMEOUT_USEC=5000000"
             assert server.recv(100) == b"WATCHDOG=1"

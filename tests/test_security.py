@@ -143,13 +143,18 @@ def test_untrusted_server_certificate_is_refused_clearly_and_retried(secure: dic
 
 def test_acl_refusals_are_counted(secure: dict, model_dir: Path) -> None:
     observer = Subscriber(secure["observer"], "craft-edge/#")
-    daemon = start_daemon(secure_config(secure, model_dir, secure["ca"][1], device_id="elsewhere"),
-                          env=credentials(secure["folder"], PASSWORD))
+    logged = secure["folder"] / "daemon.log"
+    with logged.open("w") as log:  # read while it runs (a pipe would have to be drained)
+        daemon = start_daemon(secure_config(secure, model_dir, secure["ca"][1], device_id="elsewhere"),
+                              env=credentials(secure["folder"], PASSWORD), stderr=log)
     try:
-        time.sleep(8)
+        deadline = time.monotonic() + 120  # start, model load and the TLS connect; slower on a loaded machine
+        while "check its ACL" not in logged.read_text() and time.monotonic() < deadline and daemon.poll() is None:
+            time.sleep(0.2)
         daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=30)
+        daemon.communicate(timeout=30)
     finally:
         daemon.kill()
+    stderr = logged.read_text()
     assert observer.on("craft-edge/elsewhere/detections") == []
     assert "the broker refused a detections message" in stderr and "check its ACL" in stderr

@@ -136,8 +136,9 @@ def test_with_the_broker_down_detections_are_spooled_and_snapshots_are_not(tmp_p
         assert subscriber.wait_for(lambda: len(snapshots(subscriber)) >= 3, timeout=120)
         broker.stop()
         stopped = time.time()
-        time.sleep(outage / 2)
-        spooled = spooled_payloads(tmp_path / "state")  # mid-outage: what waits for the broker
+        deadline = time.monotonic() + 60  # mid-outage: what waits for the broker (a loaded machine is slower)
+        while len(spooled := spooled_payloads(tmp_path / "state")) < 10 and time.monotonic() < deadline:
+            time.sleep(0.2)
         time.sleep(outage / 2)
         broker.start()
         restarted = time.time()
@@ -243,7 +244,10 @@ def test_a_slow_link_drops_snapshots_instead_of_delaying_detections(broker: Brok
           f" snapshots received {len(received)}, published {published}, dropped {dropped}; first detection arrived"
           f" {link_up - captured[1]:.1f} s after frame 1 was captured; {len(judged)} frames judged; {connecting}")
     assert len(judged) >= frames // 2, "the link came up too late to judge"
-    assert max(late[seq] for seq in judged[len(judged) // 2:]) < 4.0, (late, stderr)  # no growing backlog
+    later = [late[seq] for seq in judged[len(judged) // 2:]]
+    # no growing backlog (without the wait for a slow link: 22 s late and growing); one slow frame on a
+    # loaded machine may be a few seconds late
+    assert statistics.median(later) < 4.0 and max(later) < 10.0, (late, stderr)
     assert len(received) >= 3 and dropped >= 10, (len(received), published, dropped)
 
 

@@ -80,7 +80,7 @@ def test_sigkill_at_random_moments_while_spooling_loses_nothing_and_damages_noth
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         stored = {int(p.split()[1]) for (p,) in db.execute("SELECT payload FROM messages")}
         recorded = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]
-    assert len(put) > 100
+    assert len(put) > 30  # 15 runs that each spooled (about 100 puts a second here; fewer on a slow disk)
     assert put - acked <= stored  # every put that returned and was not acknowledged
     assert recorded >= max(put)
 

