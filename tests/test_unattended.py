@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from tests.conftest import SAMPLES
 from tests.daemon_helpers import NotifySocket, seqs, start_daemon, write_config
-from tests.mqtt_helpers import Broker, Subscriber
+from tests.mqtt_helpers import Broker, Received, Subscriber
 
 pytestmark = pytest.mark.conversion
 TOPIC = "craft-edge/test"
@@ -50,6 +51,11 @@ def test_a_damaged_spool_is_kept_aside_and_seq_goes_on_above_anything_issued(tmp
     subscriber.close()
 
 
+def arrived(subscriber: Subscriber, after: int, topic: str) -> list[Received]:
+    """What arrived on ``TOPIC/topic`` since the subscriber's first ``after`` messages (not clearings)."""
+    return [m for m in subscriber.messages[after:] if m.topic == f"{TOPIC}/{topic}" and m.payload]
+
+
 def test_seq_is_never_given_twice_across_restarts_with_on_change_and_snapshots(tmp_path: Path, model_dir: Path,
                                                                                 broker: Broker) -> None:
     """With ``publish: on_change`` only the first frame's detections are spooled, but every frame's seq
@@ -67,10 +73,12 @@ def test_seq_is_never_given_twice_across_restarts_with_on_change_and_snapshots(t
         daemon = start_daemon(config, "--max-frames", "6")
         _, stderr = daemon.communicate(timeout=180)
         assert daemon.returncode == 0, stderr
-        time.sleep(1)  # the last snapshots (QoS 0) arrive
-        new = subscriber.messages[count:]
-        detections = seqs([m for m in new if m.topic == f"{TOPIC}/detections"])
-        snapshots = [int(m.properties["seq"]) for m in new if m.topic == f"{TOPIC}/snapshot" and m.payload]
+        published = int(re.search(r"snapshots (\d+) published", stderr).group(1))  # from its exit line
+        # every snapshot it handed to paho (QoS 0; on loopback each arrives), and its detection
+        assert subscriber.wait_for(lambda count=count, published=published: len(
+            arrived(subscriber, count, "snapshot")) >= published and arrived(subscriber, count, "detections"), 30)
+        detections = seqs(arrived(subscriber, count, "detections"))
+        snapshots = [int(m.properties["seq"]) for m in arrived(subscriber, count, "snapshot")]
         assert len(detections) == 1 and snapshots, (run, detections, snapshots)
         if run == 2:
             assert min(detections + snapshots) > max(issued), (issued, detections, snapshots)
