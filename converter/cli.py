@@ -20,7 +20,7 @@ from converter.recognizer_steps import (
     recognizer_inputs,
 )
 from converter.tflite_variants import VARIANTS
-from edge.config.paths import absolute
+from edge.config.paths import absolute, make_folder
 from edge.detection.tiling import CONTEXT, check_tile
 
 PROG = "convert-for-device"
@@ -193,10 +193,7 @@ def _convert(args: argparse.Namespace, sizes: list[tuple[int, int]], weights: Pa
                 bar.update(1 if advance else 0)
 
             folder = args.out / size_name(size)
-            try:
-                folder.mkdir(exist_ok=True)
-            except OSError as exc:  # a file of that name, a full or read-only disk
-                raise CliError(f"cannot make the model folder {folder} ({exc.strerror or exc})") from exc
+            make_folder(folder, "the model folder", CliError)
             request = Request(weights=weights, input_hw=size, variants=args.variants, calibration=calibration,
                               validation=validation, threads=args.threads, ranges=ranges)
             try:
@@ -247,10 +244,7 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, FramesError, RecognizerStepError) as exc:
         raise CliError(str(exc)) from exc
 
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CliError(f"cannot make the output folder {args.out} ({exc.strerror or exc})") from exc
+    make_folder(args.out, "the output folder", CliError, parents=True)
     log = args.out / "convert.log"
     with native_stderr_to(log) as terminal:
         results = _convert(args, sizes, weights, calibration, validation, log, terminal)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 # the registry's CPU variants the recognizer converts to (converter.recognizer says why not int8)
+from edge.config.paths import make_folder
 from edge.models.variants import RECOGNIZER_VARIANTS as RECOGNIZER_VARIANTS
 
 if TYPE_CHECKING:
@@ -79,10 +80,7 @@ def convert_recognizer(args: argparse.Namespace, inputs: RecognizerInputs, log: 
 
     started = time.monotonic()
     folder = args.out / FOLDER
-    try:
-        folder.mkdir(exist_ok=True)
-    except OSError as exc:  # a file of that name, a full or read-only disk
-        raise RecognizerStepError(f"cannot make the recognizer's folder {folder} ({exc.strerror or exc})") from exc
+    make_folder(folder, "the recognizer's folder", RecognizerStepError)
     variants = args.recognizer_variants
     with tqdm(total=step_count(variants), unit="step", file=terminal, dynamic_ncols=True) as bar:
         def progress(step: str) -> None:

@@ -1,4 +1,5 @@
-"""``write_replacing``: a file written beside itself and renamed over, for outputs a reader may hold open."""
+"""``write_replacing``: a file written beside itself and renamed over, for outputs a reader may hold
+open; ``make_folder``: a folder made, or one line why not."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import os
 import threading
 from pathlib import Path
 
-from edge.config.paths import write_replacing
+import pytest
+
+from edge.config.paths import make_folder, write_replacing
 
 
 def test_the_replaced_file_keeps_its_permissions_and_nothing_is_left_beside_it(tmp_path: Path) -> None:
@@ -57,3 +60,15 @@ def test_a_device_or_a_symlink_is_written_in_place_not_replaced(tmp_path: Path) 
     assert link.is_symlink() and target.read_text() == "new"
     write_replacing(Path(os.devnull), b"discarded")  # once replaced /dev/full itself (as root)
     assert Path(os.devnull).is_char_device()
+
+
+def test_make_folder_keeps_one_that_is_there_and_says_in_one_line_why_it_cannot_make_one(tmp_path: Path) -> None:
+    class Refused(Exception):
+        pass
+
+    make_folder(tmp_path / "a" / "b", "the output folder", Refused, parents=True)
+    make_folder(tmp_path / "a" / "b", "the output folder", Refused)  # there already: kept
+    assert (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(Refused, match=r"^cannot make the model folder .*taken \(File exists\)$"):
+        make_folder(tmp_path / "taken", "the model folder", Refused)

@@ -37,6 +37,15 @@ def video_file(device: str, base: Path | None = None) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def make_folder(path: Path, what: str, error: type[Exception], parents: bool = False) -> None:
+    """``path`` made, or kept when it is there; a file of that name, a full or read-only disk: ``error`` with one
+    line naming ``what`` and the path."""
+    try:
+        path.mkdir(parents=parents, exist_ok=True)
+    except OSError as exc:
+        raise error(f"cannot make {what} {path} ({exc.strerror or exc})") from exc
+
+
 def write_replacing(path: Path, data: bytes) -> None:
     """``data`` into ``path`` by a new file renamed over it: whoever has the old one open or memory-mapped (a
     running daemon's TFLite model) keeps reading it whole, and a full disk leaves the old file, not half of
