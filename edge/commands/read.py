@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge.commands.common import EXIT_BAD_INPUT, PROG, Fatal, thread_count
+from edge.commands.common import PROG, Fatal, thread_count
 from edge.config.paths import absolute
 from edge.models.variants import RECOGNIZER_VARIANTS
 
@@ -57,7 +57,7 @@ def execute(args: argparse.Namespace) -> int:
                 header = False
             shown = "(no reading matches --pattern)" if text is None else text
             print(f"{name!s:<{width}}  {reading.score:5.2f}  {shown}", flush=True)
-    return EXIT_BAD_INPUT if failures else 0
+    return 1 if failures else 0  # as detect and convert-for-device: 2 is for a bad argument
 
 
 def add_to(commands: argparse._SubParsersAction) -> None:
