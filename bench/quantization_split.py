@@ -1,20 +1,23 @@
 """Where the dynamic recognizer's disagreement with PyTorch comes from, and what buying it back costs.
 
     python bench/quantization_split.py --model OUT --eval-rec ../shared/eval-rec --ic15 ../shared/eval-ic15train \\
-        [--threads 2] [--margins 0.05,0.1,0.15]
+        [--threads 2] [--margins 0.05,0.1,0.15] [--each-layer]
 
 Two experiments on the same crops as ``bench/recognition.py`` (the project's, IIIT5K and SVT train, ICDAR 2015
 train words), each reader behind the device's ``Reader``, strings compared with PyTorch english_g2's:
 
 - **Split**: the dynamic file with some weights put back to float (taken from the fp32 file of the same
-  bundle): the convolutions, or the LSTMs and linear layers. If one part caused the flips, keeping it float
-  would buy the agreement back for that part's share of the time.
+  bundle): the convolutions, or the LSTMs and linear layers (``--each-layer``: also each of those weights
+  alone). If one part caused the flips, keeping it float would buy the agreement back for that part's share
+  of the time.
 - **Cascade**: dynamic first, then fp32 again on each word whose closest call (the smallest gap between a
   step's two likeliest classes) is under a margin: measured end to end, not estimated.
 
 The share of each set read as PyTorch reads it, word accuracy on all crops (case-insensitive, letters and
 digits), milliseconds per word and the speed-up against PyTorch's fastest reader of ``bench/recognition.py``
-(batches of 8) in this run. Research only: nothing here is shipped; the weight swap is a flatbuffer edit.
+(batches of 8) in this run; for dynamic, what its flips are: how many of the words it reads otherwise
+than PyTorch either of them reads right, and how many differ only in case or punctuation. Research only:
+nothing here is shipped; the weight swap is a flatbuffer edit.
 x86 figures for the machine it runs on.
 """
 
@@ -75,6 +78,18 @@ def closest_call(reading: Reading) -> float:
     return float((top[:, 1] - top[:, 0]).min())
 
 
+def print_flips(texts: list[str], reference: list[str], labels: list[str], sets: list[CropSet],
+                bounds: np.ndarray) -> None:
+    """Per set, of the words ``texts`` reads otherwise than ``reference``: how many each reads right (alnum)
+    and how many differ only in case or punctuation."""
+    for crop_set, lo, hi in zip(sets, bounds[:-1], bounds[1:], strict=True):
+        flips = [i for i in range(lo, hi) if texts[i] != reference[i]]
+        print(f"    {crop_set.name}: {len(flips)} read otherwise than PyTorch; right: PyTorch "
+              f"{sum(alnum(reference[i]) == alnum(labels[i]) for i in flips)}, this "
+              f"{sum(alnum(texts[i]) == alnum(labels[i]) for i in flips)}; only case or punctuation apart: "
+              f"{sum(alnum(texts[i]) == alnum(reference[i]) for i in flips)}")
+
+
 def timed(read: Callable[[list[np.ndarray]], list[str]], crops: list[np.ndarray]) -> tuple[list[str], float]:
     read(crops[:2])  # warm-up
     start = time.perf_counter()
@@ -89,6 +104,7 @@ def main() -> int:
     parser.add_argument("--ic15", type=absolute, required=True, help="../shared/eval-ic15train")
     parser.add_argument("--threads", type=thread_count, default=2, help="0: one per core")
     parser.add_argument("--margins", default="0.05,0.1,0.15", help="cascade margins, comma-separated")
+    parser.add_argument("--each-layer", action="store_true", help="also each quantized weight float on its own")
     args = parser.parse_args()
     threads = args.threads or default_threads()
     folder = recognizer_folder(args.model)
@@ -125,12 +141,18 @@ def main() -> int:
     print(f"x86 ({runtime.describe()}, {threads} threads), {len(crops)} crops; same as PyTorch per set "
           f"(PyTorch in batches of 8: {baseline:.2f} ms a word)")
     readers = {"fp32": reader(files["fp32"]), "dynamic": reader(files["dynamic"])}
-    for name, each in readers.items():
-        report(name, *timed(texts_of(each), crops))
+    read_by = {name: timed(texts_of(each), crops) for name, each in readers.items()}
+    for name, (texts, ms) in read_by.items():
+        report(name, texts, ms)
+    print_flips(read_by["dynamic"][0], reference, labels, sets, bounds)
+    splits = {f"{part} float": operators for part, operators in PARTS.items()}
+    if args.each_layer:
+        splits |= {f"weight of operator {op} in subgraph {graph} float": [(graph, op)]
+                   for operators in PARTS.values() for graph, op in operators}
     with tempfile.TemporaryDirectory() as work:
-        for part, operators in PARTS.items():
+        for name, operators in splits.items():
             path = with_float_weights(files["dynamic"], files["fp32"], operators, Path(work) / "split.tflite")
-            report(f"dynamic, {part} float", *timed(texts_of(reader(path)), crops))
+            report(f"dynamic, {name}", *timed(texts_of(reader(path)), crops))
 
     for margin in (float(m) for m in args.margins.split(",")):
         redone = 0
