@@ -153,10 +153,15 @@ def test_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "none.yaml")
 
 
-@pytest.mark.parametrize("content", ["mqtt: {port: seventy}", "unknown_section: {}", "{{{", "device_id: a\x00b"])
-def test_run_exits_2_with_one_line(tmp_path: Path, content: str) -> None:
+@pytest.mark.parametrize("content", [b"mqtt: {port: seventy}", b"unknown_section: {}", b"{{{", b"device_id: a\x00b",
+                                     # a Latin-1 degree sign; an int past Python's 4,300 digits; deep nesting:
+                                     # each was a traceback and exit 1, which systemd restarts for ever
+                                     b"recognition:\n  allow: '0123456789\xb0C'\n",
+                                     b"recognition: {max_words: " + b"9" * 5000 + b"}",
+                                     b"regions: " + b"[" * 5000 + b"]" * 5000])
+def test_run_exits_2_with_one_line(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "config.yaml"
-    path.write_text(content)
+    path.write_bytes(content)
     result = subprocess.run([sys.executable, "-m", "edge.commands", "run", "--config", str(path)],
                             capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 2

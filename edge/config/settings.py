@@ -260,7 +260,11 @@ def parse_config(text: str, where: str, base: Path | None = None) -> Config:
     """Config from YAML text; with ``base``, its relative paths are taken against that folder first."""
     try:
         data = yaml.safe_load(text)
-    except yaml.reader.ReaderError as exc:  # a NUL or other control character, or bytes that are not UTF-8
+    except RecursionError as exc:
+        raise ConfigError(f"{where}: not valid YAML (nested too deep)") from exc
+    except ValueError as exc:  # an integer of over 4,300 digits: Python's limit on int(str)
+        raise ConfigError(f"{where}: not valid YAML ({' '.join(str(exc).split())})") from exc
+    except yaml.reader.ReaderError as exc:  # a NUL or other control character
         problem = str(exc).splitlines()[0]  # "unacceptable character #x0000: special characters are not allowed"
         raise ConfigError(f"{where}: character {exc.position + 1} not valid YAML ({problem})") from exc
     except yaml.YAMLError as exc:
@@ -272,6 +276,8 @@ def parse_config(text: str, where: str, base: Path | None = None) -> Config:
         config = from_dict(Config, data if data is not None else {}, "config")
     except SchemaError as exc:
         raise ConfigError(f"{where}: {str(exc).removeprefix('config.')}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{where}: a value nested too deep") from exc
     if base is not None:
         resolve_paths(config, base)  # before the checks: they open the TLS files
     _check(config, where)
@@ -281,9 +287,15 @@ def parse_config(text: str, where: str, base: Path | None = None) -> Config:
 def load_config(path: Path) -> Config:
     """The config file at ``path``; relative paths in it are taken against the file's folder."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # an editor that saved a '°' or '€' as Latin-1
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: line {line}: byte {data[exc.start]:#04x} is not UTF-8 (save the file as "
+                          "UTF-8)") from exc
     return parse_config(text, str(path), absolute(path).parent)
 
 
