@@ -880,3 +880,41 @@ def test_an_oversized_message_drops_its_text_before_giving_up() -> None:
     kept = json.loads(trimmed)
     assert kept["text"] is None and omitted == 2 and kept["boxes"][0]["text"] == "x" * 900
     jsonschema.validate(kept, load_schema())
+
+
+def test_status_and_discovery_over_the_brokers_packet_limit_are_left_out_not_sent_for_ever(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Reading adds discovery messages of about a kilobyte and a status that may quote an exception. Before,
+    neither was held to the broker's limit: the broker closed the connection on it, and paho sent it again
+    after every reconnect, so nothing got through."""
+    from tests.mqtt_helpers import mosquitto
+
+    device = "raspberrypi-1a2b3c4d"  # a Pi's usual host name: the text sensor's config is 989 bytes
+    prefix = f"craft-edge/{device}"
+    with mosquitto(tmp_path, extra_config="max_packet_size 2000\n") as broker:  # payloads up to 976 bytes
+        watcher = Subscriber(broker, "#")
+        config = parse_config(f"device_id: {device}\nmqtt: {{host: 127.0.0.1, port: {broker.port}, "
+                              "home_assistant: {enabled: true}}\nrecognition: {enabled: true}\n"
+                              "regions: [{name: m, rect: [0, 0, 9, 9]}]", "c")
+        publisher = Publisher(config, None)
+        acknowledged: list[int] = []
+        publisher.on_ack = acknowledged.append
+        publisher.start()
+        try:
+            assert publisher.connected.wait(10) and publisher.max_packet_bytes == 2000
+            publisher.publish_status({"state": "running", "recognition": {"state": "unavailable: " + "x" * 3000}})
+            publisher.publish_status({"state": "running", "recognition": {"state": "reading"}})
+            mid = publisher.publish_detection(json.dumps({"seq": 1, "boxes": []}))
+            assert watcher.wait_for(lambda: watcher.on(f"{prefix}/status"), 10), watcher.messages
+            assert watcher.wait_for(lambda: watcher.on(f"{prefix}/detections"), 10), watcher.messages
+            time.sleep(1)  # a reconnect would show by now
+            assert publisher.connections == 1 and mid in acknowledged
+        finally:
+            publisher.stop()
+            watcher.close()
+    assert [json.loads(m.payload)["recognition"] for m in watcher.on(f"{prefix}/status")] == [{"state": "reading"}]
+    discovered = {m.topic.split("/")[-2] for m in watcher.messages
+                  if m.topic.startswith("homeassistant/") and m.payload}
+    assert discovered == {"text_boxes", "region_m"}  # the text sensor's 989 bytes are left out
+    assert caplog.text.count(f"status on {prefix}/status: ") == 1
+    assert caplog.text.count("discovery (that entity is left out) on homeassistant/sensor/") == 1

@@ -114,7 +114,7 @@ class Publisher:
         self.on_ack: Callable[[int], None] = lambda mid: None
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {}
-        self._oversized_regions: set[str] = set()  # logged once each (the inference thread's)
+        self._oversized: set[str] = set()  # topics whose message was over the broker's limit: logged once each
         # paho's network thread alone touches these
         self._subscriptions: dict[int, tuple[str, str]] = {}  # mid -> (filter, what is lost without it)
         self._refused_subscriptions: set[str] = set()
@@ -163,7 +163,7 @@ class Publisher:
         with self._lock:
             status = dict(self._status)
         if status:
-            client.publish(self.topics.status, json.dumps(status), qos=1, retain=True)
+            self._publish_retained(self.topics.status, json.dumps(status).encode(), "status")
         if not self.config.mqtt.snapshot.enabled:  # snapshots off: leave no picture of the view on the broker
             client.publish(self.topics.snapshot, b"", qos=0, retain=True)
         home_assistant = self.config.mqtt.home_assistant.enabled
@@ -245,7 +245,18 @@ class Publisher:
     def _publish_discovery(self) -> None:
         """Every entity's config (retained); an entity switched off gets an empty one, which removes it."""
         for topic, payload in discovery_messages(self.config, self.topics):
-            self.client.publish(topic, json.dumps(payload) if payload else b"", qos=1, retain=True)
+            self._publish_retained(topic, json.dumps(payload).encode() if payload else b"",
+                                   "Home Assistant discovery (that entity is left out)")
+
+    def _publish_retained(self, topic: str, payload: bytes, what: str) -> None:
+        """QoS 1, retained, unless over the broker's MaximumPacketSize: then it is not sent, and said once per
+        topic. The broker would close the connection on it, and paho send it again after every reconnect."""
+        if self.fits(payload):
+            self.client.publish(topic, payload, qos=1, retain=True)
+        elif topic not in self._oversized:
+            self._oversized.add(topic)
+            log.error("%s on %s: %d bytes, over the broker's maximum packet size (%s bytes with headers): not sent",
+                      what, topic, len(payload), self.max_packet_bytes)
 
     # -- publishing ------------------------------------------------------------------------
     def publish_detection(self, payload: str, boxes_omitted: int = 0) -> int:
@@ -263,7 +274,7 @@ class Publisher:
     def publish_status(self, status: dict) -> None:
         with self._lock:
             self._status = status
-        self.client.publish(self.topics.status, json.dumps(status), qos=1, retain=True)
+        self._publish_retained(self.topics.status, json.dumps(status).encode(), "status")
 
     def payload_limit(self) -> int | None:
         """The largest payload this broker takes (its MaximumPacketSize less room for topic and headers);
@@ -305,8 +316,8 @@ class Publisher:
             payload = json.dumps({"text": None, "words": [], "seq": reading["seq"], "timestamp": reading["timestamp"],
                                   "unavailable": "reading over the broker's maximum packet size"}).encode()
             sent = self.fits(payload)  # not under a broker limit of ~1.2 KB: nothing can be said on this topic
-            if name not in self._oversized_regions:
-                self._oversized_regions.add(name)
+            if self.topics.region(name) not in self._oversized:
+                self._oversized.add(self.topics.region(name))
                 log.error("region %s: a %d-byte reading is over the broker's maximum packet size (%s bytes): %s",
                           name, oversized, self.max_packet_bytes, "published as unavailable" if sent else "not sent")
             if not sent:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 FAILURES_BEFORE_GIVING_UP = 3  # frames in a row whose reading raised: then detect without reading
 RETRY_SECONDS = 600.0  # then reading is tried again this long after (a passing cause: memory short for a while)
 RETRY_MAX_SECONDS = 4 * 3600.0  # twice as long after each retry that failed again, up to this
-REASON_CHARS = 200  # of why reading is unavailable, in a region's message (an exception's text can be long)
+REASON_CHARS = 200  # of why reading is unavailable, in a region's message and the status (exceptions run long)
 # no frame for this long leaves the regions' last readings stale: a lost camera, or one sending only bad
 # frames (for a source that is not lost, also three frame intervals of a lower source.max_fps). Shorter gaps
 # (a flaky stream's) do not flip every region's sensor to unavailable and back.
@@ -66,7 +66,8 @@ class Reading:
     retries: int = 0  # retries since reading last worked
 
     def status(self) -> dict:
-        return {"state": self.state, "variant": self.reader.variant if self.reader else None}
+        # capped: an exception's text, or every variant's load error, in a status that must fit the broker's packets
+        return {"state": self.state[:REASON_CHARS], "variant": self.reader.variant if self.reader else None}
 
 
 def loading_key(config: Config) -> tuple[tuple, object]:
