@@ -389,8 +389,9 @@ class RecordingPublisher:
         self.regions: list[tuple[str, dict]] = []
         self.statuses: list[dict] = []
 
-    def publish_region(self, name: str, payload: dict) -> None:
+    def publish_region(self, name: str, payload: dict) -> bool:
         self.regions.append((name, payload))
+        return True
 
     def publish_status(self, status: dict) -> None:
         self.statuses.append(status)

@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -159,7 +160,7 @@ def test_a_region_wholly_outside_the_frame_says_so_instead_of_reading_nothing() 
     regions, keep = Regions(config.regions), FrameReader(Reader(ReadsA(), "ab", "test"), config.recognition).kept
     sent: list[tuple[str, dict]] = []
     publisher = SimpleNamespace(connected=threading.Event(), connections=1,
-                                publish_region=lambda name, message: sent.append((name, message)))
+                                publish_region=lambda name, message: sent.append((name, message)) or True)
     publisher.connected.set()
     reading = Reading(None, None, regions, "reading")
     for seq, frame_hw in enumerate(((480, 640), (480, 640), (720, 1280)), start=1):
@@ -235,7 +236,11 @@ def test_regions_are_published_retained_and_only_when_their_reading_changes(brok
         assert publisher.connected.wait(10)
         for seq, text in enumerate(["01234", "01234", "01235", "01235", ""], start=1):
             words = (WordReading(text, 0.9),) if text else ()
-            publish_regions(reading, {"meter": RegionReading(text, words)}, publisher, seq, 0.0)
+
+            def publish(text: str = text, words: tuple = words, seq: int = seq) -> bool:
+                publish_regions(reading, {"meter": RegionReading(text, words)}, publisher, seq, 0.0)
+                return reading.published["meter"] == text
+            until_taken(publish)
         topic = "craft-edge/cam/regions/meter"
         assert subscriber.wait_for(lambda: len(subscriber.on(topic)) == 3, timeout=10)
         sent = [json.loads(m.payload) for m in subscriber.on(topic)]
@@ -255,7 +260,7 @@ def test_regions_are_sent_again_on_a_new_connection() -> None:
     never sent again and its topic stayed empty."""
     sent: list[tuple[str, dict]] = []
     publisher = SimpleNamespace(connected=threading.Event(), connections=1,
-                                publish_region=lambda name, message: sent.append((name, message)))
+                                publish_region=lambda name, message: sent.append((name, message)) or True)
     publisher.connected.set()
     reading = Reading(None, None, Regions([]), "reading")
     for connections in (1, 1, 2, 2):
@@ -311,6 +316,15 @@ def publish_retained(broker: Broker, messages: dict[str, bytes], retain: bool = 
         client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
     client.loop_stop()
     client.disconnect()
+
+
+def until_taken(publish: Callable[[], bool], timeout: float = 10) -> None:
+    """Calls ``publish`` until it says the publisher took the message: a region's last one must be
+    acknowledged first."""
+    deadline = time.monotonic() + timeout
+    while not publish():
+        assert time.monotonic() < deadline, "the region's last message was never acknowledged"
+        time.sleep(0.02)
 
 
 def last_payload(subscriber: Subscriber, topic: str) -> bytes | None:
@@ -706,7 +720,8 @@ def test_a_region_reading_over_the_brokers_packet_limit_goes_without_its_words(
             assert publisher.connected.wait(10) and publisher.max_packet_bytes == 2000
             publisher.publish_region("meter", {"text": "x" * 100, "words": words, "seq": 1, "timestamp": "t"})
             for seq in (2, 3):
-                publisher.publish_region("long", {"text": "y" * 2100, "words": [], "seq": seq, "timestamp": "t"})
+                until_taken(lambda seq=seq: publisher.publish_region(
+                    "long", {"text": "y" * 2100, "words": [], "seq": seq, "timestamp": "t"}))
             publisher.publish_region("door", {"text": "Exit", "words": words[:1], "seq": 4, "timestamp": "t"})
             assert watcher.wait_for(lambda: len(watcher.messages) == 4, 10), watcher.messages
             time.sleep(1)  # a reconnect would show by now
@@ -816,7 +831,7 @@ def test_regions_say_once_that_they_cannot_be_read() -> None:
     was published and the last reading stayed)."""
     sent: list[tuple[str, dict]] = []
     publisher = SimpleNamespace(connected=threading.Event(), connections=0,
-                                publish_region=lambda name, payload: sent.append((name, payload)))
+                                publish_region=lambda name, payload: sent.append((name, payload)) or True)
     publisher.connected.set()
     config = parse_config("recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 9, 9]}, "
                           "{name: door, rect: [0, 0, 9, 9]}]", "c")
@@ -837,7 +852,7 @@ def test_regions_say_they_are_stale_when_no_frame_comes_for_a_while() -> None:
     reading stayed and looked current in Home Assistant for as long as no frame came."""
     sent: list[tuple[str, str | None]] = []
     publisher = SimpleNamespace(connected=threading.Event(), connections=0,
-                                publish_region=lambda name, payload: sent.append((name, payload["text"])))
+                                publish_region=lambda name, payload: sent.append((name, payload["text"])) or True)
     publisher.connected.set()
     config = parse_config("recognition: {enabled: true}\nregions: [{name: meter, rect: [0, 0, 9, 9]}]", "c")
     reading = Reading(None, None, Regions(config.regions), "reading", published={"meter": "04711"})
@@ -860,7 +875,7 @@ def test_regions_say_they_are_stale_when_no_frame_comes_for_a_while() -> None:
 def test_region_readings_are_not_queued_while_the_broker_is_away() -> None:
     sent: list[str] = []
     publisher = SimpleNamespace(connected=threading.Event(), connections=0,
-                                publish_region=lambda name, payload: sent.append(payload["text"]))
+                                publish_region=lambda name, payload: sent.append(payload["text"]) or True)
     reading = Reading(None, None, Regions([]), "reading")
     for text in ("01234", "01235"):
         publish_regions(reading, {"meter": RegionReading(text, ())}, publisher, 1, 0.0)  # type: ignore[arg-type]
@@ -918,3 +933,42 @@ def test_status_and_discovery_over_the_brokers_packet_limit_are_left_out_not_sen
     assert discovered == {"text_boxes", "region_m"}  # the text sensor's 989 bytes are left out
     assert caplog.text.count(f"status on {prefix}/status: ") == 1
     assert caplog.text.count("discovery (that entity is left out) on homeassistant/sensor/") == 1
+
+
+def test_a_region_is_offered_again_until_its_last_message_is_acknowledged(tmp_path: Path) -> None:
+    """Before, every change went to paho at once: over a link with 0.4 s each way, eight regions changing at
+    5 fps piled 321 messages into paho's queue in 20 s, and a detection waited 12.9 s behind them. Now a
+    region has one message unacknowledged at most; the newest reading goes once it is (the broker paused)."""
+    import signal
+
+    from tests.mqtt_helpers import mosquitto
+
+    with mosquitto(tmp_path) as broker:
+        config = region_config(broker.port, "{name: meter, rect: [0, 0, 9, 9]}, {name: door, rect: [0, 0, 9, 9]}",
+                               home_assistant=False)
+        watcher = Subscriber(broker, "craft-edge/cam/regions/#")
+        publisher = Publisher(config, None)
+        publisher.start()
+        reading = Reading(None, None, Regions(config.regions), "reading")
+        assert broker.process is not None
+        try:
+            assert publisher.connected.wait(10)
+            broker.process.send_signal(signal.SIGSTOP)  # the link holds: nothing is acknowledged
+            for seq, text in enumerate(("01234", "01235", "01236"), start=1):
+                publish_regions(reading, {"meter": RegionReading(text, ())}, publisher, seq, 0.0)
+            publish_regions(reading, {"door": RegionReading("Exit", ())}, publisher, 4, 0.0)  # a region of its own
+            assert reading.published == {"meter": "01234", "door": "Exit"}
+            broker.process.send_signal(signal.SIGCONT)
+            topic = "craft-edge/cam/regions/meter"
+            assert watcher.wait_for(lambda: len(watcher.on(topic)) == 1, 10)
+            deadline = time.monotonic() + 10
+            while reading.published["meter"] != "01237" and time.monotonic() < deadline:
+                publish_regions(reading, {"meter": RegionReading("01237", ())}, publisher, 5, 0.0)
+                time.sleep(0.05)
+            assert watcher.wait_for(lambda: len(watcher.on(topic)) == 2, 10)
+        finally:
+            broker.process.send_signal(signal.SIGCONT)
+            publisher.stop()
+            watcher.close()
+    assert [json.loads(m.payload)["text"] for m in watcher.on(topic)] == ["01234", "01237"]
+    assert [json.loads(m.payload)["text"] for m in watcher.on("craft-edge/cam/regions/door")] == ["Exit"]

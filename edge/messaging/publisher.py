@@ -115,6 +115,8 @@ class Publisher:
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {}
         self._oversized: set[str] = set()  # topics whose message was over the broker's limit: logged once each
+        # region topic -> its last message, and the connection it went out on (the daemon's thread alone)
+        self._region_sent: dict[str, tuple[mqtt.MQTTMessageInfo, int]] = {}
         # paho's network thread alone touches these
         self._subscriptions: dict[int, tuple[str, str]] = {}  # mid -> (filter, what is lost without it)
         self._refused_subscriptions: set[str] = set()
@@ -304,10 +306,18 @@ class Publisher:
         except (OSError, ValueError):  # closed meanwhile
             return 0
 
-    def publish_region(self, name: str, reading: dict) -> None:
+    def publish_region(self, name: str, reading: dict) -> bool:
         """A region's reading (retained, QoS 1, not spooled: the daemon sends it only when it changes). Over
         the broker's MaximumPacketSize it goes without its words, or, still too large, says the region is
-        unavailable: a packet over it closes the connection, and paho would send it again after every reconnect."""
+        unavailable: a packet over it closes the connection, and paho would send it again after every reconnect.
+
+        False, sending nothing, while the region's last message is not yet acknowledged on this connection:
+        the caller offers its newest reading again later. A changing region would otherwise pile messages up
+        in paho's queue on a slow link, and the detections wait behind them (``Delivery`` keeps its own window).
+        """
+        topic = self.topics.region(name)
+        if self._in_flight(topic):
+            return False
         payload = json.dumps(reading).encode()
         if not self.fits(payload):
             payload = json.dumps({**reading, "words": [], "words_dropped": len(reading["words"])}).encode()
@@ -316,13 +326,25 @@ class Publisher:
             payload = json.dumps({"text": None, "words": [], "seq": reading["seq"], "timestamp": reading["timestamp"],
                                   "unavailable": "reading over the broker's maximum packet size"}).encode()
             sent = self.fits(payload)  # not under a broker limit of ~1.2 KB: nothing can be said on this topic
-            if self.topics.region(name) not in self._oversized:
-                self._oversized.add(self.topics.region(name))
+            if topic not in self._oversized:
+                self._oversized.add(topic)
                 log.error("region %s: a %d-byte reading is over the broker's maximum packet size (%s bytes): %s",
                           name, oversized, self.max_packet_bytes, "published as unavailable" if sent else "not sent")
             if not sent:
-                return
-        self.client.publish(self.topics.region(name), payload, qos=1, retain=True)
+                return True  # nothing this topic can carry: offering it again would not help
+        self._region_sent[topic] = (self.client.publish(topic, payload, qos=1, retain=True), self.connections)
+        return True
+
+    def _in_flight(self, topic: str) -> bool:
+        """Is the last message on ``topic`` unacknowledged on this connection? (A new connection sends every
+        region again; paho sends what it holds again by itself.)"""
+        sent = self._region_sent.get(topic)
+        if sent is None or sent[1] != self.connections:
+            return False
+        try:
+            return not sent[0].is_published()
+        except (RuntimeError, ValueError):  # handed over while the connection dropped: paho holds it for the next
+            return True
 
     def publish_stats(self, stats: dict) -> None:
         self.client.publish(self.topics.stats, json.dumps(stats), qos=0)

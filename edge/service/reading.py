@@ -202,24 +202,24 @@ def retry_given_up(reading: Reading, settings: RecognitionConfig, now: float) ->
 def publish_regions(reading: Reading, regions: dict[str, RegionReading], publisher: Publisher, seq: int,
                     captured: float) -> None:
     """Each region's reading on its retained topic, only when its text changed since it was last published.
-    Nothing is queued while the broker is away (a flickering reading would pile up); the newest text goes
-    out once it is back."""
+    Nothing is queued while the broker is away (a flickering reading would pile up), nor while the region's
+    last message is unacknowledged; the newest text goes out once it is back."""
     if not publisher.connected.is_set():
         return
     forget_after_reconnect(reading, publisher)
     for name, region in regions.items():
         if region.unavailable is not None:  # said again only when the reason changes (a stale one, another size)
             said = Unavailable(region.unavailable[:REASON_CHARS])
-            if reading.published.get(name) != said:
-                publisher.publish_region(name, unavailable_message(said, seq, captured))
+            if reading.published.get(name) != said and publisher.publish_region(
+                    name, unavailable_message(said, seq, captured)):
                 reading.published[name] = said
             continue
         if reading.published.get(name) == region.text:
             continue
         words = [{"text": word.text, "score": word.score} for word in region.words]
-        publisher.publish_region(name, {"text": region.text, "words": words, "seq": seq,
-                                        "timestamp": utc_iso(captured)})
-        reading.published[name] = region.text
+        if publisher.publish_region(name, {"text": region.text, "words": words, "seq": seq,
+                                           "timestamp": utc_iso(captured)}):
+            reading.published[name] = region.text  # not sent (the last one unacknowledged): offered next frame
 
 
 def unavailable_message(said: Unavailable, seq: int, captured: float) -> dict:
@@ -259,6 +259,6 @@ def publish_unavailable(reading: Reading, publisher: Publisher, seq: int, captur
     said = Unavailable(reason[:REASON_CHARS])
     for config in reading.regions.regions:
         # once while the cause lasts: a lost source's detail may change from one call to the next
-        if not isinstance(reading.published.get(config.name), Unavailable):
-            publisher.publish_region(config.name, unavailable_message(said, seq, captured))
+        if not isinstance(reading.published.get(config.name), Unavailable) and publisher.publish_region(
+                config.name, unavailable_message(said, seq, captured)):
             reading.published[config.name] = said
