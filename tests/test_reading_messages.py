@@ -152,6 +152,20 @@ def test_regions_past_the_frame_are_warned_about_once_per_frame_size(caplog: pyt
     assert "door" not in warnings[0]
 
 
+def test_a_region_with_boxes_past_max_words_says_so_instead_of_a_partial_reading() -> None:
+    """Before, a meter split into '04712' and '5' under max_words 1 published '04712': a wrong reading."""
+    config = parse_config("recognition: {enabled: true, max_words: 1}\nregions: [{name: meter, rect: [0, 0, 300, 60]}, "
+                          "{name: door, rect: [0, 100, 300, 160]}]", "c")
+    regions = Regions(config.regions)
+    frames = FrameReader(Reader(ReadsA(), "ab", "test"), config.recognition)
+    quads = [quad(10, 10, 110, 50), quad(120, 10, 150, 50), quad(10, 110, 60, 150)]
+    frame = frames.read(np.zeros((480, 640, 3), np.uint8), quads, None, first=regions.boxes_inside(quads))[0]
+    assert [r is not None for r in frame.raw] == [True, False, False]  # max_words: the largest box alone is read
+    read = regions.read((480, 640), quads, frame.raw, [], frames.kept)
+    assert read["meter"] == RegionReading("", (), "1 of its 2 boxes not read: past recognition.max_words")
+    assert read["door"].unavailable == "1 of its 1 boxes not read: past recognition.max_words"
+
+
 def test_a_region_wholly_outside_the_frame_says_so_instead_of_reading_nothing() -> None:
     """Before, a rect written for another resolution published "" (retained) for ever: to Home Assistant, a
     region in view with nothing written in it."""

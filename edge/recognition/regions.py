@@ -118,7 +118,13 @@ class Regions:
                 kept = (word,) if word.text is not None else ()
                 result[region.name] = RegionReading(" ".join(str(w.text) for w in kept), kept)
                 continue
-            words = {i: keep(raws[i], patterns) for i in self._members(region, quads)}
+            members = self._members(region, quads)
+            unread = sum(raws[i] is None for i in members)
+            if unread:  # its text without them would be a wrong reading, not a missing one ('04712' of '04712 5')
+                result[region.name] = RegionReading("", (), f"{unread} of its {len(members)} boxes not read: past "
+                                                            "recognition.max_words")
+                continue
+            words = {i: keep(raws[i], patterns) for i in members}
             inside = [i for i, word in words.items() if word.text is not None]
             text, kept = joined([quads[i] for i in inside], [words[i] for i in inside])
             result[region.name] = RegionReading(text, kept)
