@@ -131,12 +131,13 @@ def test_a_region_holds_the_words_whose_centre_falls_in_it_and_match_its_pattern
     regions = Regions(config.regions)
     quads = [quad(10, 10, 90, 30), quad(120, 10, 220, 30), quad(150, 40, 300, 58), quad(20, 100, 100, 120),
              quad(110, 100, 190, 120)]
-    raws = [Reading_("01234", 0.9), Reading_("04711", 0.9), Reading_("kWh", 0.9), Reading_("Exit", 0.8), None]
+    raws = [Reading_("01234", 0.9), Reading_("04711", 0.9), Reading_("kWh", 0.9), Reading_("Exit", 0.8),
+            Reading_("", 0.0)]
     keep = FrameReader(Reader(Failing(), "0123456789", "test"), config.recognition).kept
     read = regions.read((480, 640), quads, raws, [], keep)
     words = [keep(raw, []) for raw in raws]
     assert read["meter"] == RegionReading("01234 04711", (words[0], words[1]))  # the centre of 1 is inside
-    assert read["sign"] == RegionReading("Exit", (words[3],))  # kWh's centre (y 49) is outside; None not kept
+    assert read["sign"] == RegionReading("Exit", (words[3],))  # kWh's centre (y 49) is outside; "" not kept
 
 
 def test_regions_past_the_frame_are_warned_about_once_per_frame_size(caplog: pytest.LogCaptureFixture) -> None:
