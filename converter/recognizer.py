@@ -35,7 +35,7 @@ from edge.models import variants as registry
 from edge.models.manifest import FORMAT_VERSION, file_sha256
 from edge.models.recognizer import MIN_SAME_TEXT, SequenceRunner
 from edge.models.recognizer_manifest import ReadingAgreement, RecognizerManifest, RecognizerVariant
-from edge.models.runtime import find_runtime
+from edge.models.runtime import ModelLoadError, find_runtime
 from edge.recognition.ctc import greedy_decode
 from edge.recognition.preprocess import fit
 
@@ -167,7 +167,10 @@ class RecognizerConverter:
         write_replacing(path, to_tflite(graph, name))  # a running daemon may have the old one mapped
         self.progress(f"recognizer: reading the validation crops with {name}")
         runner = SequenceRunner([self.runtime.interpreter(path, self.request.threads)], HEIGHT, self.request.widths)
-        measured = agreement(reference, read_all(runner, self.validation))
+        try:
+            measured = agreement(reference, read_all(runner, self.validation))
+        except ModelLoadError as exc:  # the TFLite file's probabilities are not numbers
+            raise RecognizerError(f"recognizer {name}: {exc}") from exc
         if not math.isfinite(measured.max_prob_diff):  # NaN compares as neither over nor under any limit
             raise RecognizerError(f"recognizer {name}: probabilities that are not numbers (NaN or infinite) on the "
                                   "validation crops: damaged weights?")

@@ -8,6 +8,7 @@ import pytest
 
 from edge.models import recognizer
 from edge.models.recognizer import SequenceRunner, lanes_for
+from edge.models.runtime import ModelLoadError
 
 
 class FakeInterpreter:
@@ -20,6 +21,7 @@ class FakeInterpreter:
         self.allocated = True
         self.fail_allocations = 0
         self.pixels = np.zeros(self.shape, np.float32)
+        self.broken = False  # every probability NaN
 
     def get_input_details(self) -> list[dict]:
         return [{"name": "pixels", "index": 0, "shape": np.array(self.shape), "dtype": np.float32}]
@@ -52,7 +54,7 @@ class FakeInterpreter:
         probs = np.zeros((1, len(steps), 3), np.float32)
         probs[0, :, 0] = steps < 128
         probs[0, :, 1] = steps >= 128
-        return probs
+        return probs * np.nan if self.broken else probs
 
 
 def test_one_interpreter_a_thread_up_to_the_cores_and_eight() -> None:
@@ -89,3 +91,15 @@ def test_a_read_waiting_for_an_interpreter_that_never_comes_back_says_so(monkeyp
     runner._free.get()  # held by a read that never ended
     with pytest.raises(RuntimeError, match=r"no recognizer interpreter came free in 0.05 s \(all 1 held that long"):
         runner(np.zeros((1, 16, 32), np.uint8))
+
+
+def test_probabilities_that_are_not_numbers_are_an_error_not_an_empty_reading() -> None:
+    """Before, NaN decoded as blanks: every word read as "" with score 0, so a recognizer gone wrong looked
+    like nothing written in view, for ever. Now the daemon counts a failed frame, gives up and says why."""
+    interpreter = FakeInterpreter()
+    runner = SequenceRunner([interpreter], 16, (32, 64))
+    interpreter.broken = True
+    with pytest.raises(ModelLoadError, match="not numbers"):
+        runner(np.zeros((1, 16, 32), np.uint8))
+    interpreter.broken = False
+    assert runner(np.zeros((1, 16, 32), np.uint8)).shape == (1, 8, 3)  # the lane was given back

@@ -126,9 +126,13 @@ class SequenceRunner:
                 lane.interpreter.invoke()
                 results.append(dequantize(lane.interpreter.get_tensor(lane.output_index)[0], out))
                 self.on_word()
-            return np.stack(results)
+            probs = np.stack(results)
         finally:
             self._free.put(lane)
+        if not np.isfinite(probs).all():  # greedy decoding would read NaN as blanks: "nothing written here"
+            raise ModelLoadError("the recognizer gave probabilities that are not numbers (NaN or infinite): damaged "
+                                 "weights, or a kernel gone wrong on this machine")
+        return probs
 
 
 def lanes_for(threads: int, cores: int) -> list[int]:
