@@ -176,7 +176,7 @@ def test_words_are_read_when_they_appear_or_move_and_reused_while_unchanged(brok
 
 def test_enabled_without_a_recognizer_the_daemon_detects_and_says_why(broker: Broker, model_dir: Path,
                                                                      tmp_path: Path) -> None:
-    """``model_dir`` is a detector folder alone: no recognizer there."""
+    """``model_dir`` is one model folder of a bundle: the detector runs from it, the bundle's recognizer does not."""
     frames = tmp_path / "frames"
     frames.mkdir()
     for index, rgb in zip(range(2), clip_frames(), strict=False):
@@ -194,7 +194,7 @@ def test_enabled_without_a_recognizer_the_daemon_detects_and_says_why(broker: Br
         assert all(box["text"] is None for box in message["boxes"])
     status = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/status") if m.payload]
     assert status and status[-1]["recognition"]["state"].startswith("unavailable:")
-    assert "no text recognizer" in status[-1]["recognition"]["state"]
+    assert "is one model folder of the bundle" in status[-1]["recognition"]["state"]
     assert sum("cannot read" in line for line in stderr.splitlines()) == 1  # said once, not in a loop
     subscriber.close()
 
@@ -217,7 +217,7 @@ def test_regions_say_they_cannot_be_read_even_while_no_frame_comes(broker: Broke
         _, stderr = daemon.communicate(timeout=60)
         subscriber.close()
     (message,) = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/regions/meter")]
-    assert message["text"] is None and "no text recognizer" in message["unavailable"], (message, stderr)
+    assert message["text"] is None and "is one model folder of the bundle" in message["unavailable"], (message, stderr)
     assert "stopped after 0 frames" in stderr  # no frame came
 
 

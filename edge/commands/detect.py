@@ -29,12 +29,12 @@ def read_words(reader: Reader, rgb: np.ndarray, boxes: list[Box]) -> list[WordRe
 
 
 def load_reader_or_fail(args: argparse.Namespace) -> Reader:
-    from edge.models.recognizer import NO_RECOGNIZER, load_reader
+    from edge.models.recognizer import load_reader, no_recognizer
     from edge.models.runtime import default_threads
 
     reader = load_reader(args.model, None, args.threads or default_threads())
     if reader is None:
-        raise Fatal(f"--read: {args.model}{NO_RECOGNIZER}")
+        raise Fatal(f"--read: {args.model}{no_recognizer(args.model)}")
     return reader
 
 

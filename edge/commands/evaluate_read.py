@@ -134,12 +134,12 @@ def execute(args: argparse.Namespace, images: list[Path], detector_names: list[s
     """``eval --read``: ``build(name)`` makes the detector of a variant name."""
     reader = None
     if args.model is not None:
-        from edge.models.recognizer import NO_RECOGNIZER, load_reader
+        from edge.models.recognizer import load_reader, no_recognizer
         from edge.models.runtime import default_threads
 
         reader = load_reader(args.model, args.read_variant, args.threads or default_threads())
         if reader is None:
-            raise Fatal(f"{args.model}{NO_RECOGNIZER}")
+            raise Fatal(f"{args.model}{no_recognizer(args.model)}")
     if args.detections is not None:
         spotters = {"detections": file_spotter(args.detections)}
     else:

@@ -18,7 +18,7 @@ def execute(args: argparse.Namespace) -> int:
     import cv2
 
     from edge.config.reading import RecognitionConfig, check_patterns
-    from edge.models.recognizer import NO_RECOGNIZER, load_reader
+    from edge.models.recognizer import load_reader, no_recognizer
     from edge.models.runtime import default_threads
     from edge.recognition.words import FrameReader
     from edge.sources.imageio import ImageError, read_rgb
@@ -29,7 +29,7 @@ def execute(args: argparse.Namespace) -> int:
         raise Fatal(str(exc)) from None
     reader = load_reader(args.model, args.variant, args.threads or default_threads())
     if reader is None:
-        raise Fatal(f"{args.model}{NO_RECOGNIZER}")
+        raise Fatal(f"{args.model}{no_recognizer(args.model)}")
     rules = FrameReader(reader, RecognitionConfig(min_score=0.0, patterns=args.pattern))
     width = max(len(str(image)) for image in args.images)
     header = not args.json

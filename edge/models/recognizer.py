@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge.models.manifest import recognizer_folder
+from edge.models.manifest import MANIFEST_NAME, ManifestError, recognizer_folder
 from edge.models.recognizer_manifest import (
     MIN_RECOGNIZER_WIDTH,
     RecognizerManifest,
@@ -238,3 +238,17 @@ def load_reader(model: Path, variant: str | None = None, threads: int = 2) -> Re
     manifest = load_recognizer_manifest(folder)
     chosen, runner = choose(folder, manifest, find_runtime(), threads, variant)
     return Reader(runner, manifest.charset, chosen.name)
+
+
+def no_recognizer(model: Path) -> str:
+    """Why ``model`` gives no reader, to follow its path: no recognizer was converted, or ``model`` is one
+    model folder of a bundle whose index names one (the detector runs from there, the reader does not)."""
+    bundle = model.parent
+    try:
+        above = recognizer_folder(bundle) if bundle != model and (bundle / MANIFEST_NAME).is_file() else None
+    except ManifestError:
+        above = None
+    if above is None:
+        return NO_RECOGNIZER
+    return (f" is one model folder of the bundle {bundle}; its text recognizer is used only when {bundle} itself is "
+            "the model folder (model.dir, --model)")

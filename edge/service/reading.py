@@ -21,7 +21,7 @@ from edge.detection.detector import Detection, Rect
 from edge.messaging.payload import TextReading, utc_iso
 from edge.messaging.publisher import Publisher
 from edge.models.manifest import ManifestError
-from edge.models.recognizer import NO_RECOGNIZER, load_reader
+from edge.models.recognizer import load_reader, no_recognizer
 from edge.models.runtime import ModelLoadError, default_threads
 from edge.models.selection import NoUsableModel, manifests_written
 from edge.recognition.reader import Reader
@@ -132,7 +132,7 @@ def load(config: Config) -> Loaded:
         if reader is not None:
             log.info("reading text with the recognizer's %s variant", reader.variant)
             return Loaded(reader, "reading")
-        return Loaded(None, f"unavailable: {config.model.dir}{NO_RECOGNIZER}", absent=True)
+        return Loaded(None, f"unavailable: {config.model.dir}{no_recognizer(Path(config.model.dir))}", absent=True)
     return Loaded(None, f"unavailable: {reason}")
 
 
