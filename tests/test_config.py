@@ -103,6 +103,8 @@ def test_default_device_id_comes_from_the_machine(tmp_path: Path) -> None:
      "regions[1].name 'a' is used twice"),
     ("recognition: {enabled: true}\nregions: [{name: Meter, rect: [0, 0, 9, 9]}, {name: meter, rect: [1, 1, 5, 5]}]",
      "regions[1].name 'meter' differs from 'Meter' only in case"),
+    ("recognition: {enabled: true}\nregions: [{name: door-1, rect: [0, 0, 9, 9]}, {name: Door_1, rect: [1, 1, 5, 5]}]",
+     "regions[1].name 'Door_1' differs from 'door-1' only in case or in - against _"),
     ("recognition: {enabled: true}\nregions: [{name: m, rect: [0, 0, 9, 9], patterns: ['[']}]",
      "regions[0].patterns[0] '[' is not a regular expression"),
     ("recognition: {enabled: true}\nregions: [{rect: [0, 0, 9, 9]}]", "regions[0].name: missing"),

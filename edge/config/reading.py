@@ -88,19 +88,20 @@ def check_reading(recognition: RecognitionConfig, regions: list[RegionConfig]) -
     check_patterns(recognition.patterns, "recognition.patterns")
     if not recognition.allow.isprintable():
         raise ValueError(f"recognition.allow {recognition.allow!r} must be printable characters")
-    seen: dict[str, str] = {}  # lower case -> the name as first written
+    seen: dict[str, str] = {}  # as Home Assistant's entity ids tell names apart -> the name as first written
     for index, region in enumerate(regions):
         key = f"regions[{index}]"
         if not REGION_NAME.fullmatch(region.name):
             raise ValueError(f"{key}.name {region.name!r} must be 1-64 of A-Z a-z 0-9 _ - "
                              "(it is a topic level)")
-        earlier = seen.get(region.name.lower())
+        slug = region.name.lower().replace("-", "_")  # Home Assistant's entity id of "Region <name>"
+        earlier = seen.get(slug)
         if earlier == region.name:
             raise ValueError(f"{key}.name {region.name!r} is used twice")
         if earlier is not None:
-            raise ValueError(f"{key}.name {region.name!r} differs from {earlier!r} only in case (a typo? Home "
-                             "Assistant would tell their sensors apart only by a _2)")
-        seen[region.name.lower()] = region.name
+            raise ValueError(f"{key}.name {region.name!r} differs from {earlier!r} only in case or in - against _ "
+                             "(a typo? Home Assistant would tell their sensors apart only by a _2)")
+        seen[slug] = region.name
         rect = region.rect
         # 2 px at least: a crop narrower has no inside to read (1 px was accepted, then said to be outside)
         if len(rect) != 4 or min(rect) < 0 or rect[0] + 2 > rect[2] or rect[1] + 2 > rect[3]:
