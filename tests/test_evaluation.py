@@ -176,8 +176,12 @@ def test_compare_with_pytorch(model_dir: Path, tmp_path: Path) -> None:
     ('{"words": [{"poly": [[0, 0], [1e308, 0], [1e308, 10], [0, 10]], "text": "far"}]}',
      r"word 1 has a corner that is not a pixel"),
     ('{"words": [{"poly": [[0, 0], [NaN, 0], [5, 10], [0, 10]], "text": "nan"}]}', r"word 1 has a corner"),
+    # eval --read --json could not write its report after the whole run: a traceback
+    ('{"words": [{"poly": [[0, 0], [5, 0], [5, 10], [0, 10]], "text": "Pizza\\ud800"}]}',
+     r"word 1's text 'Pizza\\ud800' is not valid Unicode"),
 ])
-def test_ground_truth_corners_that_are_not_pixels_are_one_line(tmp_path: Path, content: str, expected: str) -> None:
+def test_ground_truth_corners_that_are_not_pixels_or_text_not_unicode_are_one_line(tmp_path: Path, content: str,
+                                                                                  expected: str) -> None:
     """1e308 passed, then overflowed cutting the word's crop (``eval --read``): a traceback."""
     path = tmp_path / "img.json"
     path.write_text(content)

@@ -196,6 +196,12 @@ def read_words(path: Path) -> list[Word]:
     except OSError as exc:
         raise GroundTruthError(f"{path}: cannot read ({exc.strerror or exc})") from None
     for index, word in enumerate(words, start=1):
+        if not word.text.isascii():
+            try:  # JSON's "\ud800" decodes to a lone surrogate, which no report could write after the whole run
+                word.text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise GroundTruthError(f"{path}: word {index}'s text {word.text!r} is not valid Unicode (a lone "
+                                       "surrogate)") from None
         if not (np.isfinite(word.poly).all() and np.abs(word.poly).max(initial=0) <= MAX_COORDINATE):
             raise GroundTruthError(f"{path}: word {index} has a corner that is not a pixel (coordinates up to "
                                    f"±{MAX_COORDINATE:.0e}): {word.poly.ravel().tolist()}")
