@@ -43,12 +43,15 @@ from edge.recognition.words import NOT_READ, FrameReader, WordReading, matches
 from edge.service.reading import (
     FAILURES_BEFORE_GIVING_UP,
     NO_FRAME_SECONDS,
+    REASON_CHARS,
     RETRY_MAX_SECONDS,
     RETRY_SECONDS,
     Loaded,
     Reading,
     build_reading,
+    flush_held,
     loading_key,
+    publish_held,
     publish_regions,
     publish_unavailable,
     read_frame,
@@ -929,10 +932,12 @@ def test_status_and_discovery_over_the_brokers_packet_limit_are_left_out_not_sen
         publisher = Publisher(config, None)
         acknowledged: list[int] = []
         publisher.on_ack = acknowledged.append
+        huge = {"state": "running", "recognition": {"state": "unavailable: " + "x" * 3000}}
+        publisher.publish_status(huge)  # before the CONNACK, as the daemon's first: paho held it unchecked (review 30)
         publisher.start()
         try:
             assert publisher.connected.wait(10) and publisher.max_packet_bytes == 2000
-            publisher.publish_status({"state": "running", "recognition": {"state": "unavailable: " + "x" * 3000}})
+            publisher.publish_status(huge)
             publisher.publish_status({"state": "running", "recognition": {"state": "reading"}})
             mid = publisher.publish_detection(json.dumps({"seq": 1, "boxes": []}))
             assert watcher.wait_for(lambda: watcher.on(f"{prefix}/status"), 10), watcher.messages
@@ -987,3 +992,66 @@ def test_a_region_is_offered_again_until_its_last_message_is_acknowledged(tmp_pa
             watcher.close()
     assert [json.loads(m.payload)["text"] for m in watcher.on(topic)] == ["01234", "01237"]
     assert [json.loads(m.payload)["text"] for m in watcher.on("craft-edge/cam/regions/door")] == ["Exit"]
+
+
+def test_a_region_message_stays_in_flight_across_a_reconnect_until_acknowledged() -> None:
+    """paho sends an unacknowledged message again after a reconnect: a newer one sent before its PUBACK could
+    arrive first and be overwritten as the retained reading (review 30). One paho did not take is not held."""
+    config = region_config(1883, "{name: meter, rect: [0, 0, 9, 9]}", home_assistant=False)
+    publisher = Publisher(config, None)
+    handed: list[mqtt.MQTTMessageInfo] = []
+
+    def publish(topic: str, payload: bytes, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
+        handed.append(mqtt.MQTTMessageInfo(len(handed) + 1))
+        handed[-1].rc = rc
+        return handed[-1]
+
+    publisher.client = SimpleNamespace(publish=publish)  # type: ignore[assignment]
+    message = {"text": "1", "words": [], "seq": 1, "timestamp": "t"}
+    rc = mqtt.MQTT_ERR_SUCCESS
+    assert publisher.publish_region("meter", message)
+    publisher.connections += 1  # reconnected; paho sends the first again
+    assert not publisher.publish_region("meter", message) and len(handed) == 1
+    handed[0]._set_as_published()  # its PUBACK
+    rc = mqtt.MQTT_ERR_NO_CONN  # handed over while the link was down: its info never says when it went
+    assert publisher.publish_region("meter", message)
+    assert not publisher.publish_region("meter", message)
+    publisher.connections += 1
+    rc = mqtt.MQTT_ERR_QUEUE_SIZE  # not taken: offered again, not counted as in flight
+    assert not publisher.publish_region("meter", message) and not publisher.publish_region("meter", message)
+    rc = mqtt.MQTT_ERR_SUCCESS
+    assert publisher.publish_region("meter", message) and len(handed) == 5
+
+
+def test_a_held_region_reading_goes_out_without_another_frame_and_before_a_finished_run_exits() -> None:
+    """A reading not taken while the region's last message was unacknowledged waited for the next frame:
+    at the end of a finite source there is none, and it was never sent (review 30)."""
+    taking = threading.Event()  # the region's last message acknowledged
+    sent: list[tuple[str, str, int]] = []
+
+    def publish_region(name: str, message: dict) -> bool:
+        if taking.is_set():
+            sent.append((name, message["text"], message["seq"]))
+        return taking.is_set()
+
+    publisher = SimpleNamespace(connected=threading.Event(), connections=1, publish_region=publish_region)
+    publisher.connected.set()
+    reading = Reading(None, None, Regions([]), "reading")
+    publish_regions(reading, {"meter": RegionReading("01234", ())}, publisher, 7, 0.0)  # type: ignore[arg-type]
+    publish_regions(reading, {"meter": RegionReading("01235", ())}, publisher, 8, 0.0)  # type: ignore[arg-type]
+    assert sent == [] and reading.published == {} and list(reading.held) == ["meter"]
+    taking.set()
+    publish_held(reading, publisher)  # type: ignore[arg-type]  # the daemon's periodic step, no frame needed
+    assert sent == [("meter", "01235", 8)] and reading.held == {} and reading.published == {"meter": "01235"}
+    taking.clear()
+    publish_regions(reading, {"meter": RegionReading("01236", ())}, publisher, 9, 0.0)  # type: ignore[arg-type]
+    threading.Timer(0.3, taking.set).start()
+    flush_held(reading, publisher, timeout=10)  # type: ignore[arg-type]  # the end of a finished run
+    assert sent[-1] == ("meter", "01236", 9) and reading.held == {}
+
+
+def test_the_stale_reason_in_the_status_is_cut_as_the_state_is() -> None:
+    """``regions_stale`` carried the recognition state uncut next to the cut ``state`` (review 30)."""
+    reading = Reading(None, None, Regions([]), "unavailable: failed 3 frames in a row: " + "x" * 900)
+    source = SourceState(state="running", detail="")
+    assert len(stale_because(reading, source, 0.0, 5.0) or "") == REASON_CHARS == len(reading.status()["state"])

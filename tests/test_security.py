@@ -157,4 +157,4 @@ def test_acl_refusals_are_counted(secure: dict, model_dir: Path) -> None:
         daemon.kill()
     stderr = logged.read_text()
     assert observer.on("craft-edge/elsewhere/detections") == []
-    assert "the broker refused a detections message" in stderr and "check its ACL" in stderr
+    assert "the broker refused a message" in stderr and "check its ACL" in stderr

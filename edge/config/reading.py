@@ -94,12 +94,12 @@ def check_reading(recognition: RecognitionConfig, regions: list[RegionConfig]) -
         if not REGION_NAME.fullmatch(region.name):
             raise ValueError(f"{key}.name {region.name!r} must be 1-64 of A-Z a-z 0-9 _ - "
                              "(it is a topic level)")
-        slug = region.name.lower().replace("-", "_")  # Home Assistant's entity id of "Region <name>"
+        slug = re.sub(r"[-_]+", "_", region.name.lower()).strip("_")  # Home Assistant's entity id of "Region <name>"
         earlier = seen.get(slug)
         if earlier == region.name:
             raise ValueError(f"{key}.name {region.name!r} is used twice")
         if earlier is not None:
-            raise ValueError(f"{key}.name {region.name!r} differs from {earlier!r} only in case or in - against _ "
+            raise ValueError(f"{key}.name {region.name!r} differs from {earlier!r} only in case or in - and _ "
                              "(a typo? Home Assistant would tell their sensors apart only by a _2)")
         seen[slug] = region.name
         rect = region.rect

@@ -114,6 +114,7 @@ class Publisher:
         self.on_ack: Callable[[int], None] = lambda mid: None
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {}
+        self._status_live = False  # connected, the broker's packet limit known: a status goes out as it comes
         self._oversized: set[str] = set()  # topics whose message was over the broker's limit: logged once each
         # region topic -> its last message, and the connection it went out on (the daemon's thread alone)
         self._region_sent: dict[str, tuple[mqtt.MQTTMessageInfo, int]] = {}
@@ -162,10 +163,10 @@ class Publisher:
         # MQTT v5: the largest packet this broker takes (a bigger one closes the connection); None: no limit said
         self.max_packet_bytes = getattr(properties, "MaximumPacketSize", None)
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
-        with self._lock:
-            status = dict(self._status)
-        if status:
-            self._publish_retained(self.topics.status, json.dumps(status).encode(), "status")
+        with self._lock:  # the latest status, then each new one as it comes, in that order (publish_status)
+            self._status_live = True
+            if self._status:
+                self._publish_retained(self.topics.status, json.dumps(self._status).encode(), "status")
         if not self.config.mqtt.snapshot.enabled:  # snapshots off: leave no picture of the view on the broker
             client.publish(self.topics.snapshot, b"", qos=0, retain=True)
         home_assistant = self.config.mqtt.home_assistant.enabled
@@ -196,8 +197,8 @@ class Publisher:
         if reason is not None and reason.is_failure:
             self.rejected += 1
             if self.rejected == 1 or self.rejected % 100 == 0:
-                log.error("the broker refused a detections message (%s); %d refused so far; check its ACL",
-                          reason, self.rejected)
+                log.error("the broker refused a message (%s: detections, status, a region's reading); %d refused "
+                          "so far; check its ACL", reason, self.rejected)
         self.on_ack(mid)  # refused or not, resending would not help
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
@@ -214,6 +215,8 @@ class Publisher:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()
+        with self._lock:
+            self._status_live = False
         if reason.is_failure and self.last_error == "":
             log.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
 
@@ -274,9 +277,12 @@ class Publisher:
         return info.mid
 
     def publish_status(self, status: dict) -> None:
-        with self._lock:
+        """The retained status. Before the broker's CONNACK (its packet limit unknown) and while it is away, only
+        kept: the connection sends the latest, checked; paho would hold each one, unchecked, for the next."""
+        with self._lock:  # paho calls on_connect holding none of the locks publish takes: no deadlock
             self._status = status
-        self._publish_retained(self.topics.status, json.dumps(status).encode(), "status")
+            if self._status_live:
+                self._publish_retained(self.topics.status, json.dumps(status).encode(), "status")
 
     def payload_limit(self) -> int | None:
         """The largest payload this broker takes (its MaximumPacketSize less room for topic and headers);
@@ -332,19 +338,24 @@ class Publisher:
                           name, oversized, self.max_packet_bytes, "published as unavailable" if sent else "not sent")
             if not sent:
                 return True  # nothing this topic can carry: offering it again would not help
-        self._region_sent[topic] = (self.client.publish(topic, payload, qos=1, retain=True), self.connections)
+        connection = self.connections  # before the hand-over: a reconnect meanwhile must not count it as newer
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:  # not taken (a message id still in use): offered again
+            return False
+        self._region_sent[topic] = (info, connection)
         return True
 
     def _in_flight(self, topic: str) -> bool:
-        """Is the last message on ``topic`` unacknowledged on this connection? (A new connection sends every
-        region again; paho sends what it holds again by itself.)"""
+        """Is the last message on ``topic`` unacknowledged? Across a reconnect too: paho sends it again first,
+        and anything newer sent before its PUBACK could arrive before it and be overwritten as the retained one."""
         sent = self._region_sent.get(topic)
-        if sent is None or sent[1] != self.connections:
+        if sent is None:
             return False
+        info, connection = sent
         try:
-            return not sent[0].is_published()
-        except (RuntimeError, ValueError):  # handed over while the connection dropped: paho holds it for the next
-            return True
+            return not info.is_published()
+        except RuntimeError:  # handed over with no connection: paho sends it on the next, but its info never says
+            return connection == self.connections
 
     def publish_stats(self, stats: dict) -> None:
         self.client.publish(self.topics.stats, json.dumps(stats), qos=0)

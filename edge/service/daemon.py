@@ -37,6 +37,8 @@ from edge.service.notify import Watchdog, notify
 from edge.service.reading import (
     Reading,
     build_reading,
+    flush_held,
+    publish_held,
     publish_regions,
     publish_unavailable,
     read_frame,
@@ -183,6 +185,8 @@ class Daemon:
             parts.capture_stop.set()
             # A finished run (--max-frames, or a finite source) delivers everything before it exits.
             finished = self.max_frames is not None or source_ended
+            if finished:
+                flush_held(parts.reading, publisher, ACK_TIMEOUT_SECONDS)
             if finished and not outbox.wait_until_delivered(ACK_TIMEOUT_SECONDS):
                 log.error("%d detections not acknowledged by the broker (kept in the spool)", outbox.undelivered())
                 self.exit_code = 1
@@ -289,6 +293,7 @@ class Daemon:
             self._last_summary = summary
             self._publish_status(parts, publisher)
         publish_unavailable(parts.reading, publisher, self.seq, time.time(), self._stale)
+        publish_held(parts.reading, publisher)
         if time.monotonic() - self._last_stats >= parts.config.mqtt.stats_interval_seconds:
             self._last_stats = time.monotonic()
             publisher.publish_stats(self._stats(parts))

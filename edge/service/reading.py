@@ -60,6 +60,8 @@ class Reading:
     key: tuple = ()  # what loading the recognizer depended on
     published: dict[str, str | Unavailable] = field(default_factory=dict)  # each region's last text, or why not
     published_on: int = 0  # the publisher's connection count when ``published`` was last sent
+    # readings not taken while the region's last message was unacknowledged: name -> (reading, seq, captured)
+    held: dict[str, tuple[RegionReading, int, float]] = field(default_factory=dict)
     failures: int = 0  # frames in a row whose reading failed
     traced: set[str] = field(default_factory=set)  # the errors logged with their traceback (once each)
     given_up_at: float | None = None  # time.monotonic() when reading was given up after failed frames
@@ -202,24 +204,48 @@ def retry_given_up(reading: Reading, settings: RecognitionConfig, now: float) ->
 def publish_regions(reading: Reading, regions: dict[str, RegionReading], publisher: Publisher, seq: int,
                     captured: float) -> None:
     """Each region's reading on its retained topic, only when its text changed since it was last published.
-    Nothing is queued while the broker is away (a flickering reading would pile up), nor while the region's
-    last message is unacknowledged; the newest text goes out once it is back."""
+    Nothing is queued while the broker is away (a flickering reading would pile up); one the publisher does
+    not take while the region's last message is unacknowledged is held, newest only (``publish_held``)."""
     if not publisher.connected.is_set():
         return
     forget_after_reconnect(reading, publisher)
     for name, region in regions.items():
-        if region.unavailable is not None:  # said again only when the reason changes (a stale one, another size)
-            said = Unavailable(region.unavailable[:REASON_CHARS])
-            if reading.published.get(name) != said and publisher.publish_region(
-                    name, unavailable_message(said, seq, captured)):
-                reading.published[name] = said
-            continue
-        if reading.published.get(name) == region.text:
-            continue
-        words = [{"text": word.text, "score": word.score} for word in region.words]
-        if publisher.publish_region(name, {"text": region.text, "words": words, "seq": seq,
-                                           "timestamp": utc_iso(captured)}):
-            reading.published[name] = region.text  # not sent (the last one unacknowledged): offered next frame
+        _offer(reading, publisher, name, region, seq, captured)
+
+
+def _offer(reading: Reading, publisher: Publisher, name: str, region: RegionReading, seq: int,
+           captured: float) -> None:
+    reading.held.pop(name, None)  # this one is newer
+    said: str | Unavailable
+    if region.unavailable is not None:  # said again only when the reason changes (a stale one, another size)
+        said = unavailable = Unavailable(region.unavailable[:REASON_CHARS])
+        message = unavailable_message(unavailable, seq, captured)
+    else:
+        said = region.text
+        message = {"text": region.text, "words": [{"text": word.text, "score": word.score} for word in region.words],
+                   "seq": seq, "timestamp": utc_iso(captured)}
+    if reading.published.get(name) == said:
+        return
+    if publisher.publish_region(name, message):
+        reading.published[name] = said
+    else:
+        reading.held[name] = (region, seq, captured)
+
+
+def publish_held(reading: Reading, publisher: Publisher) -> None:
+    """Offers the held region readings again (the daemon's periodic step: also while no frame comes)."""
+    if reading.held and publisher.connected.is_set():
+        forget_after_reconnect(reading, publisher)
+        for name, (region, seq, captured) in list(reading.held.items()):
+            _offer(reading, publisher, name, region, seq, captured)
+
+
+def flush_held(reading: Reading, publisher: Publisher, timeout: float) -> None:
+    """At the end of a finished run: the held readings go out before it exits, as its detections do."""
+    deadline = time.monotonic() + timeout
+    while reading.held and publisher.connected.is_set() and time.monotonic() < deadline:
+        publish_held(reading, publisher)
+        time.sleep(0.05)
 
 
 def unavailable_message(said: Unavailable, seq: int, captured: float) -> dict:
@@ -240,7 +266,7 @@ def stale_because(reading: Reading, source: SourceState, no_frame_for: float, ma
     processed for ``no_frame_for`` seconds, past ``NO_FRAME_SECONDS`` (a source that is not lost: also past
     three of its frame intervals). The same words while the cause lasts: it goes into the status."""
     if reading.state.startswith("unavailable"):
-        return reading.state
+        return reading.state[:REASON_CHARS]  # it goes into the status, which must fit the broker's packets
     limit = NO_FRAME_SECONDS if source.state == "lost" or max_fps <= 0 else max(NO_FRAME_SECONDS, 3 / max_fps)
     if no_frame_for >= limit:
         detail = " ".join(source.detail.split())[:DETAIL_CHARS]
@@ -257,6 +283,7 @@ def publish_unavailable(reading: Reading, publisher: Publisher, seq: int, captur
         return
     forget_after_reconnect(reading, publisher)
     said = Unavailable(reason[:REASON_CHARS])
+    reading.held.clear()  # readings from before the cause: no longer current
     for config in reading.regions.regions:
         # once while the cause lasts: a lost source's detail may change from one call to the next
         if not isinstance(reading.published.get(config.name), Unavailable) and publisher.publish_region(
