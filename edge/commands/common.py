@@ -123,8 +123,8 @@ def build_detector(args: argparse.Namespace, runners: Runners) -> Detector:
 
 
 def connect_to_broker(client: Any, broker: tuple[str, int]) -> None:
-    """``edge.messaging.publisher.connect_and_wait``, its failures as one line (exit 1)."""
-    from edge.messaging.publisher import BrokerUnreachable, connect_and_wait
+    """``edge.messaging.connection.connect_and_wait``, its failures as one line (exit 1)."""
+    from edge.messaging.connection import BrokerUnreachable, connect_and_wait
 
     try:
         connect_and_wait(client, broker, BROKER_ANSWER_SECONDS)

@@ -54,7 +54,7 @@ def execute(args: argparse.Namespace) -> int:
     from paho.mqtt.enums import CallbackAPIVersion
 
     from edge.config.settings import mqtt_password
-    from edge.messaging.publisher import apply_credentials
+    from edge.messaging.connection import apply_credentials
 
     settings, broker, topic = watch_target(args)
     snapshots = args.snapshots
