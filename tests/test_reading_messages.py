@@ -1048,6 +1048,11 @@ def test_a_held_region_reading_goes_out_without_another_frame_and_before_a_finis
     threading.Timer(0.3, taking.set).start()
     flush_held(reading, publisher, timeout=10)  # type: ignore[arg-type]  # the end of a finished run
     assert sent[-1] == ("meter", "01236", 9) and reading.held == {}
+    publisher.connected.clear()  # the broker away: the newest reading is held, and the flush waits for it
+    publish_regions(reading, {"meter": RegionReading("01237", ())}, publisher, 10, 0.0)  # type: ignore[arg-type]
+    threading.Timer(0.3, publisher.connected.set).start()
+    flush_held(reading, publisher, timeout=10)  # type: ignore[arg-type]
+    assert sent[-1] == ("meter", "01237", 10) and reading.held == {}
 
 
 def test_the_stale_reason_in_the_status_is_cut_as_the_state_is() -> None:
@@ -1055,3 +1060,35 @@ def test_the_stale_reason_in_the_status_is_cut_as_the_state_is() -> None:
     reading = Reading(None, None, Regions([]), "unavailable: failed 3 frames in a row: " + "x" * 900)
     source = SourceState(state="running", detail="")
     assert len(stale_because(reading, source, 0.0, 5.0) or "") == REASON_CHARS == len(reading.status()["state"])
+
+
+def test_the_status_goes_out_only_connected_and_never_before_an_older_one() -> None:
+    """Before the CONNACK a status went to paho unchecked (the broker's limit unknown) and could close every
+    connection; and an unacknowledged status, resent by paho after a reconnect, could arrive after a newer
+    one and stay retained (review 31)."""
+    config = region_config(1883, "{name: meter, rect: [0, 0, 9, 9]}", home_assistant=False)
+    publisher = Publisher(config, None)
+    handed: list[tuple[bytes, mqtt.MQTTMessageInfo]] = []
+
+    def publish(topic: str, payload: bytes, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
+        assert topic == "craft-edge/cam/status" and qos == 1 and retain
+        handed.append((payload, mqtt.MQTTMessageInfo(len(handed) + 1)))
+        return handed[-1][1]
+
+    publisher.client = SimpleNamespace(publish=publish)  # type: ignore[assignment]
+    publisher.publish_status({"n": 1})
+    assert handed == []  # not connected yet: kept
+    publisher.connected.set()
+    publisher.connections = 1
+    publisher.send_status()  # the daemon's periodic step
+    publisher.send_status()  # the same status on the same connection: once
+    assert [json.loads(payload) for payload, _ in handed] == [{"n": 1}]
+    publisher.connections = 2  # reconnected before its PUBACK: paho sends it again first
+    publisher.publish_status({"n": 2})
+    assert len(handed) == 1
+    handed[0][1]._set_as_published()
+    publisher.send_status()
+    publisher.connections = 3  # a new connection sends the latest again (a broker without persistence lost it)
+    handed[1][1]._set_as_published()
+    publisher.send_status()
+    assert [json.loads(payload) for payload, _ in handed] == [{"n": 1}, {"n": 2}, {"n": 2}]

@@ -55,12 +55,11 @@ class Publisher:
         self.rejected = 0  # publishes the broker refused in its PUBACK (e.g. not authorised by its ACL)
         self.max_packet_bytes: int | None = None
         self.on_ack: Callable[[int], None] = lambda mid: None
-        self._lock = threading.Lock()
-        self._status: dict[str, Any] = {}
-        self._status_live = False  # connected, the broker's packet limit known: a status goes out as it comes
+        self._status: dict[str, Any] = {}  # the latest (the daemon's thread alone touches the status)
+        self._status_sent: tuple[bytes, int] | None = None  # the last status sent, and on which connection
         self._oversized: set[str] = set()  # topics whose message was over the broker's limit: logged once each
-        # region topic -> its last message, and the connection it went out on (the daemon's thread alone)
-        self._region_sent: dict[str, tuple[mqtt.MQTTMessageInfo, int]] = {}
+        # status and region topics -> the last message and the connection it went out on (the daemon's thread)
+        self._sent: dict[str, tuple[mqtt.MQTTMessageInfo, int]] = {}
         # paho's network thread alone touches these
         self._subscriptions: dict[int, tuple[str, str]] = {}  # mid -> (filter, what is lost without it)
         self._refused_subscriptions: set[str] = set()
@@ -106,10 +105,6 @@ class Publisher:
         # MQTT v5: the largest packet this broker takes (a bigger one closes the connection); None: no limit said
         self.max_packet_bytes = getattr(properties, "MaximumPacketSize", None)
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
-        with self._lock:  # the latest status, then each new one as it comes, in that order (publish_status)
-            self._status_live = True
-            if self._status:
-                self._publish_retained(self.topics.status, json.dumps(self._status).encode(), "status")
         if not self.config.mqtt.snapshot.enabled:  # snapshots off: leave no picture of the view on the broker
             client.publish(self.topics.snapshot, b"", qos=0, retain=True)
         home_assistant = self.config.mqtt.home_assistant.enabled
@@ -158,8 +153,6 @@ class Publisher:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()
-        with self._lock:
-            self._status_live = False
         if reason.is_failure and self.last_error == "":
             log.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
 
@@ -196,15 +189,34 @@ class Publisher:
             self._publish_retained(topic, json.dumps(payload).encode() if payload else b"",
                                    "Home Assistant discovery (that entity is left out)")
 
-    def _publish_retained(self, topic: str, payload: bytes, what: str) -> None:
+    def _publish_retained(self, topic: str, payload: bytes, what: str) -> bool:
         """QoS 1, retained, unless over the broker's MaximumPacketSize: then it is not sent, and said once per
-        topic. The broker would close the connection on it, and paho send it again after every reconnect."""
-        if self.fits(payload):
-            self.client.publish(topic, payload, qos=1, retain=True)
-        elif topic not in self._oversized:
-            self._oversized.add(topic)
-            log.error("%s on %s: %d bytes, over the broker's maximum packet size (%s bytes with headers): not sent",
-                      what, topic, len(payload), self.max_packet_bytes)
+        topic (the broker would close the connection on it, and paho send it again after every reconnect).
+        False when paho did not take it (a message id still in use): to be offered again."""
+        if not self.fits(payload):
+            if topic not in self._oversized:
+                self._oversized.add(topic)
+                log.error("%s on %s: %d bytes, over the broker's maximum packet size (%s bytes with headers): not "
+                          "sent", what, topic, len(payload), self.max_packet_bytes)
+            return True
+        connection = self.connections  # before the hand-over: a reconnect meanwhile must not count it as newer
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            return False
+        self._sent[topic] = (info, connection)
+        return True
+
+    def _in_flight(self, topic: str) -> bool:
+        """Is the last message on ``topic`` unacknowledged? Across a reconnect too: paho sends it again first,
+        and anything newer sent before its PUBACK could arrive before it and be overwritten as the retained one."""
+        sent = self._sent.get(topic)
+        if sent is None:
+            return False
+        info, connection = sent
+        try:
+            return not info.is_published()
+        except RuntimeError:  # handed over with no connection: paho sends it on the next, but its info never says
+            return connection == self.connections
 
     # -- publishing ------------------------------------------------------------------------
     def publish_detection(self, payload: str, boxes_omitted: int = 0) -> int:
@@ -220,12 +232,22 @@ class Publisher:
         return info.mid
 
     def publish_status(self, status: dict) -> None:
-        """The retained status. Before the broker's CONNACK (its packet limit unknown) and while it is away, only
-        kept: the connection sends the latest, checked; paho would hold each one, unchecked, for the next."""
-        with self._lock:  # paho calls on_connect holding none of the locks publish takes: no deadlock
-            self._status = status
-            if self._status_live:
-                self._publish_retained(self.topics.status, json.dumps(status).encode(), "status")
+        """Keeps ``status`` as the latest and sends it if it can (``send_status``)."""
+        self._status = status
+        self.send_status()
+
+    def send_status(self) -> None:
+        """The latest status, retained, once per connection (a broker restarted without persistence has lost
+        it): only while connected (before the CONNACK the broker's packet limit is unknown, and paho would hold
+        each one unchecked for the next connection) and not while the last one is unacknowledged (paho sends
+        that one again first after a reconnect). The daemon's periodic step calls it: the latest goes out once
+        it can. The daemon's thread only: paho's may call back while holding locks that publish takes."""
+        if not self._status or not self.connected.is_set() or self._in_flight(self.topics.status):
+            return
+        payload = json.dumps(self._status).encode()
+        if self._status_sent != (payload, self.connections) and self._publish_retained(
+                self.topics.status, payload, "status"):
+            self._status_sent = (payload, self.connections)
 
     def payload_limit(self) -> int | None:
         """The largest payload this broker takes (its MaximumPacketSize less room for topic and headers);
@@ -274,31 +296,12 @@ class Publisher:
             oversized = len(payload)
             payload = json.dumps({"text": None, "words": [], "seq": reading["seq"], "timestamp": reading["timestamp"],
                                   "unavailable": "reading over the broker's maximum packet size"}).encode()
-            sent = self.fits(payload)  # not under a broker limit of ~1.2 KB: nothing can be said on this topic
             if topic not in self._oversized:
                 self._oversized.add(topic)
                 log.error("region %s: a %d-byte reading is over the broker's maximum packet size (%s bytes): %s",
-                          name, oversized, self.max_packet_bytes, "published as unavailable" if sent else "not sent")
-            if not sent:
-                return True  # nothing this topic can carry: offering it again would not help
-        connection = self.connections  # before the hand-over: a reconnect meanwhile must not count it as newer
-        info = self.client.publish(topic, payload, qos=1, retain=True)
-        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:  # not taken (a message id still in use): offered again
-            return False
-        self._region_sent[topic] = (info, connection)
-        return True
-
-    def _in_flight(self, topic: str) -> bool:
-        """Is the last message on ``topic`` unacknowledged? Across a reconnect too: paho sends it again first,
-        and anything newer sent before its PUBACK could arrive before it and be overwritten as the retained one."""
-        sent = self._region_sent.get(topic)
-        if sent is None:
-            return False
-        info, connection = sent
-        try:
-            return not info.is_published()
-        except RuntimeError:  # handed over with no connection: paho sends it on the next, but its info never says
-            return connection == self.connections
+                          name, oversized, self.max_packet_bytes,
+                          "published as unavailable" if self.fits(payload) else "not sent")
+        return self._publish_retained(topic, payload, f"region {name}")
 
     def publish_stats(self, stats: dict) -> None:
         self.client.publish(self.topics.stats, json.dumps(stats), qos=0)

@@ -186,7 +186,7 @@ class Daemon:
             # A finished run (--max-frames, or a finite source) delivers everything before it exits.
             finished = self.max_frames is not None or source_ended
             if finished:
-                flush_held(parts.reading, publisher, ACK_TIMEOUT_SECONDS)
+                flush_held(parts.reading, publisher)
             if finished and not outbox.wait_until_delivered(ACK_TIMEOUT_SECONDS):
                 log.error("%d detections not acknowledged by the broker (kept in the spool)", outbox.undelivered())
                 self.exit_code = 1
@@ -294,6 +294,7 @@ class Daemon:
             self._publish_status(parts, publisher)
         publish_unavailable(parts.reading, publisher, self.seq, time.time(), self._stale)
         publish_held(parts.reading, publisher)
+        publisher.send_status()  # the latest, once the broker has answered and took the last one
         if time.monotonic() - self._last_stats >= parts.config.mqtt.stats_interval_seconds:
             self._last_stats = time.monotonic()
             publisher.publish_stats(self._stats(parts))

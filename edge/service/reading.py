@@ -40,6 +40,7 @@ REASON_CHARS = 200  # of why reading is unavailable, in a region's message and t
 # (a flaky stream's) do not flip every region's sensor to unavailable and back.
 NO_FRAME_SECONDS = 30.0
 DETAIL_CHARS = 120  # of the source's reason, in the stale reason
+FLUSH_SECONDS = 10.0  # a finished run waits this long for its held region readings to go (one PUBACK each)
 
 
 @dataclass(frozen=True)
@@ -204,9 +205,10 @@ def retry_given_up(reading: Reading, settings: RecognitionConfig, now: float) ->
 def publish_regions(reading: Reading, regions: dict[str, RegionReading], publisher: Publisher, seq: int,
                     captured: float) -> None:
     """Each region's reading on its retained topic, only when its text changed since it was last published.
-    Nothing is queued while the broker is away (a flickering reading would pile up); one the publisher does
-    not take while the region's last message is unacknowledged is held, newest only (``publish_held``)."""
+    While the broker is away, or the region's last message is unacknowledged, its newest reading is held
+    (``publish_held``), not queued: a flickering reading would pile up."""
     if not publisher.connected.is_set():
+        reading.held.update((name, (region, seq, captured)) for name, region in regions.items())
         return
     forget_after_reconnect(reading, publisher)
     for name, region in regions.items():
@@ -240,10 +242,11 @@ def publish_held(reading: Reading, publisher: Publisher) -> None:
             _offer(reading, publisher, name, region, seq, captured)
 
 
-def flush_held(reading: Reading, publisher: Publisher, timeout: float) -> None:
-    """At the end of a finished run: the held readings go out before it exits, as its detections do."""
+def flush_held(reading: Reading, publisher: Publisher, timeout: float = FLUSH_SECONDS) -> None:
+    """At the end of a finished run: the held readings go out before it exits, as its detections do (a
+    broker away meanwhile is waited for, up to ``timeout``)."""
     deadline = time.monotonic() + timeout
-    while reading.held and publisher.connected.is_set() and time.monotonic() < deadline:
+    while reading.held and time.monotonic() < deadline:
         publish_held(reading, publisher)
         time.sleep(0.05)
 
