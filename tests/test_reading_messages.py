@@ -1013,10 +1013,11 @@ def test_a_region_message_stays_in_flight_across_a_reconnect_until_acknowledged(
     publisher.connections += 1  # reconnected; paho sends the first again
     assert not publisher.publish_region("meter", message) and len(handed) == 1
     handed[0]._set_as_published()  # its PUBACK
-    rc = mqtt.MQTT_ERR_NO_CONN  # handed over while the link was down: its info never says when it went
+    rc = mqtt.MQTT_ERR_NO_CONN  # handed over while the link was down: its info never says it was acknowledged
     assert publisher.publish_region("meter", message)
-    assert not publisher.publish_region("meter", message)
     publisher.connections += 1
+    assert not publisher.publish_region("meter", message)  # paho sends it on the new connection, after on_connect
+    publisher._on_publish(publisher.client, None, handed[-1].mid, None, None)  # type: ignore[arg-type]  # PUBACK
     rc = mqtt.MQTT_ERR_QUEUE_SIZE  # not taken: offered again, not counted as in flight
     assert not publisher.publish_region("meter", message) and not publisher.publish_region("meter", message)
     rc = mqtt.MQTT_ERR_SUCCESS
@@ -1092,3 +1093,27 @@ def test_the_status_goes_out_only_connected_and_never_before_an_older_one() -> N
     handed[1][1]._set_as_published()
     publisher.send_status()
     assert [json.loads(payload) for payload, _ in handed] == [{"n": 1}, {"n": 2}, {"n": 2}]
+
+
+def test_the_newest_status_goes_out_before_offline_when_the_daemon_stops() -> None:
+    """A status made while the last one was unacknowledged waited for the periodic step: at exit there is
+    none, and the retained status stayed older than the newest (review 32)."""
+    config = region_config(1883, "{name: meter, rect: [0, 0, 9, 9]}", home_assistant=False)
+    publisher = Publisher(config, None)
+    handed: list[tuple[str, bytes | str, mqtt.MQTTMessageInfo]] = []
+
+    def publish(topic: str, payload: bytes | str, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
+        handed.append((topic, payload, mqtt.MQTTMessageInfo(len(handed) + 1)))
+        if topic.endswith("/availability"):
+            handed[-1][2]._set_as_published()
+        return handed[-1][2]
+
+    client = SimpleNamespace(publish=publish, disconnect=lambda: None, loop_stop=lambda: None)
+    publisher.client = client  # type: ignore[assignment]
+    publisher.connected.set()
+    publisher.publish_status({"n": 1})
+    publisher.publish_status({"n": 2})  # the first not acknowledged yet: kept
+    threading.Timer(0.3, handed[0][2]._set_as_published).start()
+    publisher.stop(timeout=5)
+    assert [(topic.rsplit("/", 1)[1], payload) for topic, payload, _ in handed] == [
+        ("status", b'{"n": 1}'), ("status", b'{"n": 2}'), ("availability", "offline")]

@@ -10,6 +10,7 @@ defensively: anything unexpected is ignored and counted.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import json
@@ -18,6 +19,7 @@ import struct
 import sys
 import termios
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +43,7 @@ MAX_INCOMING_BYTES = 1024
 # oversized message never reaches paho's memory (the payload limit above is checked after that).
 MAX_PACKET_BYTES = 4096
 PACKET_OVERHEAD_BYTES = 1024  # a PUBLISH's fixed header, topic and user properties, generously
+ACKS_KEPT = 1024  # message ids remembered acknowledged: far more than are ever in flight (Delivery keeps 50)
 
 
 class Publisher:
@@ -58,8 +61,10 @@ class Publisher:
         self._status: dict[str, Any] = {}  # the latest (the daemon's thread alone touches the status)
         self._status_sent: tuple[bytes, int] | None = None  # the last status sent, and on which connection
         self._oversized: set[str] = set()  # topics whose message was over the broker's limit: logged once each
-        # status and region topics -> the last message and the connection it went out on (the daemon's thread)
-        self._sent: dict[str, tuple[mqtt.MQTTMessageInfo, int]] = {}
+        self._sent: dict[str, mqtt.MQTTMessageInfo] = {}  # status and region topics -> their last message
+        # the last PUBACKs' message ids (paho's thread appends): an info handed over with no connection never
+        # says it was acknowledged
+        self._acked: collections.deque[int] = collections.deque(maxlen=ACKS_KEPT)
         # paho's network thread alone touches these
         self._subscriptions: dict[int, tuple[str, str]] = {}  # mid -> (filter, what is lost without it)
         self._refused_subscriptions: set[str] = set()
@@ -137,6 +142,7 @@ class Publisher:
             if self.rejected == 1 or self.rejected % 100 == 0:
                 log.error("the broker refused a message (%s: detections, status, a region's reading); %d refused "
                           "so far; check its ACL", reason, self.rejected)
+        self._acked.append(mid)
         self.on_ack(mid)  # refused or not, resending would not help
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
@@ -187,9 +193,9 @@ class Publisher:
         """Every entity's config (retained); an entity switched off gets an empty one, which removes it."""
         for topic, payload in discovery_messages(self.config, self.topics):
             self._publish_retained(topic, json.dumps(payload).encode() if payload else b"",
-                                   "Home Assistant discovery (that entity is left out)")
+                                   "Home Assistant discovery (that entity is left out)", track=False)
 
-    def _publish_retained(self, topic: str, payload: bytes, what: str) -> bool:
+    def _publish_retained(self, topic: str, payload: bytes, what: str, track: bool = True) -> bool:
         """QoS 1, retained, unless over the broker's MaximumPacketSize: then it is not sent, and said once per
         topic (the broker would close the connection on it, and paho send it again after every reconnect).
         False when paho did not take it (a message id still in use): to be offered again."""
@@ -199,24 +205,23 @@ class Publisher:
                 log.error("%s on %s: %d bytes, over the broker's maximum packet size (%s bytes with headers): not "
                           "sent", what, topic, len(payload), self.max_packet_bytes)
             return True
-        connection = self.connections  # before the hand-over: a reconnect meanwhile must not count it as newer
         info = self.client.publish(topic, payload, qos=1, retain=True)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             return False
-        self._sent[topic] = (info, connection)
+        if track:  # paho's thread publishes discovery untracked: only the daemon's touches _sent
+            self._sent[topic] = info
         return True
 
     def _in_flight(self, topic: str) -> bool:
         """Is the last message on ``topic`` unacknowledged? Across a reconnect too: paho sends it again first,
         and anything newer sent before its PUBACK could arrive before it and be overwritten as the retained one."""
-        sent = self._sent.get(topic)
-        if sent is None:
+        info = self._sent.get(topic)
+        if info is None:
             return False
-        info, connection = sent
         try:
             return not info.is_published()
         except RuntimeError:  # handed over with no connection: paho sends it on the next, but its info never says
-            return connection == self.connections
+            return info.mid not in self._acked
 
     # -- publishing ------------------------------------------------------------------------
     def publish_detection(self, payload: str, boxes_omitted: int = 0) -> int:
@@ -309,6 +314,10 @@ class Publisher:
     def stop(self, timeout: float = 5.0) -> None:
         """Publish ``offline`` (retained), flush what can be flushed, disconnect."""
         if self.connected.is_set():
+            deadline = time.monotonic() + timeout  # the newest status first: one made while the last was unacknowledged
+            while self._in_flight(self.topics.status) and self.connected.is_set() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.send_status()
             info = self.client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout)

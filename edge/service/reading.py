@@ -246,9 +246,12 @@ def flush_held(reading: Reading, publisher: Publisher, timeout: float = FLUSH_SE
     """At the end of a finished run: the held readings go out before it exits, as its detections do (a
     broker away meanwhile is waited for, up to ``timeout``)."""
     deadline = time.monotonic() + timeout
-    while reading.held and time.monotonic() < deadline:
-        publish_held(reading, publisher)
-        time.sleep(0.05)
+    try:
+        while reading.held and time.monotonic() < deadline:
+            publish_held(reading, publisher)
+            time.sleep(0.05)
+    except Exception:  # it runs on the way out: the rest of the shutdown (offline, the lock) must still happen
+        log.exception("the regions' last readings could not be sent at exit")
 
 
 def unavailable_message(said: Unavailable, seq: int, captured: float) -> dict:
