@@ -287,7 +287,7 @@ class Publisher:
         the broker's MaximumPacketSize it goes without its words, or, still too large, says the region is
         unavailable: a packet over it closes the connection, and paho would send it again after every reconnect.
 
-        False, sending nothing, while the region's last message is not yet acknowledged on this connection:
+        False, sending nothing, while the region's last message is not yet acknowledged (``_in_flight``):
         the caller offers its newest reading again later. A changing region would otherwise pile messages up
         in paho's queue on a slow link, and the detections wait behind them (``Delivery`` keeps its own window).
         """

@@ -236,10 +236,8 @@ def _offer(reading: Reading, publisher: Publisher, name: str, region: RegionRead
 
 def publish_held(reading: Reading, publisher: Publisher) -> None:
     """Offers the held region readings again (the daemon's periodic step: also while no frame comes)."""
-    if reading.held and publisher.connected.is_set():
-        forget_after_reconnect(reading, publisher)
-        for name, (region, seq, captured) in list(reading.held.items()):
-            _offer(reading, publisher, name, region, seq, captured)
+    for name, (region, seq, captured) in list(reading.held.items()):
+        publish_regions(reading, {name: region}, publisher, seq, captured)
 
 
 def flush_held(reading: Reading, publisher: Publisher, timeout: float = FLUSH_SECONDS) -> None:
